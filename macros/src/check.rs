@@ -1,0 +1,234 @@
+//! `check`: ast -> ir. Walks the layers with a running [`Shape`] (the compile-time twin of
+//! Keras's `compute_output_shape`), binds every layer's arguments, and collects every
+//! independent error in one pass. After a layer fails, the shape is unknown and later
+//! layers get only their own argument checks, so one mistake is reported once.
+
+use crate::args::{bind, Errors, Signature, COMMON};
+use crate::ast::{LayerCall, ModelDef};
+use crate::ir::{CheckedLayer, Model};
+use crate::layers::{self, input, LayerInput, MaskRule};
+use crate::shape::{Shape, MAX_ELEMENTS};
+use crate::suggest::did_you_mean;
+use std::collections::HashMap;
+use syn::spanned::Spanned;
+use syn::Error;
+
+/// The largest weight kiln allocates (values); larger ones are almost surely typos.
+const MAX_WEIGHT_ELEMENTS: usize = 1 << 30;
+
+pub fn check(def: &ModelDef) -> Result<Model, Error> {
+    let mut errors = Errors::default();
+    if def.layers.is_empty() {
+        return Err(Error::new(
+            def.list_span,
+            format!(
+                "model `{}` has no layers; expected at least an input shape and one layer",
+                def.name
+            ),
+        ));
+    }
+
+    let mut layers_ast: &[LayerCall] = &def.layers;
+    let mut shape: Option<Shape> = None;
+    let mut names: HashMap<String, proc_macro2::Span> = HashMap::new();
+    let first = &def.layers[0];
+    let explicit_input = first.class == "Input";
+    if explicit_input {
+        layers_ast = &def.layers[1..];
+        let signature = Signature {
+            params: input::SIGNATURE.params,
+            required: input::SIGNATURE.required,
+        };
+        if let Some(b) = errors.ok(bind(first, &signature)) {
+            for extra in ["input_shape", "input_dim"] {
+                if let Some(arg) = b.get(extra) {
+                    errors.push(Error::new_spanned(
+                        &arg.expr,
+                        format!("`Input` takes `shape`, not `{extra}`"),
+                    ));
+                }
+            }
+            shape = errors.ok(input::from_input(&b));
+            if let Some((name, arg)) = errors.ok(b.string("name")).flatten() {
+                names.insert(name, arg.expr.span());
+            }
+        }
+        if layers_ast.is_empty() {
+            errors.push(Error::new(
+                def.list_span,
+                format!("model `{}` has an input but no layers", def.name),
+            ));
+        }
+    }
+
+    let mut counters: HashMap<String, usize> = HashMap::new();
+    let mut checked = Vec::new();
+    let mut source = "the model input".to_string();
+    let mut mask_from: Option<(String, String)> = None;
+    let mut weight_count = 0;
+    let mut known_shape = shape.is_some() || !explicit_input;
+
+    for (index, call) in layers_ast.iter().enumerate() {
+        let class = call.class.to_string();
+        if class == "Input" {
+            errors.push(Error::new(
+                call.class.span(),
+                "`Input` must be the first entry of the layer list",
+            ));
+            known_shape = false;
+            continue;
+        }
+        let Some(kind) = layers::find(&class) else {
+            let known = layers::REGISTRY.iter().map(|k| k.class).chain(["Input"]);
+            let hint = did_you_mean(&class, known);
+            errors.push(Error::new(
+                call.class.span(),
+                format!("unknown layer `{class}`{hint}"),
+            ));
+            known_shape = false;
+            continue;
+        };
+        let Some(bound) = errors.ok(bind(call, &kind.signature)) else {
+            known_shape = false;
+            continue;
+        };
+
+        // Input shape: from `Input`, or `input_shape`/`input_dim` on the first layer only.
+        let declares_input = bound.get("input_shape").or(bound.get("input_dim"));
+        if index == 0 && !explicit_input {
+            match input::from_first_layer(&bound) {
+                Some(result) => shape = errors.ok(result),
+                None => {
+                    errors.push(Error::new(
+                        call.class.span(),
+                        format!(
+                            "model `{}` has no input shape; expected `Input(shape = (...))` before `{class}`, or `input_shape = (...)` on it",
+                            def.name
+                        ),
+                    ));
+                }
+            }
+            known_shape = shape.is_some();
+        } else if let Some(arg) = declares_input {
+            errors.push(Error::new_spanned(
+                &arg.expr,
+                "`input_shape` and `input_dim` are only allowed on the first layer",
+            ));
+        }
+
+        // Keras names: explicit, or snake_case of the class counted within the model.
+        let name = match errors.ok(bound.string("name")) {
+            Some(Some((name, arg))) => {
+                if let Some(_previous) = names.get(&name) {
+                    errors.push(Error::new_spanned(
+                        &arg.expr,
+                        format!("layer name `{name}` is used twice; Keras requires unique layer names"),
+                    ));
+                }
+                names.insert(name.clone(), arg.expr.span());
+                name
+            }
+            _ => {
+                let base = layers::snake_case(&class);
+                let n = counters.entry(base.clone()).or_insert(0);
+                let mut name = if *n == 0 { base.clone() } else { format!("{base}_{n}") };
+                *n += 1;
+                while names.contains_key(&name) {
+                    name = format!("{base}_{n}");
+                    *n += 1;
+                }
+                names.insert(name.clone(), call.class.span());
+                name
+            }
+        };
+        for common in COMMON {
+            let _ = common;
+        }
+
+        let Some(input_shape) = shape.clone().filter(|_| known_shape) else {
+            continue;
+        };
+        let layer_input = LayerInput {
+            shape: &input_shape,
+            source: &source,
+        };
+        let Some(code) = errors.ok((kind.build)(&bound, &layer_input)) else {
+            known_shape = false;
+            continue;
+        };
+
+        match (code.mask_rule(), &mask_from) {
+            (MaskRule::Refuse, Some((mask_layer, mask_class))) => {
+                errors.push(Error::new(
+                    call.class.span(),
+                    format!(
+                        "`{class}` cannot take the mask produced by layer `{mask_layer}` (`{mask_class}`); Keras would drop it silently\n  help: remove the `{mask_class}` layer, or put `{class}` before it"
+                    ),
+                ));
+            }
+            (MaskRule::Produce, _) => mask_from = Some((name.clone(), class.clone())),
+            _ => {}
+        }
+
+        let output = code.output_shape();
+        match output.elements() {
+            Some(n) if n <= MAX_ELEMENTS => {}
+            _ => {
+                errors.push(Error::new(
+                    call.class.span(),
+                    format!("output shape {output} of `{class}` is too large: kiln holds at most {MAX_ELEMENTS} values per sample"),
+                ));
+                known_shape = false;
+                continue;
+            }
+        }
+        let weights = code.weights();
+        if let Some(w) = weights
+            .iter()
+            .find(|w| w.shape.elements().is_none_or(|n| n > MAX_WEIGHT_ELEMENTS))
+        {
+            errors.push(Error::new_spanned(
+                &call.call,
+                format!(
+                    "weight `{name}/{}` of shape {} is too large: kiln allocates at most {MAX_WEIGHT_ELEMENTS} values per weight",
+                    w.suffix, w.shape
+                ),
+            ));
+            known_shape = false;
+            continue;
+        }
+
+        let first_weight = weight_count;
+        weight_count += weights.len();
+        source = format!("layer `{name}`");
+        shape = Some(output.clone());
+        checked.push(CheckedLayer {
+            name,
+            class,
+            span: call.class.span(),
+            input: input_shape,
+            output,
+            first_weight,
+            weights,
+            code,
+        });
+    }
+
+    errors.into_result()?;
+    let input = match (shape.is_some(), checked.first()) {
+        (_, Some(first)) => first.input.clone(),
+        _ => {
+            return Err(Error::new(
+                def.list_span,
+                format!("model `{}` has no layers", def.name),
+            ))
+        }
+    };
+    Ok(Model {
+        attrs: def.attrs.clone(),
+        vis: def.vis.clone(),
+        name: def.name.clone(),
+        input,
+        layers: checked,
+    })
+}

@@ -1,0 +1,175 @@
+//! `expand`: ir -> Rust. Emits the model struct (one field per stateful layer) and its
+//! `kiln::Model` impl. Code size grows with the number of layers: each layer is a call into
+//! a runtime kernel, never code per weight value. `fallback` emits a stand-in model when
+//! checking failed, so user code that names the model shows no follow-on errors.
+
+use crate::ir::Model;
+use crate::layers::Forward;
+use crate::shape::Mode;
+use proc_macro2::{Ident, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+
+pub fn expand(model: &Model) -> TokenStream {
+    let Model {
+        attrs, vis, name, ..
+    } = model;
+    let name_str = name.to_string();
+    let input = &model.input;
+    let output = model.output();
+
+    let fields: Vec<(Ident, TokenStream, TokenStream)> = model
+        .layers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, layer)| {
+            let ty = layer.code.state_type()?;
+            let init = layer.code.init(&quote!(seed), layer.first_weight);
+            Some((format_ident!("l{}", i), ty, init))
+        })
+        .collect();
+    let field_decls = fields.iter().map(|(f, ty, _)| quote!(#f: #ty));
+    let field_inits = fields.iter().map(|(f, _, init)| quote!(#f: #init));
+
+    let forward = |mode: Mode| {
+        let steps = model.layers.iter().enumerate().map(|(i, layer)| {
+            let field = format_ident!("l{}", i);
+            let f = Forward {
+                mode,
+                state: quote!(self.#field),
+                input: &layer.input,
+                output: &layer.output,
+            };
+            let code = layer.code.forward(&f);
+            let ty = layer.output.tensor_type(mode);
+            quote_spanned!(layer.span=> let x: #ty = #code;)
+        });
+        quote!(#(#steps)*)
+    };
+    let sample_steps = forward(Mode::Sample);
+    let batch_steps = forward(Mode::Batch);
+
+    let weight_names: Vec<String> = model
+        .layers
+        .iter()
+        .flat_map(|l| l.weights.iter().map(move |w| format!("{}/{}", l.name, w.suffix)))
+        .collect();
+    let weight_shapes = model
+        .layers
+        .iter()
+        .flat_map(|l| l.weights.iter().map(|w| w.shape.slice_tokens()));
+    let param_count: usize = model
+        .layers
+        .iter()
+        .flat_map(|l| l.weights.iter().map(|w| w.shape.len()))
+        .sum();
+    let weight_arms: Vec<(usize, TokenStream)> = model
+        .layers
+        .iter()
+        .enumerate()
+        .flat_map(|(i, l)| {
+            let field = format_ident!("l{}", i);
+            (0..l.weights.len()).map(move |w| (l.first_weight + w, quote!(self.#field, #w)))
+        })
+        .collect();
+    let get_arms = weight_arms.iter().map(|(index, access)| {
+        quote!(#index => ::kiln::__private::Weights::weight(&#access))
+    });
+    let set_arms = weight_arms.iter().map(|(index, access)| {
+        quote!(#index => ::kiln::__private::Weights::weight_mut(&mut #access))
+    });
+    let layer_infos = model.layers.iter().map(|l| {
+        let (lname, class) = (&l.name, &l.class);
+        let shape = l.output.slice_tokens();
+        let params: usize = l.weights.iter().map(|w| w.shape.len()).sum();
+        quote!(::kiln::LayerInfo { name: #lname, class: #class, output_shape: #shape, params: #params })
+    });
+
+    let input_ty = input.tensor_type(Mode::Sample);
+    let output_ty = output.tensor_type(Mode::Sample);
+    let input_batch_ty = input.tensor_type(Mode::Batch);
+    let (input_shape, output_shape) = (input.slice_tokens(), output.slice_tokens());
+    let (input_len, output_len) = (input.len(), output.len());
+
+    quote! {
+        #(#attrs)*
+        #vis struct #name {
+            #(#field_decls,)*
+        }
+
+        impl ::kiln::Model for #name {
+            type Input = #input_ty;
+            type Output = #output_ty;
+            const NAME: &'static str = #name_str;
+            const INPUT_SHAPE: &'static [usize] = #input_shape;
+            const OUTPUT_SHAPE: &'static [usize] = #output_shape;
+            const INPUT_LEN: usize = #input_len;
+            const OUTPUT_LEN: usize = #output_len;
+            const PARAM_COUNT: usize = #param_count;
+            const WEIGHT_NAMES: &'static [&'static str] = &[#(#weight_names),*];
+            const WEIGHT_SHAPES: &'static [&'static [usize]] = &[#(#weight_shapes),*];
+            const LAYERS: &'static [::kiln::LayerInfo] = &[#(#layer_infos),*];
+
+            fn new(seed: u64) -> Self {
+                let _ = seed;
+                Self { #(#field_inits,)* }
+            }
+
+            #[inline]
+            fn predict(&self, x: &Self::Input) -> Self::Output {
+                let x: #input_ty = *x;
+                #sample_steps
+                x
+            }
+
+            fn __predict_batch(&self, xs: &[f32]) -> ::kiln::__private::Vec<f32> {
+                let x: #input_batch_ty = ::kiln::__private::Tensor::from_values(xs);
+                #batch_steps
+                ::kiln::__private::Tensor::values(&x).to_vec()
+            }
+
+            fn __weight(&self, index: usize) -> &[f32] {
+                match index {
+                    #(#get_arms,)*
+                    _ => &[],
+                }
+            }
+
+            fn __weight_mut(&mut self, index: usize) -> &mut [f32] {
+                match index {
+                    #(#set_arms,)*
+                    _ => &mut [],
+                }
+            }
+        }
+    }
+}
+
+/// A stand-in for a model that failed to check: the same name and visibility and a `Model`
+/// impl whose methods are never run (the crate does not compile anyway).
+pub fn fallback(def: &crate::ast::ModelDef) -> TokenStream {
+    let (attrs, vis, name) = (&def.attrs, &def.vis, &def.name);
+    let name_str = name.to_string();
+    quote! {
+        #(#attrs)*
+        #vis struct #name {}
+
+        impl ::kiln::Model for #name {
+            type Input = ::kiln::__private::Sample<1, 1>;
+            type Output = ::kiln::__private::Sample<1, 1>;
+            const NAME: &'static str = #name_str;
+            const INPUT_SHAPE: &'static [usize] = &[1];
+            const OUTPUT_SHAPE: &'static [usize] = &[1];
+            const INPUT_LEN: usize = 1;
+            const OUTPUT_LEN: usize = 1;
+            const PARAM_COUNT: usize = 0;
+            const WEIGHT_NAMES: &'static [&'static str] = &[];
+            const WEIGHT_SHAPES: &'static [&'static [usize]] = &[];
+            const LAYERS: &'static [::kiln::LayerInfo] = &[];
+            fn new(_seed: u64) -> Self { Self {} }
+            fn predict(&self, x: &Self::Input) -> Self::Output { *x }
+            fn __predict_batch(&self, xs: &[f32]) -> ::kiln::__private::Vec<f32> { xs.to_vec() }
+            fn __weight(&self, _index: usize) -> &[f32] { &[] }
+            fn __weight_mut(&mut self, _index: usize) -> &mut [f32] { &mut [] }
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! The checked model: what `check.rs` produces and `expand.rs` consumes. Every shape is
+//! resolved and every argument validated, so expansion has no error paths.
+
+use crate::layers::{Layer, Weight};
+use crate::shape::Shape;
+use proc_macro2::Span;
+use syn::{Attribute, Ident, Visibility};
+
+pub struct Model {
+    pub attrs: Vec<Attribute>,
+    pub vis: Visibility,
+    pub name: Ident,
+    pub input: Shape,
+    pub layers: Vec<CheckedLayer>,
+}
+
+pub struct CheckedLayer {
+    /// Keras layer name (`dense_1`).
+    pub name: String,
+    /// Keras class name (`Dense`).
+    pub class: String,
+    pub span: Span,
+    pub input: Shape,
+    pub output: Shape,
+    /// Index of the layer's first weight among the model's weights.
+    pub first_weight: usize,
+    pub weights: Vec<Weight>,
+    pub code: Box<dyn Layer>,
+}
+
+impl Model {
+    pub fn output(&self) -> &Shape {
+        self.layers.last().map_or(&self.input, |l| &l.output)
+    }
+}

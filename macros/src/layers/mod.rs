@@ -1,0 +1,132 @@
+//! The layer registry: one file per Keras layer kind, each exporting a [`LayerKind`] —
+//! its Keras signature, its shape rule and its code generation. Adding a layer means adding
+//! its file and one line to [`REGISTRY`].
+
+use crate::args::{Bound, Signature};
+use crate::shape::{Mode, Shape};
+use proc_macro2::TokenStream;
+use syn::Error;
+
+pub mod activation;
+pub mod dense;
+pub mod input;
+
+/// Every layer kind the DSL knows, by Keras class name.
+pub const REGISTRY: &[LayerKind] = &[activation::KIND, dense::KIND];
+
+/// A layer kind: how to read its arguments and check them against its input.
+pub struct LayerKind {
+    /// Keras's class name, as written in the DSL.
+    pub class: &'static str,
+    pub signature: Signature,
+    /// Reads the bound arguments and checks them against the input. Errors carry spans.
+    pub build: fn(&Bound, &LayerInput) -> Result<Box<dyn Layer>, Error>,
+}
+
+/// What a layer is given: its input shape and where that shape came from.
+pub struct LayerInput<'a> {
+    pub shape: &'a Shape,
+    /// "layer `dense_1`" or "the model input", for error messages.
+    pub source: &'a str,
+}
+
+/// How a layer treats a Keras mask arriving with its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaskRule {
+    /// Cannot take a mask (Keras would drop it with a warning; kiln refuses to compile).
+    Refuse,
+    /// Passes the mask on unchanged (Keras `supports_masking = True`).
+    Propagate,
+    /// Computes a new mask from its input (`Masking`).
+    Produce,
+}
+
+/// A weight of a layer: its Keras name suffix (`kernel`) and shape.
+pub struct Weight {
+    pub suffix: &'static str,
+    pub shape: Shape,
+}
+
+/// What the expansion needs to emit one layer's forward code.
+pub struct Forward<'a> {
+    pub mode: Mode,
+    /// Expression for the layer's state (`self.l0`), when it has a runtime struct.
+    pub state: TokenStream,
+    pub input: &'a Shape,
+    pub output: &'a Shape,
+}
+
+/// A checked layer: everything it needs is resolved, so code generation cannot fail.
+pub trait Layer {
+    fn output_shape(&self) -> Shape;
+
+    /// Keras weights, in Keras's order (`kernel` before `bias`).
+    fn weights(&self) -> Vec<Weight> {
+        Vec::new()
+    }
+
+    fn mask_rule(&self) -> MaskRule {
+        MaskRule::Refuse
+    }
+
+    /// The runtime type holding the layer's weights, if it has any.
+    fn state_type(&self) -> Option<TokenStream> {
+        None
+    }
+
+    /// Expression constructing the state from `seed` (a `u64` variable); the layer's first
+    /// weight is number `first_weight` of the model.
+    fn init(&self, _seed: &TokenStream, _first_weight: usize) -> TokenStream {
+        TokenStream::new()
+    }
+
+    /// Expression computing the output from `x`, an owned tensor of the input shape.
+    fn forward(&self, f: &Forward) -> TokenStream;
+}
+
+/// The kind registered under `class`.
+pub fn find(class: &str) -> Option<&'static LayerKind> {
+    REGISTRY.iter().find(|k| k.class == class)
+}
+
+/// Keras's automatic layer name for a class: its snake_case (`ReLU` -> `re_lu`).
+pub fn snake_case(class: &str) -> String {
+    // Keras: re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name), then "([a-z])([A-Z])".
+    let chars: Vec<char> = class.chars().collect();
+    let mut first = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        let starts_word = i > 0
+            && c.is_ascii_uppercase()
+            && chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
+        if starts_word {
+            first.push('_');
+        }
+        first.push(c);
+    }
+    let chars: Vec<char> = first.chars().collect();
+    let mut out = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if i > 0 && c.is_ascii_uppercase() && chars[i - 1].is_ascii_lowercase() {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn automatic_names_match_keras() {
+        assert_eq!(snake_case("Dense"), "dense");
+        assert_eq!(snake_case("ReLU"), "re_lu");
+        assert_eq!(snake_case("PReLU"), "p_re_lu");
+        assert_eq!(snake_case("LeakyReLU"), "leaky_re_lu");
+        assert_eq!(snake_case("ELU"), "elu");
+        assert_eq!(snake_case("Conv2D"), "conv2d");
+        assert_eq!(snake_case("RepeatVector"), "repeat_vector");
+        assert_eq!(snake_case("ActivityRegularization"), "activity_regularization");
+    }
+}

@@ -1,0 +1,147 @@
+//! `Error`: every fallible runtime call (slice predictions, weight access, loading) returns it.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+/// What went wrong in a runtime call on a model. Each variant carries enough to fix the call
+/// without reading kiln's source: the expected names, lengths or shapes next to what was given.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A slice holding one sample had the wrong number of values.
+    #[error("expected {expected} input values (one sample of shape {shape}), found {found}")]
+    InputLength {
+        /// Values one sample needs.
+        expected: usize,
+        /// Values given.
+        found: usize,
+        /// The model's per-sample input shape, as Keras prints it.
+        shape: ShapeDisplay,
+    },
+    /// A batch slice's length was not a multiple of one sample's length.
+    #[error("a batch of samples of shape {shape} needs a multiple of {per_sample} values, found {found}")]
+    BatchLength {
+        /// Values per sample.
+        per_sample: usize,
+        /// Values given.
+        found: usize,
+        /// The model's per-sample input shape.
+        shape: ShapeDisplay,
+    },
+    /// An input value was NaN or infinite.
+    #[error("input value at index {index} is {value}, expected a finite number")]
+    NonFiniteInput {
+        /// Position in the given slice.
+        index: usize,
+        /// The offending value.
+        value: f32,
+    },
+    /// A weight name that the model does not have.
+    #[error("no weight named `{name}`; the model's weights are: {}", .expected.join(", "))]
+    UnknownWeight {
+        /// The name asked for.
+        name: String,
+        /// Every weight name the model has, in order.
+        expected: Vec<&'static str>,
+    },
+    /// `set_weight` got the wrong number of values.
+    #[error("weight `{name}` has shape {shape} and takes {expected} values, found {found}")]
+    WeightLength {
+        /// The weight's name.
+        name: String,
+        /// Its Keras shape.
+        shape: ShapeDisplay,
+        /// Values it takes.
+        expected: usize,
+        /// Values given.
+        found: usize,
+    },
+    /// `set_weight` got a NaN or infinite value; nothing was written.
+    #[error("weight `{name}` value at index {index} is {value}, expected a finite number; nothing was written")]
+    NonFiniteWeight {
+        /// The weight's name.
+        name: String,
+        /// Position in the given slice.
+        index: usize,
+        /// The offending value.
+        value: f32,
+    },
+}
+
+/// A shape printed the way Keras prints one: `(3, 4)`, `(64,)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShapeDisplay(pub Vec<usize>);
+
+impl From<&[usize]> for ShapeDisplay {
+    fn from(dims: &[usize]) -> Self {
+        ShapeDisplay(dims.to_vec())
+    }
+}
+
+impl fmt::Display for ShapeDisplay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_shape(f, None, &self.0)
+    }
+}
+
+/// Writes `dims` as a Python tuple, optionally led by a batch entry such as `None`.
+pub(crate) fn write_shape(
+    f: &mut impl fmt::Write,
+    batch: Option<&str>,
+    dims: &[usize],
+) -> fmt::Result {
+    f.write_str("(")?;
+    let mut first = true;
+    if let Some(batch) = batch {
+        f.write_str(batch)?;
+        first = false;
+    }
+    for d in dims {
+        if !first {
+            f.write_str(", ")?;
+        }
+        write!(f, "{d}")?;
+        first = false;
+    }
+    if dims.len() + usize::from(batch.is_some()) == 1 {
+        f.write_str(",")?;
+    }
+    f.write_str(")")
+}
+
+/// The first non-finite value of `values`, as `(index, value)`.
+pub(crate) fn first_non_finite(values: &[f32]) -> Option<(usize, f32)> {
+    values
+        .iter()
+        .position(|v| !v.is_finite())
+        .map(|i| (i, values[i]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+    use alloc::vec;
+
+    #[test]
+    fn shapes_print_like_python_tuples() {
+        assert_eq!(ShapeDisplay(vec![64]).to_string(), "(64,)");
+        assert_eq!(ShapeDisplay(vec![3, 4]).to_string(), "(3, 4)");
+        let mut s = String::new();
+        write_shape(&mut s, Some("None"), &[10]).unwrap();
+        assert_eq!(s, "(None, 10)");
+    }
+
+    #[test]
+    fn unknown_weight_lists_the_names() {
+        let e = Error::UnknownWeight {
+            name: "x".into(),
+            expected: vec!["dense/kernel", "dense/bias"],
+        };
+        assert_eq!(
+            e.to_string(),
+            "no weight named `x`; the model's weights are: dense/kernel, dense/bias"
+        );
+    }
+}

@@ -1,0 +1,141 @@
+//! Keras's `Dense`: `output = activation(input · kernel + bias)` on the last axis. The
+//! kernel here computes the affine part; the model applies the activation after it.
+
+use super::Weights;
+use crate::initializers::{weight_rng, Initializer};
+use alloc::boxed::Box;
+use nalgebra::allocator::Allocator;
+use nalgebra::{Const, DefaultAllocator, Dim, Matrix, OMatrix, SMatrix, SVector, Storage};
+
+/// A densely connected layer from `I` to `U` units.
+///
+/// `y = x · kernel + bias` on the last axis of an input of any rank (the activation is
+/// applied by the generated code, which knows it at compile time).
+///
+/// # Shapes
+/// `(..., I)` -> `(..., U)`.
+///
+/// # Weights
+/// - `kernel`: Keras shape `(I, U)`, row-major. kiln stores it as the `U x I` matrix `Wᵀ`
+///   in column-major order, which is the same memory, so loading is a copy.
+/// - `bias`: `(U,)`, present when `use_bias` (the default).
+///
+/// Both live on the heap, so a `Dense(4096)` on a 4096-wide input fits any thread's stack.
+#[derive(Debug, Clone)]
+pub struct Dense<const I: usize, const U: usize> {
+    /// `kernelᵀ`: row `u` holds the weights into unit `u`.
+    pub kernel: Box<SMatrix<f32, U, I>>,
+    /// One value per unit; zeros (and unused) when the layer has no bias.
+    pub bias: Box<SVector<f32, U>>,
+    /// Whether the bias is added.
+    pub use_bias: bool,
+}
+
+impl<const I: usize, const U: usize> Dense<I, U> {
+    /// Keras weight shapes: kernel `(I, U)`, bias `(U,)`.
+    pub const KERNEL_SHAPE: [usize; 2] = [I, U];
+    /// See [`Dense::KERNEL_SHAPE`].
+    pub const BIAS_SHAPE: [usize; 1] = [U];
+
+    /// A layer initialised from `seed`; the kernel draws from stream `first_weight`, the
+    /// bias from the next one (see [`weight_rng`]).
+    pub fn new(
+        use_bias: bool,
+        kernel_initializer: Initializer,
+        bias_initializer: Initializer,
+        seed: u64,
+        first_weight: usize,
+    ) -> Self {
+        let mut kernel = crate::heap::zeroed::<SMatrix<f32, U, I>>();
+        let mut bias = crate::heap::zeroed::<SVector<f32, U>>();
+        kernel_initializer.fill(
+            kernel.as_mut_slice(),
+            &Self::KERNEL_SHAPE,
+            &mut weight_rng(seed, first_weight),
+        );
+        if use_bias {
+            bias_initializer.fill(
+                bias.as_mut_slice(),
+                &Self::BIAS_SHAPE,
+                &mut weight_rng(seed, first_weight + 1),
+            );
+        }
+        Dense {
+            kernel,
+            bias,
+            use_bias,
+        }
+    }
+
+    /// The layer on one sample or a batch: `x` has `I` rows, one column per position.
+    #[inline]
+    pub fn forward<C: Dim, S: Storage<f32, Const<I>, C>>(
+        &self,
+        x: &Matrix<f32, Const<I>, C, S>,
+    ) -> OMatrix<f32, Const<U>, C>
+    where
+        DefaultAllocator: Allocator<Const<U>, C>,
+    {
+        let mut y = &*self.kernel * x;
+        if self.use_bias {
+            for mut column in y.column_iter_mut() {
+                column += &*self.bias;
+            }
+        }
+        y
+    }
+}
+
+impl<const I: usize, const U: usize> Weights for Dense<I, U> {
+    fn weight(&self, index: usize) -> &[f32] {
+        match index {
+            0 => self.kernel.as_slice(),
+            _ => self.bias.as_slice(),
+        }
+    }
+    fn weight_mut(&mut self, index: usize) -> &mut [f32] {
+        match index {
+            0 => self.kernel.as_mut_slice(),
+            _ => self.bias.as_mut_slice(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::{Batch, Sample, Tensor};
+
+    fn layer() -> Dense<3, 2> {
+        let mut d = Dense::<3, 2>::new(
+            true,
+            Initializer::Zeros,
+            Initializer::Zeros,
+            0,
+            0,
+        );
+        // Keras kernel (3, 2) row-major: [[1, 2], [3, 4], [5, 6]]
+        d.kernel
+            .as_mut_slice()
+            .copy_from_slice(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        d.bias.as_mut_slice().copy_from_slice(&[0.5, -0.5]);
+        d
+    }
+
+    #[test]
+    fn kernel_memory_is_keras_layout() {
+        let y = layer().forward(&Sample::<3, 1>::from_values(&[1.0, 1.0, 1.0]));
+        // x · K = [1+3+5, 2+4+6] + bias
+        assert_eq!(y.values(), &[9.5, 11.5]);
+    }
+
+    #[test]
+    fn rank_two_and_batches_use_the_last_axis() {
+        let d = layer();
+        let x = [1.0, 0.0, 0.0, 0.0, 0.0, 1.0];
+        let per_row = d.forward(&Sample::<3, 2>::from_values(&x));
+        assert_eq!(per_row.values(), &[1.5, 1.5, 5.5, 5.5]);
+        let batch = d.forward(&Batch::<3>::from_values(&x));
+        assert_eq!(batch.values(), per_row.values());
+    }
+}

@@ -1,0 +1,15 @@
+//! One kernel file per Keras layer kind. The `model!` macro's layer of the same name emits
+//! calls into these.
+
+pub mod dense;
+
+pub use dense::Dense;
+
+/// Access to a layer's weights by their index in Keras's order (`kernel` = 0, `bias` = 1),
+/// as Keras's layout: row-major in the Keras shape.
+pub trait Weights {
+    /// Weight `index`'s values.
+    fn weight(&self, index: usize) -> &[f32];
+    /// Weight `index`'s values, writable.
+    fn weight_mut(&mut self, index: usize) -> &mut [f32];
+}

@@ -1,0 +1,157 @@
+//! The [`Model`] trait every `model!` model implements, and what the trait's provided
+//! methods build on: slice validation, weight lookup by Keras name, the summary table.
+
+use crate::error::{first_non_finite, Error, ShapeDisplay};
+use crate::tensor::Tensor;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+/// One layer as `summary()` lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerInfo {
+    /// The Keras layer name (`dense_1`, or the `name = ...` given).
+    pub name: &'static str,
+    /// The Keras class name (`Dense`).
+    pub class: &'static str,
+    /// Output shape per sample (no batch dimension).
+    pub output_shape: &'static [usize],
+    /// Number of trainable values.
+    pub params: usize,
+}
+
+/// A model declared with `kiln::model!`. Everything about its shapes is known at compile
+/// time; the slice-based methods check lengths at run time and return [`Error`]s.
+///
+/// The `__`-prefixed methods are what the macro generates; call the documented ones.
+pub trait Model: Sized {
+    /// One input sample (see [`crate::tensor`] for the type of each rank).
+    type Input: Tensor;
+    /// One output sample.
+    type Output: Tensor;
+
+    /// The model's name: the Rust type's name.
+    const NAME: &'static str;
+    /// Input shape of one sample, as Keras's `input_shape` (no batch dimension).
+    const INPUT_SHAPE: &'static [usize];
+    /// Output shape of one sample.
+    const OUTPUT_SHAPE: &'static [usize];
+    /// Values in one input sample.
+    const INPUT_LEN: usize;
+    /// Values in one output sample.
+    const OUTPUT_LEN: usize;
+    /// Number of trainable values (Keras's "Total params").
+    const PARAM_COUNT: usize;
+    /// Keras weight names in the order `model.weights` lists them (`dense/kernel`, ...).
+    const WEIGHT_NAMES: &'static [&'static str];
+    /// Keras shape of each weight, in the order of [`Model::WEIGHT_NAMES`].
+    const WEIGHT_SHAPES: &'static [&'static [usize]];
+    /// Every layer, in order, for `summary()`.
+    const LAYERS: &'static [LayerInfo];
+
+    /// A model with weights initialised as Keras would (glorot_uniform kernels, zero biases
+    /// unless the layer says otherwise), deterministic for a seed.
+    fn new(seed: u64) -> Self;
+
+    /// Inference on one sample. Allocation-free: everything lives on the stack except the
+    /// weights, which the model owns.
+    fn predict(&self, x: &Self::Input) -> Self::Output;
+
+    #[doc(hidden)]
+    /// Inference on `xs`, already checked to hold whole samples.
+    fn __predict_batch(&self, xs: &[f32]) -> Vec<f32>;
+    #[doc(hidden)]
+    /// The values of weight `index` of [`Model::WEIGHT_NAMES`], in Keras's layout.
+    fn __weight(&self, index: usize) -> &[f32];
+    #[doc(hidden)]
+    /// The values of weight `index`, writable.
+    fn __weight_mut(&mut self, index: usize) -> &mut [f32];
+
+    /// Inference on one sample given as a row-major slice of [`Model::INPUT_LEN`] values.
+    fn predict_slice(&self, x: &[f32]) -> Result<Vec<f32>, Error> {
+        check_input::<Self>(x, false)?;
+        let y = self.predict(&Self::Input::from_values(x));
+        Ok(y.values().to_vec())
+    }
+
+    /// Inference on many samples, contiguous and row-major (`(batch, *INPUT_SHAPE)`),
+    /// computed with matrix-matrix products. Returns `(batch, *OUTPUT_SHAPE)` row-major.
+    fn predict_batch(&self, xs: &[f32]) -> Result<Vec<f32>, Error> {
+        check_input::<Self>(xs, true)?;
+        if xs.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self.__predict_batch(xs))
+    }
+
+    /// A copy of the weight called `name` (Keras's name, e.g. `dense/kernel`), row-major in
+    /// Keras's layout (a Dense kernel is `(input_dim, units)`).
+    fn get_weight(&self, name: &str) -> Result<Vec<f32>, Error> {
+        let index = weight_index::<Self>(name)?;
+        Ok(self.__weight(index).to_vec())
+    }
+
+    /// Replaces the weight called `name` with `values` (Keras's layout, row-major). On an
+    /// error nothing is written.
+    fn set_weight(&mut self, name: &str, values: &[f32]) -> Result<(), Error> {
+        let index = weight_index::<Self>(name)?;
+        let shape = Self::WEIGHT_SHAPES[index];
+        let expected: usize = shape.iter().product();
+        if values.len() != expected {
+            return Err(Error::WeightLength {
+                name: name.to_string(),
+                shape: ShapeDisplay::from(shape),
+                expected,
+                found: values.len(),
+            });
+        }
+        if let Some((index, value)) = first_non_finite(values) {
+            return Err(Error::NonFiniteWeight {
+                name: name.to_string(),
+                index,
+                value,
+            });
+        }
+        self.__weight_mut(index).copy_from_slice(values);
+        Ok(())
+    }
+
+    /// A table like Keras's `model.summary()`: each layer's name, type, output shape (with
+    /// `None` for the batch) and parameter count, then the totals.
+    fn summary() -> String {
+        crate::summary::render(Self::NAME, Self::LAYERS)
+    }
+}
+
+fn check_input<M: Model>(xs: &[f32], batch: bool) -> Result<(), Error> {
+    let per_sample = M::INPUT_LEN;
+    let shape = ShapeDisplay::from(M::INPUT_SHAPE);
+    if batch {
+        if per_sample == 0 || xs.len() % per_sample != 0 {
+            return Err(Error::BatchLength {
+                per_sample,
+                found: xs.len(),
+                shape,
+            });
+        }
+    } else if xs.len() != per_sample {
+        return Err(Error::InputLength {
+            expected: per_sample,
+            found: xs.len(),
+            shape,
+        });
+    }
+    match first_non_finite(xs) {
+        Some((index, value)) => Err(Error::NonFiniteInput { index, value }),
+        None => Ok(()),
+    }
+}
+
+fn weight_index<M: Model>(name: &str) -> Result<usize, Error> {
+    M::WEIGHT_NAMES
+        .iter()
+        .position(|n| *n == name)
+        .ok_or_else(|| Error::UnknownWeight {
+            name: name.to_string(),
+            expected: M::WEIGHT_NAMES.to_vec(),
+        })
+}

@@ -1,0 +1,46 @@
+//! # kiln
+//!
+//! Keras-style neural networks for Rust: write the layer list inside [`model!`], get shape
+//! errors from the compiler at the offending layer, and run fixed-size nalgebra code with
+//! Keras's numbers.
+//!
+//! ```
+//! use kiln::Model;
+//!
+//! kiln::model! {
+//!     /// Classifies 8x8 digit images.
+//!     pub Digits = Sequential([
+//!         Input(shape = (64,)),
+//!         Dense(128, activation = "relu"),
+//!         Dense(10, activation = "softmax"),
+//!     ]);
+//! }
+//!
+//! let model = Digits::new(42);
+//! let probabilities = model.predict_slice(&[0.5; 64])?;
+//! assert_eq!(probabilities.len(), 10);
+//! assert!((probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+//! # Ok::<(), kiln::Error>(())
+//! ```
+//!
+//! See [`model!`] for the DSL, [`Model`] for what every model can do, and [`tensor`] for the
+//! `Input`/`Output` types of each rank.
+#![cfg_attr(not(feature = "std"), no_std)]
+#![deny(missing_docs)]
+
+pub use kiln_runtime::*;
+
+#[doc = include_str!("../macros/DSL.md")]
+pub use kiln_macros::model;
+
+/// Paths the generated code names. Not a public API: it may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    extern crate alloc;
+    pub use alloc::vec::Vec;
+    pub use kiln_runtime::initializers;
+    pub use kiln_runtime::layers;
+    pub use kiln_runtime::layers::Weights;
+    pub use kiln_runtime::nalgebra;
+    pub use kiln_runtime::{Activation, Batch, Initializer, Sample, Tensor};
+}
