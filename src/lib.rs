@@ -42,5 +42,5 @@ pub mod __private {
     pub use kiln_runtime::layers;
     pub use kiln_runtime::layers::Weights;
     pub use kiln_runtime::nalgebra;
-    pub use kiln_runtime::{Activation, Batch, Initializer, Sample, Tensor};
+    pub use kiln_runtime::{Activation, Batch, Initializer, Pass, Sample, Tensor};
 }

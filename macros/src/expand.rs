@@ -4,7 +4,7 @@
 //! checking failed, so user code that names the model shows no follow-on errors.
 
 use crate::ir::Model;
-use crate::layers::Forward;
+use crate::layers::{Forward, MaskRule};
 use crate::shape::Mode;
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
@@ -31,22 +31,39 @@ pub fn expand(model: &Model) -> TokenStream {
     let field_inits = fields.iter().map(|(f, _, init)| quote!(#f: #init));
 
     let forward = |mode: Mode| {
-        let steps = model.layers.iter().enumerate().map(|(i, layer)| {
-            let field = format_ident!("l{}", i);
-            let f = Forward {
-                mode,
-                state: quote!(self.#field),
-                input: &layer.input,
-                output: &layer.output,
-            };
-            let code = layer.code.forward(&f);
-            let ty = layer.output.tensor_type(mode);
-            quote_spanned!(layer.span=> let x: #ty = #code;)
-        });
-        quote!(#(#steps)*)
+        let mut mask_live = false;
+        let steps: Vec<TokenStream> = model
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, layer)| {
+                let field = format_ident!("l{}", i);
+                let f = Forward {
+                    mode,
+                    state: quote!(self.#field),
+                    input: &layer.input,
+                    output: &layer.output,
+                    mask: mask_live.then(|| quote!(mask)),
+                };
+                let code = layer.code.forward(&f);
+                let ty = layer.output.tensor_type(mode);
+                if layer.code.mask_rule() == MaskRule::Produce {
+                    mask_live = true;
+                    quote_spanned!(layer.span=> let (x, mask): (#ty, _) = #code;)
+                } else {
+                    quote_spanned!(layer.span=> let x: #ty = #code;)
+                }
+            })
+            .collect();
+        let mask_out = if mask_live {
+            quote!(::core::option::Option::Some(mask.to_vec()))
+        } else {
+            quote!(::core::option::Option::None)
+        };
+        (quote!(#(#steps)*), mask_out)
     };
-    let sample_steps = forward(Mode::Sample);
-    let batch_steps = forward(Mode::Batch);
+    let (sample_steps, _) = forward(Mode::Sample);
+    let (batch_steps, batch_mask) = forward(Mode::Batch);
 
     let weight_names: Vec<String> = model
         .layers
@@ -116,15 +133,21 @@ pub fn expand(model: &Model) -> TokenStream {
 
             #[inline]
             fn predict(&self, x: &Self::Input) -> Self::Output {
+                let pass = &mut ::kiln::__private::Pass::inference();
+                let _ = &pass;
                 let x: #input_ty = *x;
                 #sample_steps
                 x
             }
 
-            fn __predict_batch(&self, xs: &[f32]) -> ::kiln::__private::Vec<f32> {
+            fn __forward_batch(
+                &self,
+                xs: &[f32],
+                pass: &mut ::kiln::__private::Pass,
+            ) -> (::kiln::__private::Vec<f32>, ::core::option::Option<::kiln::__private::Vec<bool>>) {
                 let x: #input_batch_ty = ::kiln::__private::Tensor::from_values(xs);
                 #batch_steps
-                ::kiln::__private::Tensor::values(&x).to_vec()
+                (::kiln::__private::Tensor::values(&x).to_vec(), #batch_mask)
             }
 
             fn __weight(&self, index: usize) -> &[f32] {
@@ -167,7 +190,13 @@ pub fn fallback(def: &crate::ast::ModelDef) -> TokenStream {
             const LAYERS: &'static [::kiln::LayerInfo] = &[];
             fn new(_seed: u64) -> Self { Self {} }
             fn predict(&self, x: &Self::Input) -> Self::Output { *x }
-            fn __predict_batch(&self, xs: &[f32]) -> ::kiln::__private::Vec<f32> { xs.to_vec() }
+            fn __forward_batch(
+                &self,
+                xs: &[f32],
+                _pass: &mut ::kiln::__private::Pass,
+            ) -> (::kiln::__private::Vec<f32>, ::core::option::Option<::kiln::__private::Vec<bool>>) {
+                (xs.to_vec(), ::core::option::Option::None)
+            }
             fn __weight(&self, _index: usize) -> &[f32] { &[] }
             fn __weight_mut(&mut self, _index: usize) -> &mut [f32] { &mut [] }
         }

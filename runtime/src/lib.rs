@@ -20,7 +20,7 @@ pub mod tensor;
 pub use activations::Activation;
 pub use error::{Error, ShapeDisplay};
 pub use initializers::Initializer;
-pub use model::{LayerInfo, Model};
+pub use model::{LayerInfo, Model, Pass};
 pub use tensor::{Batch, Sample, Tensor};
 
 /// The nalgebra version kiln's types come from, for naming `Input`/`Output` types.

@@ -6,6 +6,24 @@ use crate::tensor::Tensor;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
+/// State that travels through one forward pass.
+#[doc(hidden)]
+#[derive(Debug, Clone, Default)]
+pub struct Pass {
+    /// Training mode (Dropout drops); false in every `predict*` call.
+    pub training: bool,
+    /// Sum of the activity-regularisation losses added so far (already divided by the batch
+    /// size, as Keras does).
+    pub activity_loss: f32,
+}
+
+impl Pass {
+    /// The pass of a `predict*` call.
+    pub fn inference() -> Pass {
+        Pass::default()
+    }
+}
+
 /// One layer as `summary()` lists it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LayerInfo {
@@ -57,8 +75,9 @@ pub trait Model: Sized {
     fn predict(&self, x: &Self::Input) -> Self::Output;
 
     #[doc(hidden)]
-    /// Inference on `xs`, already checked to hold whole samples.
-    fn __predict_batch(&self, xs: &[f32]) -> Vec<f32>;
+    /// The forward pass on `xs`, already checked to hold whole samples: the outputs and,
+    /// when the model carries a Keras mask to its output, the mask.
+    fn __forward_batch(&self, xs: &[f32], pass: &mut Pass) -> (Vec<f32>, Option<Vec<bool>>);
     #[doc(hidden)]
     /// The values of weight `index` of [`Model::WEIGHT_NAMES`], in Keras's layout.
     fn __weight(&self, index: usize) -> &[f32];
@@ -80,7 +99,30 @@ pub trait Model: Sized {
         if xs.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(self.__predict_batch(xs))
+        Ok(self.__forward_batch(xs, &mut Pass::inference()).0)
+    }
+
+    /// Like [`Model::predict_batch`], also returning the Keras mask at the output when the
+    /// model has a `Masking` layer: one `bool` per output position (`true` = kept), in
+    /// row-major order of `(batch, *OUTPUT_SHAPE[..rank - 1])`.
+    fn predict_batch_with_mask(&self, xs: &[f32]) -> Result<(Vec<f32>, Option<Vec<bool>>), Error> {
+        check_input::<Self>(xs, true)?;
+        if xs.is_empty() {
+            return Ok((Vec::new(), None));
+        }
+        Ok(self.__forward_batch(xs, &mut Pass::inference()))
+    }
+
+    /// The activity-regularisation loss (`ActivityRegularization` layers) of a batch, as
+    /// Keras adds it to the training loss: each layer's `l1 * sum|y| + l2 * sum y²` divided by
+    /// the batch size. Zero for a model without such layers.
+    fn activity_loss(&self, xs: &[f32]) -> Result<f32, Error> {
+        check_input::<Self>(xs, true)?;
+        let mut pass = Pass::inference();
+        if !xs.is_empty() {
+            self.__forward_batch(xs, &mut pass);
+        }
+        Ok(pass.activity_loss)
     }
 
     /// A copy of the weight called `name` (Keras's name, e.g. `dense/kernel`), row-major in

@@ -48,12 +48,21 @@ pub struct Weight {
 }
 
 /// What the expansion needs to emit one layer's forward code.
+///
+/// The code runs where these variables are in scope:
+/// - `x`: the layer's input, an owned tensor of `input`'s shape in `mode`
+///   (`kiln::__private::Sample<R, C>` or `Batch<R>`);
+/// - `pass: &mut kiln::__private::Pass`: whether this is training, the activity loss so far;
+/// - `mask` (only when `mask` is `Some`): the Keras mask, one `bool` per position (per
+///   column of the tensor's matrix, over all samples in a batch); `true` = keep.
 pub struct Forward<'a> {
     pub mode: Mode,
     /// Expression for the layer's state (`self.l0`), when it has a runtime struct.
     pub state: TokenStream,
     pub input: &'a Shape,
     pub output: &'a Shape,
+    /// `Some(quote!(mask))` when a mask arrives with the input; it is a `&[bool]` via deref.
+    pub mask: Option<TokenStream>,
 }
 
 /// A checked layer: everything it needs is resolved, so code generation cannot fail.
@@ -81,6 +90,8 @@ pub trait Layer {
     }
 
     /// Expression computing the output from `x`, an owned tensor of the input shape.
+    /// A layer whose `mask_rule` is `Produce` returns `(output, mask)` instead, the mask
+    /// being `[bool; positions]` in `Mode::Sample` and `Vec<bool>` in `Mode::Batch`.
     fn forward(&self, f: &Forward) -> TokenStream;
 }
 
