@@ -57,3 +57,53 @@ pub fn assert_close(what: &str, actual: &[f32], expected: &[f32], rtol: f32, ato
         assert!(ok, "{what}: index {i}: kiln {a:e}, Keras {e:e} (rtol {rtol:e}, atol {atol:e})");
     }
 }
+
+/// The conformance check every layer's parity test uses on a golden model case written by
+/// `tools/oracle/*.py` (keys: `input_shape`, `output_shape`, optional `param_count`,
+/// `weight_names`, `weights` {name: {shape, values}}, `batch`, `x`, `y`): shapes and
+/// weight names agree with Keras, Keras's weights load, and `predict_batch`,
+/// `predict_slice` and the typed `predict` all reproduce Keras's outputs.
+pub fn check_model_case<M: kiln::Model>(case: &Value, rtol: f32, atol: f32) {
+    use kiln::Tensor;
+    let name = case["name"].as_str().unwrap_or("case");
+    assert_eq!(M::INPUT_SHAPE, dims(&case["input_shape"]).as_slice(), "{name}: input shape");
+    assert_eq!(M::OUTPUT_SHAPE, dims(&case["output_shape"]).as_slice(), "{name}: output shape");
+    if let Some(count) = case.get("param_count").and_then(Value::as_u64) {
+        assert_eq!(M::PARAM_COUNT as u64, count, "{name}: param count");
+    }
+    if let Some(names) = case.get("weight_names").and_then(Value::as_array) {
+        let names: Vec<&str> = names.iter().filter_map(Value::as_str).collect();
+        assert_eq!(M::WEIGHT_NAMES, names.as_slice(), "{name}: weight names");
+    }
+    let mut model = M::new(0);
+    if let Some(weights) = case.get("weights").and_then(Value::as_object) {
+        for (weight, spec) in weights {
+            let index = M::WEIGHT_NAMES.iter().position(|n| n == weight);
+            let index = index.unwrap_or_else(|| panic!("{name}: kiln has no weight {weight}"));
+            assert_eq!(M::WEIGHT_SHAPES[index], dims(&spec["shape"]).as_slice(), "{name}: shape of {weight}");
+            model
+                .set_weight(weight, &floats(&spec["values"]))
+                .unwrap_or_else(|e| panic!("{name}: set_weight({weight}): {e}"));
+        }
+    }
+    let x = floats(&case["x"]);
+    let y = floats(&case["y"]);
+    let batch = model.predict_batch(&x).unwrap_or_else(|e| panic!("{name}: predict_batch: {e}"));
+    assert_close(&format!("{name}: predict_batch"), &batch, &y, rtol, atol);
+    let (n_in, n_out) = (M::INPUT_LEN, M::OUTPUT_LEN);
+    for (i, (xs, ys)) in x.chunks(n_in).zip(y.chunks(n_out)).enumerate() {
+        let one = model.predict_slice(xs).unwrap_or_else(|e| panic!("{name}: predict_slice: {e}"));
+        assert_close(&format!("{name}: predict_slice sample {i}"), &one, ys, rtol, atol);
+        let typed = model.predict(&M::Input::from_values(xs));
+        assert_close(&format!("{name}: predict sample {i}"), typed.values(), ys, rtol, atol);
+    }
+}
+
+/// The golden case called `name` in `tests/golden/<file>.json`'s `cases` list.
+pub fn case(file: &Value, name: &str) -> Value {
+    file["cases"]
+        .as_array()
+        .and_then(|cases| cases.iter().find(|c| c["name"] == name))
+        .cloned()
+        .unwrap_or_else(|| panic!("golden case {name} missing (regenerate with tools/keras_oracle.py)"))
+}
