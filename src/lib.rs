@@ -33,6 +33,11 @@ pub use kiln_runtime::*;
 #[doc = include_str!("../macros/DSL.md")]
 pub use kiln_macros::model;
 
+/// The README's Rust example, compiled and run as a doc test so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// Paths the generated code names. Not a public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {
