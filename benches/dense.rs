@@ -1,1 +1,292 @@
-fn main(){}
+//! kiln's generated `Dense` models against the same networks written by hand in nalgebra.
+//!
+//! Each bench group times one workload twice, on the same weights and inputs: `kiln` (the
+//! model `model!` generates) and `nalgebra` (a hand-written forward pass: static
+//! `SMatrix`/`SVector` `&w * x + b` for one sample, dynamic `DMatrix` GEMM for a batch).
+//! The baseline's weights are copied out of the kiln model with `get_weight`, and before
+//! timing, each workload asserts that both compute the same outputs.
+//!
+//! Run with `RUSTFLAGS="-C target-cpu=native" cargo bench --bench dense`; results are in
+//! BENCHMARKS.md.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use kiln::Model;
+use nalgebra::{DMatrix, DVector, SMatrix, SVector};
+use std::hint::black_box;
+use std::time::Duration;
+
+kiln::model! {
+    /// W1: a tiny regressor; the cost is all per-call overhead.
+    W1 = Sequential([
+        Input(shape = (4,)),
+        Dense(8, activation = "relu"),
+        Dense(8, activation = "relu"),
+        Dense(1),
+    ]);
+    /// W2: a small classifier (8x8 digits).
+    W2 = Sequential([
+        Input(shape = (64,)),
+        Dense(128, activation = "relu"),
+        Dense(64, activation = "relu"),
+        Dense(10, activation = "softmax"),
+    ]);
+    /// W3 (one sample) and W4 (a batch of 256): an MNIST-sized classifier.
+    W3 = Sequential([
+        Input(shape = (784,)),
+        Dense(256, activation = "relu"),
+        Dense(128, activation = "relu"),
+        Dense(10, activation = "softmax"),
+    ]);
+}
+
+/// Deterministic values in [-1, 1) (a 64-bit LCG), so runs are comparable.
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// A kiln model with its default (glorot_uniform) kernels and non-zero biases, so that the
+/// bias addition is part of what the agreement check covers.
+fn model<M: Model>(seed: u64) -> M {
+    let mut m = M::new(seed);
+    for (i, (name, shape)) in M::WEIGHT_NAMES.iter().zip(M::WEIGHT_SHAPES).enumerate() {
+        if name.ends_with("/bias") {
+            let b: Vec<f32> = values(shape.iter().product(), 1000 + i as u64)
+                .iter()
+                .map(|v| 0.1 * v)
+                .collect();
+            m.set_weight(name, &b).expect("bias shape");
+        }
+    }
+    m
+}
+
+/// One hand-written dense layer of the static baseline: `Wᵀ` as a `U x I` matrix, on the
+/// heap like kiln's (the 256 x 784 kernel is 800 KB).
+struct StaticDense<const I: usize, const U: usize> {
+    w: Box<SMatrix<f32, U, I>>,
+    b: Box<SVector<f32, U>>,
+}
+
+impl<const I: usize, const U: usize> StaticDense<I, U> {
+    /// Copies layer `layer` (`dense`, `dense_1`, ...) out of a kiln model. A Keras kernel
+    /// `(I, U)` in row-major order is `Wᵀ` (`U x I`) in nalgebra's column-major order.
+    fn from_model<M: Model>(m: &M, layer: &str) -> Self {
+        let k = m.get_weight(&format!("{layer}/kernel")).expect("kernel");
+        let b = m.get_weight(&format!("{layer}/bias")).expect("bias");
+        StaticDense {
+            w: Box::new(SMatrix::from_column_slice(&k)),
+            b: Box::new(SVector::from_column_slice(&b)),
+        }
+    }
+
+    #[inline]
+    fn affine(&self, x: &SVector<f32, I>) -> SVector<f32, U> {
+        &*self.w * x + &*self.b
+    }
+
+    #[inline]
+    fn relu(&self, x: &SVector<f32, I>) -> SVector<f32, U> {
+        let mut y = self.affine(x);
+        y.apply(|v| *v = v.max(0.0));
+        y
+    }
+}
+
+fn softmax<const N: usize>(mut y: SVector<f32, N>) -> SVector<f32, N> {
+    let max = y.max();
+    y.apply(|v| *v = (*v - max).exp());
+    let inv = 1.0 / y.sum();
+    y * inv
+}
+
+/// The static baseline of W1.
+struct BaseW1(StaticDense<4, 8>, StaticDense<8, 8>, StaticDense<8, 1>);
+
+impl BaseW1 {
+    fn predict(&self, x: &SVector<f32, 4>) -> SVector<f32, 1> {
+        self.2.affine(&self.1.relu(&self.0.relu(x)))
+    }
+}
+
+/// The static baseline of a 3-layer relu-relu-softmax classifier (W2, W3).
+struct BaseMlp<const I: usize, const H1: usize, const H2: usize, const O: usize>(
+    StaticDense<I, H1>,
+    StaticDense<H1, H2>,
+    StaticDense<H2, O>,
+);
+
+impl<const I: usize, const H1: usize, const H2: usize, const O: usize> BaseMlp<I, H1, H2, O> {
+    fn from_model<M: Model>(m: &M) -> Self {
+        BaseMlp(
+            StaticDense::from_model(m, "dense"),
+            StaticDense::from_model(m, "dense_1"),
+            StaticDense::from_model(m, "dense_2"),
+        )
+    }
+
+    fn predict(&self, x: &SVector<f32, I>) -> SVector<f32, O> {
+        softmax(self.2.affine(&self.1.relu(&self.0.relu(x))))
+    }
+}
+
+/// One layer of the batched baseline: dynamic `Wᵀ` and bias.
+struct DynDense {
+    w: DMatrix<f32>,
+    b: DVector<f32>,
+}
+
+impl DynDense {
+    fn from_model<M: Model>(m: &M, layer: &str, inputs: usize, units: usize) -> Self {
+        let k = m.get_weight(&format!("{layer}/kernel")).expect("kernel");
+        let b = m.get_weight(&format!("{layer}/bias")).expect("bias");
+        DynDense {
+            w: DMatrix::from_column_slice(units, inputs, &k),
+            b: DVector::from_column_slice(&b),
+        }
+    }
+
+    /// `W X + b` for a batch `X` with one sample per column: one GEMM, then the bias.
+    fn affine(&self, x: &DMatrix<f32>) -> DMatrix<f32> {
+        let mut y = &self.w * x;
+        for mut column in y.column_iter_mut() {
+            column += &self.b;
+        }
+        y
+    }
+}
+
+/// The batched baseline of W3: from a row-major `(batch, 784)` slice to a row-major
+/// `(batch, 10)` vector, like `predict_batch`.
+struct BaseW4(DynDense, DynDense, DynDense);
+
+impl BaseW4 {
+    fn from_model(m: &W3) -> Self {
+        BaseW4(
+            DynDense::from_model(m, "dense", 784, 256),
+            DynDense::from_model(m, "dense_1", 256, 128),
+            DynDense::from_model(m, "dense_2", 128, 10),
+        )
+    }
+
+    fn predict_batch(&self, xs: &[f32]) -> Vec<f32> {
+        let x = DMatrix::from_column_slice(784, xs.len() / 784, xs);
+        let mut h = self.0.affine(&x);
+        h.apply(|v| *v = v.max(0.0));
+        let mut h = self.1.affine(&h);
+        h.apply(|v| *v = v.max(0.0));
+        let mut y = self.2.affine(&h);
+        for mut column in y.column_iter_mut() {
+            let max = column.max();
+            column.apply(|v| *v = (*v - max).exp());
+            let inv = 1.0 / column.sum();
+            column *= inv;
+        }
+        y.data.into()
+    }
+}
+
+fn assert_agree(what: &str, kiln: &[f32], baseline: &[f32]) {
+    assert_eq!(kiln.len(), baseline.len(), "{what}: output lengths");
+    for (i, (k, b)) in kiln.iter().zip(baseline).enumerate() {
+        assert!(
+            (k - b).abs() <= 1e-5 + 1e-4 * b.abs(),
+            "{what}: output {i}: kiln {k}, nalgebra {b}"
+        );
+    }
+}
+
+fn w1(c: &mut Criterion) {
+    let m: W1 = model(1);
+    let base = BaseW1(
+        StaticDense::from_model(&m, "dense"),
+        StaticDense::from_model(&m, "dense_1"),
+        StaticDense::from_model(&m, "dense_2"),
+    );
+    let x = SVector::<f32, 4>::from_column_slice(&values(4, 7));
+    assert_agree("W1", m.predict(&x).as_slice(), base.predict(&x).as_slice());
+    let mut g = c.benchmark_group("W1 4-8-8-1");
+    g.bench_function("kiln", |b| b.iter(|| m.predict(black_box(&x))));
+    g.bench_function("nalgebra", |b| b.iter(|| base.predict(black_box(&x))));
+    g.bench_function("xp-kiln-layers-hand-relu", |b| b.iter(|| {
+        let x = black_box(&x);
+        let mut y = m.l0.forward(x); y.apply(|v| *v = v.max(0.0));
+        let mut y = m.l1.forward(&y); y.apply(|v| *v = v.max(0.0));
+        m.l2.forward(&y)
+    }));
+    g.bench_function("xp-kiln-layers-act-apply", |b| b.iter(|| {
+        let x = black_box(&x);
+        let act = kiln::Activation::Relu { negative_slope: 0.0, max_value: None, threshold: 0.0 };
+        let mut y = m.l0.forward(x); act.apply(y.as_mut_slice(), 8);
+        let mut y = m.l1.forward(&y); act.apply(y.as_mut_slice(), 8);
+        m.l2.forward(&y)
+    }));
+    g.bench_function("xp-base-kiln-relu-fn", |b| b.iter(|| {
+        let x = black_box(&x);
+        let mut y = base.0.affine(x); y.apply(|v| *v = kiln::activations::relu(*v));
+        let mut y = base.1.affine(&y); y.apply(|v| *v = kiln::activations::relu(*v));
+        base.2.affine(&y)
+    }));
+    g.finish();
+}
+
+fn w2(c: &mut Criterion) {
+    let m: W2 = model(2);
+    let base = BaseMlp::<64, 128, 64, 10>::from_model(&m);
+    let x = SVector::<f32, 64>::from_column_slice(&values(64, 7));
+    assert_agree("W2", m.predict(&x).as_slice(), base.predict(&x).as_slice());
+    let mut g = c.benchmark_group("W2 64-128-64-10");
+    g.bench_function("kiln", |b| b.iter(|| m.predict(black_box(&x))));
+    g.bench_function("nalgebra", |b| b.iter(|| base.predict(black_box(&x))));
+    g.finish();
+}
+
+fn w3(c: &mut Criterion) {
+    let m: W3 = model(3);
+    let base = BaseMlp::<784, 256, 128, 10>::from_model(&m);
+    let x = SVector::<f32, 784>::from_column_slice(&values(784, 7));
+    assert_agree("W3", m.predict(&x).as_slice(), base.predict(&x).as_slice());
+    let mut g = c.benchmark_group("W3 784-256-128-10");
+    g.bench_function("kiln", |b| b.iter(|| m.predict(black_box(&x))));
+    g.bench_function("nalgebra", |b| b.iter(|| base.predict(black_box(&x))));
+    g.finish();
+}
+
+fn w4(c: &mut Criterion) {
+    let m: W3 = model(3);
+    let base = BaseW4::from_model(&m);
+    let xs = values(256 * 784, 11);
+    let kiln_out = m.predict_batch(&xs).expect("batch");
+    assert_agree("W4", &kiln_out, &base.predict_batch(&xs));
+    // The batch agrees with one-sample predictions too, so both kiln paths are the same model.
+    let first = m.predict_slice(&xs[..784]).expect("sample");
+    assert_agree("W4 sample 0", &kiln_out[..10], &first);
+    let mut g = c.benchmark_group("W4 784-256-128-10 batch 256");
+    g.bench_function("kiln", |b| {
+        b.iter(|| m.predict_batch(black_box(&xs)).expect("batch"))
+    });
+    g.bench_function("nalgebra", |b| b.iter(|| base.predict_batch(black_box(&xs))));
+    g.finish();
+}
+
+fn config() -> Criterion {
+    // Short runs: the whole bench takes about a minute.
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(50)
+}
+
+criterion_group! {
+    name = dense;
+    config = config();
+    targets = w1, w2, w3, w4
+}
+criterion_main!(dense);

@@ -3,7 +3,7 @@
 //! `activation = "relu"` uses Keras's defaults; the call form
 //! `activation = leaky_relu(negative_slope = 0.1)` sets an activation's own arguments.
 
-use crate::args::{bind, Bound, Signature};
+use crate::args::{bind_call, Bound, Signature};
 use crate::ast::{Arg, LayerCall, Value};
 use crate::suggest::did_you_mean;
 use proc_macro2::TokenStream;
@@ -63,32 +63,33 @@ impl Resolved {
 
 /// Resolves an `activation` argument: a name, a call with arguments, or `None` (linear).
 pub fn resolve(arg: &Arg) -> Result<Resolved, Error> {
-    let (name, call_args): (String, Option<&[Arg]>) = match &arg.value {
+    let (name, call): (String, Option<(&syn::Ident, &[Arg])>) = match &arg.value {
         Value::Str(s) => (s.clone(), None),
         Value::None => return Ok(Resolved::linear()),
-        Value::Call(f, args) => (f.to_string(), Some(args.as_slice())),
+        Value::Call(f, args) => (f.to_string(), Some((f, args.as_slice()))),
         other => {
             return Err(Error::new_spanned(
                 &arg.expr,
                 format!(
-                    "expected an activation name like `\"relu\"` or a call like `leaky_relu(negative_slope = 0.1)`, found {}",
-                    other.describe()
+                    "expected an activation name like `\"relu\"` or a call like `leaky_relu(negative_slope = 0.1)`, found {}{}",
+                    other.describe(),
+                    quote_hint(&arg.expr, TABLE.iter().map(|(n, _)| *n)),
                 ),
             ))
         }
     };
-    let Some((_, params)) = TABLE.iter().find(|(n, _)| *n == name) else {
+    let Some(&(known, params)) = TABLE.iter().find(|(n, _)| *n == name) else {
         let hint = did_you_mean(&name, TABLE.iter().map(|(n, _)| *n));
         return Err(Error::new_spanned(
             &arg.expr,
             format!("unknown activation `{name}`{hint}"),
         ));
     };
-    let tokens = match call_args {
-        None => defaults(&name),
-        Some(args) => {
+    let tokens = match call {
+        None => defaults(known),
+        Some((ident, args)) => {
             let call = LayerCall {
-                class: syn::Ident::new(&name, proc_macro2::Span::call_site()),
+                class: ident.clone(),
                 args: args.to_vec(),
                 call: arg.expr.clone(),
             };
@@ -96,11 +97,27 @@ pub fn resolve(arg: &Arg) -> Result<Resolved, Error> {
                 params,
                 required: 0,
             };
-            let bound = bind(&call, &signature)?;
-            with_args(&name, &bound)?
+            let bound = bind_call(&call, &signature)?;
+            with_args(known, &bound)?
         }
     };
-    Ok(Resolved { tokens, name })
+    Ok(Resolved {
+        tokens,
+        name: known.to_string(),
+    })
+}
+
+/// "\n  help: ..." when `expr` is a bare name that would be valid as a string, like `relu`.
+pub fn quote_hint<'a>(expr: &syn::Expr, names: impl IntoIterator<Item = &'a str>) -> String {
+    let syn::Expr::Path(path) = expr else {
+        return String::new();
+    };
+    match path.path.get_ident().map(|i| i.to_string()) {
+        Some(name) if names.into_iter().any(|n| n == name) => {
+            format!("\n  help: names are strings: `\"{name}\"`")
+        }
+        _ => String::new(),
+    }
 }
 
 fn defaults(name: &str) -> TokenStream {
@@ -117,7 +134,9 @@ fn defaults(name: &str) -> TokenStream {
         "tanh" => variant(quote!(Tanh)),
         "relu" => relu_tokens(0.0, None, 0.0),
         "relu6" => variant(quote!(Relu6)),
-        "leaky_relu" => variant(quote!(LeakyRelu { negative_slope: 0.2f32 })),
+        "leaky_relu" => variant(quote!(LeakyRelu {
+            negative_slope: 0.2f32
+        })),
         "elu" => variant(quote!(Elu { alpha: 1.0f32 })),
         "selu" => variant(quote!(Selu)),
         "gelu" => variant(quote!(Gelu { approximate: false })),
@@ -197,8 +216,22 @@ mod tests {
     #[test]
     fn unknown_names_suggest_neighbours() {
         let err = resolve(&arg(quote!("rleu"))).err().unwrap().to_string();
-        assert!(err.contains("unknown activation `rleu`; did you mean `relu`"), "{err}");
-        let err = resolve(&arg(quote!(elu(beta = 1.0)))).err().unwrap().to_string();
+        assert!(
+            err.contains("unknown activation `rleu`; did you mean `relu`"),
+            "{err}"
+        );
+        let err = resolve(&arg(quote!(elu(beta = 1.0))))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("`elu` has no argument `beta`"), "{err}");
+        // Activation calls take only their own arguments, not a layer's `name`.
+        let err = resolve(&arg(quote!(elu(name = "x"))))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("`elu` has no argument `name`"), "{err}");
+        let err = resolve(&arg(quote!(relu))).err().unwrap().to_string();
+        assert!(err.contains("help: names are strings: `\"relu\"`"), "{err}");
     }
 }

@@ -5,6 +5,8 @@
 
 use crate::ast::{Arg, LayerCall, Value};
 use crate::suggest::did_you_mean;
+use proc_macro2::TokenStream;
+use quote::ToTokens;
 use syn::Error;
 
 /// Keyword arguments every layer takes (Keras's base `Layer`).
@@ -44,13 +46,30 @@ impl Errors {
     }
 }
 
-/// Matches `call`'s arguments to `signature`, reporting every problem found.
+/// Matches `call`'s arguments to `signature` plus the keywords every layer takes
+/// ([`COMMON`]), reporting every problem found.
 pub fn bind<'a>(call: &'a LayerCall, signature: &Signature) -> Result<Bound<'a>, Error> {
+    bind_with(call, signature, COMMON)
+}
+
+/// [`bind`] for a call that is not a layer (an activation or initializer call such as
+/// `leaky_relu(negative_slope = 0.1)`): only `signature`'s own parameters are accepted.
+pub fn bind_call<'a>(call: &'a LayerCall, signature: &Signature) -> Result<Bound<'a>, Error> {
+    bind_with(call, signature, &[])
+}
+
+fn bind_with<'a>(
+    call: &'a LayerCall,
+    signature: &Signature,
+    common: &'static [&'static str],
+) -> Result<Bound<'a>, Error> {
     let class = call.class.to_string();
     let mut errors = Errors::default();
     let mut values: Vec<(&'static str, &'a Arg)> = Vec::new();
     let mut seen_keyword = false;
+    let positional = call.args.iter().filter(|a| a.keyword.is_none()).count();
     let mut position = 0;
+    let mut extra: Vec<&Arg> = Vec::new();
     for arg in &call.args {
         match &arg.keyword {
             None if seen_keyword => errors.push(Error::new_spanned(
@@ -60,15 +79,7 @@ pub fn bind<'a>(call: &'a LayerCall, signature: &Signature) -> Result<Bound<'a>,
             None => {
                 match signature.params.get(position) {
                     Some(name) => values.push((name, arg)),
-                    None => errors.push(Error::new_spanned(
-                        &arg.expr,
-                        format!(
-                            "`{class}` takes at most {} positional argument{}, found {}",
-                            signature.params.len(),
-                            if signature.params.len() == 1 { "" } else { "s" },
-                            position + 1
-                        ),
-                    )),
+                    None => extra.push(arg),
                 }
                 position += 1;
             }
@@ -78,23 +89,23 @@ pub fn bind<'a>(call: &'a LayerCall, signature: &Signature) -> Result<Bound<'a>,
                 let known = signature
                     .params
                     .iter()
-                    .chain(COMMON)
+                    .chain(common)
                     .find(|p| **p == key)
                     .copied();
                 match known {
                     None => {
-                        let all = signature.params.iter().chain(COMMON).copied();
+                        let all = signature.params.iter().chain(common).copied();
                         let hint = did_you_mean(&key, all);
-                        let list = expected_list(signature);
+                        let list = expected_list(signature, common);
                         errors.push(Error::new(
                             keyword.span(),
-                            format!("`{class}` has no argument `{key}`{hint}\n  expected one of: {list}"),
+                            format!("`{class}` has no argument `{key}`{hint}{list}"),
                         ));
                     }
                     Some(name) if values.iter().any(|(n, _)| *n == name) => {
                         errors.push(Error::new(
                             keyword.span(),
-                            format!("argument `{name}` given more than once"),
+                            format!("argument `{name}` of `{class}` given more than once"),
                         ));
                     }
                     Some(name) => values.push((name, arg)),
@@ -102,7 +113,25 @@ pub fn bind<'a>(call: &'a LayerCall, signature: &Signature) -> Result<Bound<'a>,
             }
         }
     }
-    for name in &signature.params[..signature.required] {
+    if let (Some(first), Some(last)) = (extra.first(), extra.last()) {
+        // One error over all the surplus arguments, worded as Python words it.
+        let range: TokenStream = [&first.expr, &last.expr]
+            .into_iter()
+            .map(ToTokens::to_token_stream)
+            .collect();
+        let takes = match signature.params.len() {
+            0 if common.is_empty() => format!("`{class}` takes no arguments"),
+            0 => format!("`{class}` takes no positional arguments"),
+            1 => format!("`{class}` takes 1 positional argument"),
+            n => format!("`{class}` takes at most {n} positional arguments"),
+        };
+        let were = if positional == 1 { "was" } else { "were" };
+        errors.push(Error::new_spanned(
+            range,
+            format!("{takes} but {positional} {were} given"),
+        ));
+    }
+    for name in &signature.params[..signature.required.min(signature.params.len())] {
         if !values.iter().any(|(n, _)| n == name) {
             errors.push(Error::new_spanned(
                 &call.call,
@@ -114,14 +143,19 @@ pub fn bind<'a>(call: &'a LayerCall, signature: &Signature) -> Result<Bound<'a>,
     Ok(Bound { call, values })
 }
 
-fn expected_list(signature: &Signature) -> String {
+/// "\n  expected one of: `a`, `b`" or, for a call without parameters, that it takes none.
+fn expected_list(signature: &Signature, common: &[&str]) -> String {
     let all: Vec<String> = signature
         .params
         .iter()
-        .chain(COMMON)
+        .chain(common)
         .map(|p| format!("`{p}`"))
         .collect();
-    all.join(", ")
+    match all.as_slice() {
+        [] => "; it takes no arguments".to_string(),
+        [one] => format!("\n  expected: {one}"),
+        _ => format!("\n  expected one of: {}", all.join(", ")),
+    }
 }
 
 impl<'a> Bound<'a> {
@@ -130,7 +164,31 @@ impl<'a> Bound<'a> {
     }
 
     pub fn get(&self, name: &str) -> Option<&'a Arg> {
-        self.values.iter().find(|(n, _)| *n == name).map(|(_, a)| *a)
+        self.values
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, a)| *a)
+    }
+
+    /// Checks the arguments whose meaning is the same in every Keras layer and does not
+    /// depend on the input shape (Keras validates them in the constructor): `units`,
+    /// `use_bias`, `*activation` and `*_initializer`. The checker runs this for a layer whose
+    /// input shape is unknown after an earlier error, so these mistakes still show.
+    pub fn check_shape_free(&self) -> Result<(), Error> {
+        let mut errors = Errors::default();
+        for (name, arg) in &self.values {
+            let checked = match *name {
+                "units" => self.positive(name).map(|_| ()),
+                "use_bias" => self.boolean(name, true).map(|_| ()),
+                n if n == "activation" || n.ends_with("_activation") => {
+                    crate::activations::resolve(arg).map(|_| ())
+                }
+                n if n.ends_with("_initializer") => crate::initializers::resolve(arg).map(|_| ()),
+                _ => Ok(()),
+            };
+            errors.ok(checked);
+        }
+        errors.into_result()
     }
 
     fn type_error(&self, arg: &Arg, name: &str, expected: &str) -> Error {
@@ -148,30 +206,54 @@ impl<'a> Bound<'a> {
     pub fn int_at_least(&self, name: &str, min: i128, default: i128) -> Result<i128, Error> {
         match self.get(name) {
             None => Ok(default),
-            Some(arg) => int_value(arg, name, min, &self.class()),
+            Some(arg) => int_value(arg, &Place::Arg(name), min, &self.class()),
         }
     }
 
     /// A positive integer that must be present (the binder already checked presence).
     pub fn positive(&self, name: &str) -> Result<usize, Error> {
-        match self.get(name) {
-            None => Err(Error::new_spanned(
+        let Some(arg) = self.get(name) else {
+            return Err(Error::new_spanned(
                 &self.call.call,
-                format!("`{}` is missing its required argument `{name}`", self.class()),
-            )),
-            Some(arg) => int_value(arg, name, 1, &self.class()).map(|v| v as usize),
-        }
+                format!(
+                    "`{}` is missing its required argument `{name}`",
+                    self.class()
+                ),
+            ));
+        };
+        let value = int_value(arg, &Place::Arg(name), 1, &self.class())?;
+        usize::try_from(value).map_err(|_| {
+            Error::new_spanned(
+                &arg.expr,
+                format!(
+                    "`{name}` of `{}` is too large, found `{value}`",
+                    self.class()
+                ),
+            )
+        })
     }
 
-    /// A number (integers accepted, as in Python), or `default`.
+    /// A number (integers accepted, as in Python) that fits a finite `f32`, or `default`.
     pub fn float(&self, name: &str, default: f64) -> Result<f64, Error> {
-        match self.get(name) {
-            None => Ok(default),
-            Some(arg) => match arg.value {
-                Value::Float(f) => Ok(f),
-                Value::Int(i) => Ok(i as f64),
-                _ => Err(self.type_error(arg, name, "a number")),
-            },
+        let Some(arg) = self.get(name) else {
+            return Ok(default);
+        };
+        let value = match arg.value {
+            Value::Float(f) => f,
+            Value::Int(i) => i as f64,
+            _ => return Err(self.type_error(arg, name, "a number")),
+        };
+        // Weights and constants are `f32`: a literal beyond its range would become infinity.
+        if (value as f32).is_finite() {
+            Ok(value)
+        } else {
+            Err(Error::new_spanned(
+                &arg.expr,
+                format!(
+                    "`{name}` of `{}` must be a finite `f32`, found `{value:e}`",
+                    self.class()
+                ),
+            ))
         }
     }
 
@@ -216,7 +298,9 @@ impl<'a> Bound<'a> {
                 let mut errors = Errors::default();
                 let values: Vec<i128> = items
                     .iter()
-                    .filter_map(|item| errors.ok(int_value(item, name, min, &self.class())))
+                    .filter_map(|item| {
+                        errors.ok(int_value(item, &Place::Item(name), min, &self.class()))
+                    })
                     .collect();
                 errors.into_result()?;
                 Ok(Some(values))
@@ -233,25 +317,40 @@ impl<'a> Bound<'a> {
     }
 }
 
-fn int_value(arg: &Arg, name: &str, min: i128, class: &str) -> Result<i128, Error> {
-    match arg.value {
-        Value::Int(i) if i >= min => Ok(i),
-        Value::Int(i) => Err(Error::new_spanned(
+/// Where an integer sits, for messages: an argument itself, or one item of a tuple argument.
+enum Place<'n> {
+    Arg(&'n str),
+    Item(&'n str),
+}
+
+fn int_value(arg: &Arg, place: &Place, min: i128, class: &str) -> Result<i128, Error> {
+    let wanted = match min {
+        1 => "a positive integer".to_string(),
+        0 => "a non-negative integer".to_string(),
+        m => format!("an integer of at least {m}"),
+    };
+    match (&arg.value, place) {
+        (Value::Int(i), _) if *i >= min => Ok(*i),
+        (Value::Int(i), Place::Arg(name)) => Err(Error::new_spanned(
             &arg.expr,
-            format!(
-                "`{name}` of `{class}` must be {}, found `{i}`",
-                match min {
-                    1 => "a positive integer".to_string(),
-                    0 => "a non-negative integer".to_string(),
-                    m => format!("an integer of at least {m}"),
-                }
-            ),
+            format!("`{name}` of `{class}` must be {wanted}, found `{i}`"),
         )),
-        _ => Err(Error::new_spanned(
+        (Value::Int(i), Place::Item(name)) => Err(Error::new_spanned(
+            &arg.expr,
+            format!("each value in `{name}` of `{class}` must be {wanted}, found `{i}`"),
+        )),
+        (value, Place::Arg(name)) => Err(Error::new_spanned(
             &arg.expr,
             format!(
                 "expected an integer for `{name}` of `{class}`, found {}",
-                arg.value.describe()
+                value.describe()
+            ),
+        )),
+        (value, Place::Item(name)) => Err(Error::new_spanned(
+            &arg.expr,
+            format!(
+                "expected an integer in `{name}` of `{class}`, found {}",
+                value.describe()
             ),
         )),
     }
@@ -275,7 +374,11 @@ mod tests {
         let inv: Invocation = syn::parse2(tokens).unwrap();
         match bind(first_layer(&inv), &DENSE) {
             Ok(_) => String::new(),
-            Err(e) => e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join(" | "),
+            Err(e) => e
+                .into_iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join(" | "),
         }
     }
 
@@ -290,11 +393,19 @@ mod tests {
 
     #[test]
     fn reports_every_binding_problem_at_once() {
-        let e = bind_errors(quote::quote!(M = Sequential([Dense(units = 3, units = 4, activaton = "relu")])));
-        assert!(e.contains("argument `units` given more than once"), "{e}");
+        let e = bind_errors(quote::quote!(
+            M = Sequential([Dense(units = 3, units = 4, activaton = "relu")])
+        ));
+        assert!(
+            e.contains("argument `units` of `Dense` given more than once"),
+            "{e}"
+        );
         assert!(e.contains("did you mean `activation`"), "{e}");
         let e = bind_errors(quote::quote!(M = Sequential([Dense(use_bias = True, 3)])));
-        assert!(e.contains("positional argument follows keyword argument"), "{e}");
+        assert!(
+            e.contains("positional argument follows keyword argument"),
+            "{e}"
+        );
         assert!(e.contains("missing its required argument `units`"), "{e}");
     }
 }

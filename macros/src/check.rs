@@ -122,7 +122,7 @@ pub fn check(def: &ModelDef) -> Result<Model, Error> {
                 if let Some(_previous) = names.get(&name) {
                     errors.push(Error::new_spanned(
                         &arg.expr,
-                        format!("layer name `{name}` is used twice; Keras requires unique layer names"),
+                        format!("layer name `{name}` is already used by an earlier layer; Keras requires unique layer names"),
                     ));
                 }
                 names.insert(name.clone(), arg.expr.span());
@@ -131,7 +131,11 @@ pub fn check(def: &ModelDef) -> Result<Model, Error> {
             _ => {
                 let base = layers::snake_case(&class);
                 let n = counters.entry(base.clone()).or_insert(0);
-                let mut name = if *n == 0 { base.clone() } else { format!("{base}_{n}") };
+                let mut name = if *n == 0 {
+                    base.clone()
+                } else {
+                    format!("{base}_{n}")
+                };
                 *n += 1;
                 while names.contains_key(&name) {
                     name = format!("{base}_{n}");
@@ -146,6 +150,8 @@ pub fn check(def: &ModelDef) -> Result<Model, Error> {
         }
 
         let Some(input_shape) = shape.clone().filter(|_| known_shape) else {
+            // No input shape after an earlier error: still report argument mistakes.
+            errors.ok(bound.check_shape_free());
             continue;
         };
         let layer_input = LayerInput {

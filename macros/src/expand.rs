@@ -68,7 +68,11 @@ pub fn expand(model: &Model) -> TokenStream {
     let weight_names: Vec<String> = model
         .layers
         .iter()
-        .flat_map(|l| l.weights.iter().map(move |w| format!("{}/{}", l.name, w.suffix)))
+        .flat_map(|l| {
+            l.weights
+                .iter()
+                .map(move |w| format!("{}/{}", l.name, w.suffix))
+        })
         .collect();
     let weight_shapes = model
         .layers
@@ -88,12 +92,12 @@ pub fn expand(model: &Model) -> TokenStream {
             (0..l.weights.len()).map(move |w| (l.first_weight + w, quote!(self.#field, #w)))
         })
         .collect();
-    let get_arms = weight_arms.iter().map(|(index, access)| {
-        quote!(#index => ::kiln::__private::Weights::weight(&#access))
-    });
-    let set_arms = weight_arms.iter().map(|(index, access)| {
-        quote!(#index => ::kiln::__private::Weights::weight_mut(&mut #access))
-    });
+    let get_arms = weight_arms
+        .iter()
+        .map(|(index, access)| quote!(#index => ::kiln::__private::Weights::weight(&#access)));
+    let set_arms = weight_arms.iter().map(
+        |(index, access)| quote!(#index => ::kiln::__private::Weights::weight_mut(&mut #access)),
+    );
     let layer_infos = model.layers.iter().map(|l| {
         let (lname, class) = (&l.name, &l.class);
         let shape = l.output.slice_tokens();

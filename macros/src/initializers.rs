@@ -1,9 +1,9 @@
 //! Initializer names and calls of the DSL -> the runtime's `Initializer` constants:
 //! `kernel_initializer = "he_normal"` or `kernel_initializer = RandomNormal(stddev = 0.1)`.
 
-use crate::args::{bind, Signature};
+use crate::activations::{f32_lit, quote_hint};
+use crate::args::{bind_call, Signature};
 use crate::ast::{Arg, LayerCall, Value};
-use crate::activations::f32_lit;
 use crate::suggest::did_you_mean;
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -24,44 +24,70 @@ const TABLE: &[(&str, &str, &[&str])] = &[
     ("lecun_uniform", "LecunUniform", &[]),
     ("lecun_normal", "LecunNormal", &[]),
     ("orthogonal", "Orthogonal", &["gain"]),
-    ("variance_scaling", "VarianceScaling", &["scale", "mode", "distribution"]),
+    (
+        "variance_scaling",
+        "VarianceScaling",
+        &["scale", "mode", "distribution"],
+    ),
 ];
 
 /// Resolves an initializer argument to a runtime `Initializer` expression.
 pub fn resolve(arg: &Arg) -> Result<TokenStream, Error> {
-    let (name, call_args) = match &arg.value {
+    let names = || TABLE.iter().flat_map(|(s, c, _)| [*s, *c]);
+    let (name, call) = match &arg.value {
         Value::Str(s) => (s.clone(), None),
-        Value::Call(f, args) => (f.to_string(), Some(args.as_slice())),
+        Value::Call(f, args) => (f.to_string(), Some((f, args.as_slice()))),
         other => {
             return Err(Error::new_spanned(
                 &arg.expr,
                 format!(
-                    "expected an initializer name like `\"glorot_uniform\"` or a call like `RandomNormal(stddev = 0.1)`, found {}",
-                    other.describe()
+                    "expected an initializer name like `\"glorot_uniform\"` or a call like `RandomNormal(stddev = 0.1)`, found {}{}",
+                    other.describe(),
+                    quote_hint(&arg.expr, names()),
                 ),
             ))
         }
     };
-    let Some(&(snake, _, params)) = TABLE.iter().find(|(s, c, _)| *s == name || *c == name) else {
-        let names = TABLE.iter().flat_map(|(s, c, _)| [*s, *c]);
-        let hint = did_you_mean(&name, names);
+    let Some(&(snake, class, params)) = TABLE.iter().find(|(s, c, _)| *s == name || *c == name)
+    else {
+        // Suggest in the spelling the user chose: `he_normal` or `HeNormal`.
+        let capitalised = name.starts_with(|c: char| c.is_ascii_uppercase());
+        let candidates = TABLE
+            .iter()
+            .map(|(s, c, _)| if capitalised { *c } else { *s });
+        let hint = did_you_mean(&name, candidates);
         return Err(Error::new_spanned(
             &arg.expr,
             format!("unknown initializer `{name}`{hint}"),
         ));
     };
     let call = LayerCall {
-        class: syn::Ident::new(&name, proc_macro2::Span::call_site()),
-        args: call_args.unwrap_or(&[]).to_vec(),
+        class: match call {
+            Some((ident, _)) => ident.clone(),
+            None => syn::Ident::new(class, proc_macro2::Span::call_site()),
+        },
+        args: call.map_or(&[][..], |(_, args)| args).to_vec(),
         call: arg.expr.clone(),
     };
-    let b = bind(
+    let b = bind_call(
         &call,
         &Signature {
             params,
             required: 0,
         },
     )?;
+    let one_of = |name: &str, value: String, arg: &Arg, allowed: &[&str]| {
+        let list: Vec<String> = allowed.iter().map(|a| format!("`\"{a}\"`")).collect();
+        let hint = did_you_mean(&value, allowed.iter().copied());
+        Error::new_spanned(
+            &arg.expr,
+            format!(
+                "expected one of {} for `{name}` of `{}`, found `{value:?}`{hint}",
+                list.join(", "),
+                b.class()
+            ),
+        )
+    };
     let path = quote!(::kiln::__private::Initializer);
     let scaling = quote!(::kiln::__private::initializers);
     let f = |name: &str, default: f64| b.float(name, default).map(|v| f32_lit(v as f32));
@@ -88,27 +114,26 @@ pub fn resolve(arg: &Arg) -> Result<TokenStream, Error> {
         }
         "variance_scaling" => {
             let scale = f("scale", 1.0)?;
-            let mode = match b.string("mode")?.map(|(s, a)| (s, a.expr.clone())) {
+            let mode = match b.string("mode")? {
                 None => quote!(FanIn),
                 Some((s, _)) if s == "fan_in" => quote!(FanIn),
                 Some((s, _)) if s == "fan_out" => quote!(FanOut),
                 Some((s, _)) if s == "fan_avg" => quote!(FanAvg),
-                Some((s, e)) => {
-                    return Err(Error::new_spanned(
-                        e,
-                        format!("`mode` must be \"fan_in\", \"fan_out\" or \"fan_avg\", found {s:?}"),
-                    ))
+                Some((s, a)) => {
+                    return Err(one_of("mode", s, a, &["fan_in", "fan_out", "fan_avg"]))
                 }
             };
-            let dist = match b.string("distribution")?.map(|(s, a)| (s, a.expr.clone())) {
+            let dist = match b.string("distribution")? {
                 None => quote!(TruncatedNormal),
                 Some((s, _)) if s == "truncated_normal" => quote!(TruncatedNormal),
                 Some((s, _)) if s == "untruncated_normal" => quote!(UntruncatedNormal),
                 Some((s, _)) if s == "uniform" => quote!(Uniform),
-                Some((s, e)) => {
-                    return Err(Error::new_spanned(
-                        e,
-                        format!("`distribution` must be \"truncated_normal\", \"untruncated_normal\" or \"uniform\", found {s:?}"),
+                Some((s, a)) => {
+                    return Err(one_of(
+                        "distribution",
+                        s,
+                        a,
+                        &["truncated_normal", "untruncated_normal", "uniform"],
                     ))
                 }
             };

@@ -4,11 +4,14 @@
 //! Layer calls and argument values are read with syn's expression parser (a Keras layer
 //! list is also valid Rust expression syntax), then sorted into [`Value`]s.
 
+use crate::args::Errors;
 use crate::ast::{Arg, Invocation, LayerCall, ModelDef, Value};
-use syn::parse::{Parse, ParseStream};
+use proc_macro2::{Span, TokenStream, TokenTree};
+use syn::ext::IdentExt;
+use syn::parse::{Parse, ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{Attribute, Expr, ExprCall, Ident, Lit, Token, UnOp, Visibility};
+use syn::{token, Attribute, Expr, ExprCall, Ident, Lit, Token, UnOp, Visibility};
 
 mod kw {
     syn::custom_keyword!(Sequential);
@@ -25,12 +28,62 @@ impl Parse for Invocation {
             input.parse::<Token![;]>()?;
         }
         if models.is_empty() {
-            return Err(input.error(
-                "expected a model declaration like `pub Net = Sequential([Input(shape = (4,)), Dense(1)]);`",
-            ));
+            return Err(input.error(NO_MODEL));
         }
         Ok(Invocation { models })
     }
+}
+
+/// One model declaration parsed on its own, or why it failed to parse, with a layer-less
+/// [`ModelDef`] when at least its head (`pub Name = ...`) could be read: enough for a
+/// fallback stub, so code using the model shows no follow-on "cannot find type" errors.
+pub type Parsed = Result<ModelDef, (syn::Error, Option<ModelDef>)>;
+
+/// Splits a `model!` invocation at its top-level `;` and parses each declaration apart, so
+/// a syntax error in one model neither hides the others' errors nor their types.
+pub fn parse_models(tokens: TokenStream) -> Vec<Parsed> {
+    let mut declarations = Vec::new();
+    let mut current = TokenStream::new();
+    for tree in tokens {
+        match &tree {
+            TokenTree::Punct(p) if p.as_char() == ';' => {
+                declarations.push(std::mem::take(&mut current));
+            }
+            _ => current.extend([tree]),
+        }
+    }
+    declarations.push(current);
+    let parsed: Vec<Parsed> = declarations
+        .into_iter()
+        .filter(|tokens| !tokens.is_empty())
+        .map(|tokens| syn::parse2::<ModelDef>(tokens.clone()).map_err(|e| (e, head(tokens))))
+        .collect();
+    if parsed.is_empty() {
+        return vec![Err((syn::Error::new(Span::call_site(), NO_MODEL), None))];
+    }
+    parsed
+}
+
+const NO_MODEL: &str =
+    "expected a model declaration like `pub Net = Sequential([Input(shape = (4,)), Dense(1)]);`";
+
+/// The head of a declaration that failed to parse: attributes, visibility and name.
+fn head(tokens: TokenStream) -> Option<ModelDef> {
+    let parser = |input: ParseStream| {
+        let attrs = input.call(Attribute::parse_outer)?;
+        let vis: Visibility = input.parse()?;
+        let name: Ident = input.parse()?;
+        input.parse::<Token![=]>()?;
+        input.parse::<TokenStream>()?;
+        Ok(ModelDef {
+            attrs,
+            vis,
+            list_span: name.span(),
+            name,
+            layers: Vec::new(),
+        })
+    };
+    Parser::parse2(parser, tokens).ok()
 }
 
 impl Parse for ModelDef {
@@ -41,21 +94,34 @@ impl Parse for ModelDef {
         input.parse::<Token![=]>()?;
         let lookahead = input.lookahead1();
         if !lookahead.peek(kw::Sequential) {
-            return Err(lookahead.error());
+            return Err(match input.fork().call(Ident::parse_any) {
+                Ok(found) => syn::Error::new(
+                    found.span(),
+                    format!("expected `Sequential`, found `{found}`; kiln builds sequential models only"),
+                ),
+                Err(_) => lookahead.error(),
+            });
         }
-        input.parse::<kw::Sequential>()?;
+        let sequential = input.parse::<kw::Sequential>()?;
         let outer;
         syn::parenthesized!(outer in input);
+        if !outer.peek(token::Bracket) {
+            return Err(syn::Error::new(
+                if outer.is_empty() {
+                    sequential.span
+                } else {
+                    outer.span()
+                },
+                "`Sequential` takes a list of layers: `Sequential([...])`",
+            ));
+        }
         let inner;
         let brackets = syn::bracketed!(inner in outer);
         let items = Punctuated::<Expr, Token![,]>::parse_terminated(&inner)?;
         if !outer.is_empty() {
             return Err(outer.error("`Sequential` takes one list of layers: `Sequential([...])`"));
         }
-        let layers = items
-            .into_iter()
-            .map(layer_call)
-            .collect::<syn::Result<Vec<_>>>()?;
+        let layers = all(items.into_iter().map(layer_call))?;
         Ok(ModelDef {
             attrs,
             vis,
@@ -64,6 +130,14 @@ impl Parse for ModelDef {
             layers,
         })
     }
+}
+
+/// Every item's value, or every item's error combined: independent mistakes show together.
+fn all<T>(items: impl IntoIterator<Item = syn::Result<T>>) -> syn::Result<Vec<T>> {
+    let mut errors = Errors::default();
+    let values: Vec<T> = items.into_iter().filter_map(|r| errors.ok(r)).collect();
+    errors.into_result()?;
+    Ok(values)
 }
 
 fn layer_call(expr: Expr) -> syn::Result<LayerCall> {
@@ -85,14 +159,20 @@ fn layer_call(expr: Expr) -> syn::Result<LayerCall> {
             ))
         }
     };
-    let class = layer_class(call)?;
-    let args = call
-        .args
-        .iter()
-        .cloned()
-        .map(arg)
-        .collect::<syn::Result<Vec<_>>>()?;
-    Ok(LayerCall { class, args, call: expr })
+    let class = layer_class(call);
+    let args = all(call.args.iter().cloned().map(arg));
+    match (class, args) {
+        (Ok(class), Ok(args)) => Ok(LayerCall {
+            class,
+            args,
+            call: expr,
+        }),
+        (Err(mut e), Err(more)) => {
+            e.combine(more);
+            Err(e)
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    }
 }
 
 fn layer_class(call: &ExprCall) -> syn::Result<Ident> {
@@ -104,7 +184,10 @@ fn layer_class(call: &ExprCall) -> syn::Result<Ident> {
                 "expected a layer name like `Dense`, without a path",
             )),
         },
-        other => Err(syn::Error::new_spanned(other, "expected a layer name like `Dense`")),
+        other => Err(syn::Error::new_spanned(
+            other,
+            "expected a layer name like `Dense`",
+        )),
     }
 }
 
@@ -150,14 +233,16 @@ fn value(expr: &Expr) -> syn::Result<Value> {
         },
         Expr::Paren(p) => value(&p.expr)?,
         Expr::Group(g) => value(&g.expr)?,
-        Expr::Tuple(t) => Value::Tuple(t.elems.iter().cloned().map(arg).collect::<syn::Result<_>>()?),
-        Expr::Array(a) => Value::List(a.elems.iter().cloned().map(arg).collect::<syn::Result<_>>()?),
+        Expr::Tuple(t) => Value::Tuple(all(t.elems.iter().cloned().map(arg))?),
+        Expr::Array(a) => Value::List(all(a.elems.iter().cloned().map(arg))?),
         Expr::Call(call) => match &*call.func {
             Expr::Path(p) if p.qself.is_none() && p.path.get_ident().is_some() => {
-                let name = p.path.get_ident().cloned().ok_or_else(|| {
-                    syn::Error::new(call.func.span(), "expected a name")
-                })?;
-                let args = call.args.iter().cloned().map(arg).collect::<syn::Result<_>>()?;
+                let name = p
+                    .path
+                    .get_ident()
+                    .cloned()
+                    .ok_or_else(|| syn::Error::new(call.func.span(), "expected a name"))?;
+                let args = all(call.args.iter().cloned().map(arg))?;
                 Value::Call(name, args)
             }
             _ => Value::Other,

@@ -7,8 +7,9 @@ use serde_json::Value;
 /// `tests/golden/<name>.json`, parsed.
 pub fn golden(name: &str) -> Value {
     let path = format!("{}/tests/golden/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {path}: {e} (regenerate with tools/keras_oracle.py)"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("cannot read {path}: {e} (regenerate with tools/keras_oracle.py)")
+    });
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path} is not valid JSON: {e}"))
 }
 
@@ -32,7 +33,10 @@ pub fn dims(v: &Value) -> Vec<usize> {
     v.as_array()
         .unwrap_or_else(|| panic!("expected a list of integers, found {v}"))
         .iter()
-        .map(|x| x.as_u64().unwrap_or_else(|| panic!("expected an integer, found {x}")) as usize)
+        .map(|x| {
+            x.as_u64()
+                .unwrap_or_else(|| panic!("expected an integer, found {x}")) as usize
+        })
         .collect()
 }
 
@@ -54,7 +58,10 @@ pub fn assert_close(what: &str, actual: &[f32], expected: &[f32], rtol: f32, ato
         } else {
             (a - e).abs() <= atol + rtol * e.abs()
         };
-        assert!(ok, "{what}: index {i}: kiln {a:e}, Keras {e:e} (rtol {rtol:e}, atol {atol:e})");
+        assert!(
+            ok,
+            "{what}: index {i}: kiln {a:e}, Keras {e:e} (rtol {rtol:e}, atol {atol:e})"
+        );
     }
 }
 
@@ -66,8 +73,16 @@ pub fn assert_close(what: &str, actual: &[f32], expected: &[f32], rtol: f32, ato
 pub fn check_model_case<M: kiln::Model>(case: &Value, rtol: f32, atol: f32) {
     use kiln::Tensor;
     let name = case["name"].as_str().unwrap_or("case");
-    assert_eq!(M::INPUT_SHAPE, dims(&case["input_shape"]).as_slice(), "{name}: input shape");
-    assert_eq!(M::OUTPUT_SHAPE, dims(&case["output_shape"]).as_slice(), "{name}: output shape");
+    assert_eq!(
+        M::INPUT_SHAPE,
+        dims(&case["input_shape"]).as_slice(),
+        "{name}: input shape"
+    );
+    assert_eq!(
+        M::OUTPUT_SHAPE,
+        dims(&case["output_shape"]).as_slice(),
+        "{name}: output shape"
+    );
     if let Some(count) = case.get("param_count").and_then(Value::as_u64) {
         assert_eq!(M::PARAM_COUNT as u64, count, "{name}: param count");
     }
@@ -80,7 +95,11 @@ pub fn check_model_case<M: kiln::Model>(case: &Value, rtol: f32, atol: f32) {
         for (weight, spec) in weights {
             let index = M::WEIGHT_NAMES.iter().position(|n| n == weight);
             let index = index.unwrap_or_else(|| panic!("{name}: kiln has no weight {weight}"));
-            assert_eq!(M::WEIGHT_SHAPES[index], dims(&spec["shape"]).as_slice(), "{name}: shape of {weight}");
+            assert_eq!(
+                M::WEIGHT_SHAPES[index],
+                dims(&spec["shape"]).as_slice(),
+                "{name}: shape of {weight}"
+            );
             model
                 .set_weight(weight, &floats(&spec["values"]))
                 .unwrap_or_else(|e| panic!("{name}: set_weight({weight}): {e}"));
@@ -88,14 +107,30 @@ pub fn check_model_case<M: kiln::Model>(case: &Value, rtol: f32, atol: f32) {
     }
     let x = floats(&case["x"]);
     let y = floats(&case["y"]);
-    let batch = model.predict_batch(&x).unwrap_or_else(|e| panic!("{name}: predict_batch: {e}"));
+    let batch = model
+        .predict_batch(&x)
+        .unwrap_or_else(|e| panic!("{name}: predict_batch: {e}"));
     assert_close(&format!("{name}: predict_batch"), &batch, &y, rtol, atol);
     let (n_in, n_out) = (M::INPUT_LEN, M::OUTPUT_LEN);
     for (i, (xs, ys)) in x.chunks(n_in).zip(y.chunks(n_out)).enumerate() {
-        let one = model.predict_slice(xs).unwrap_or_else(|e| panic!("{name}: predict_slice: {e}"));
-        assert_close(&format!("{name}: predict_slice sample {i}"), &one, ys, rtol, atol);
+        let one = model
+            .predict_slice(xs)
+            .unwrap_or_else(|e| panic!("{name}: predict_slice: {e}"));
+        assert_close(
+            &format!("{name}: predict_slice sample {i}"),
+            &one,
+            ys,
+            rtol,
+            atol,
+        );
         let typed = model.predict(&M::Input::from_values(xs));
-        assert_close(&format!("{name}: predict sample {i}"), typed.values(), ys, rtol, atol);
+        assert_close(
+            &format!("{name}: predict sample {i}"),
+            typed.values(),
+            ys,
+            rtol,
+            atol,
+        );
     }
 }
 
@@ -105,5 +140,7 @@ pub fn case(file: &Value, name: &str) -> Value {
         .as_array()
         .and_then(|cases| cases.iter().find(|c| c["name"] == name))
         .cloned()
-        .unwrap_or_else(|| panic!("golden case {name} missing (regenerate with tools/keras_oracle.py)"))
+        .unwrap_or_else(|| {
+            panic!("golden case {name} missing (regenerate with tools/keras_oracle.py)")
+        })
 }

@@ -26,7 +26,10 @@ struct Activation {
 
 fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
     let arg = b.get("activation").ok_or_else(|| {
-        Error::new_spanned(&b.call.call, "`Activation` is missing its required argument `activation`")
+        Error::new_spanned(
+            &b.call.call,
+            "`Activation` is missing its required argument `activation`",
+        )
     })?;
     Ok(Box::new(Activation {
         activation: activations::resolve(arg)?,

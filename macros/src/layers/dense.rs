@@ -69,7 +69,10 @@ fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
         bias_initializer,
     )
     else {
-        return Err(Error::new_spanned(&b.call.call, "invalid `Dense` arguments"));
+        return Err(Error::new_spanned(
+            &b.call.call,
+            "invalid `Dense` arguments",
+        ));
     };
     Ok(Box::new(Dense {
         inputs: input.shape.last(),
@@ -112,7 +115,11 @@ impl Layer for Dense {
     }
 
     fn init(&self, seed: &TokenStream, first_weight: usize) -> TokenStream {
-        let (use_bias, k, b) = (self.use_bias, &self.kernel_initializer, &self.bias_initializer);
+        let (use_bias, k, b) = (
+            self.use_bias,
+            &self.kernel_initializer,
+            &self.bias_initializer,
+        );
         quote!(::kiln::__private::layers::Dense::new(#use_bias, #k, #b, #seed, #first_weight))
     }
 

@@ -9,10 +9,33 @@ use syn::Error;
 
 pub mod activation;
 pub mod dense;
+pub mod elu;
+pub mod flatten;
 pub mod input;
+pub mod leaky_relu;
+pub mod permute;
+pub mod prelu;
+pub mod relu;
+pub mod repeat_vector;
+pub mod reshape;
+pub mod softmax;
+pub mod thresholded_relu;
 
 /// Every layer kind the DSL knows, by Keras class name.
-pub const REGISTRY: &[LayerKind] = &[activation::KIND, dense::KIND];
+pub const REGISTRY: &[LayerKind] = &[
+    activation::KIND,
+    dense::KIND,
+    flatten::KIND,
+    permute::KIND,
+    repeat_vector::KIND,
+    reshape::KIND,
+    elu::KIND,
+    leaky_relu::KIND,
+    prelu::KIND,
+    relu::KIND,
+    softmax::KIND,
+    thresholded_relu::KIND,
+];
 
 /// A layer kind: how to read its arguments and check them against its input.
 pub struct LayerKind {
@@ -138,6 +161,9 @@ mod tests {
         assert_eq!(snake_case("ELU"), "elu");
         assert_eq!(snake_case("Conv2D"), "conv2d");
         assert_eq!(snake_case("RepeatVector"), "repeat_vector");
-        assert_eq!(snake_case("ActivityRegularization"), "activity_regularization");
+        assert_eq!(
+            snake_case("ActivityRegularization"),
+            "activity_regularization"
+        );
     }
 }

@@ -2,8 +2,14 @@
 //! calls into these.
 
 pub mod dense;
+pub mod permute;
+pub mod prelu;
+pub mod repeat_vector;
+pub mod softmax;
 
 pub use dense::Dense;
+pub use prelu::PReLU;
+pub use softmax::softmax_along;
 
 /// Access to a layer's weights by their index in Keras's order (`kernel` = 0, `bias` = 1),
 /// as Keras's layout: row-major in the Keras shape.

@@ -1,0 +1,110 @@
+//! `RepeatVector(n)`: stacks `n` copies of each sample's vector.
+//!
+//! Shape rule: `(features,)` -> `(n, features)`; the input must have rank 1 and `n` must be
+//! at least 1. No weights; refuses a mask.
+//!
+//! The generated code calls the runtime kernel `kiln_runtime::layers::repeat_vector`.
+
+use super::reshape::input_phrase;
+use super::{Forward, Layer, LayerInput, LayerKind};
+use crate::args::{Bound, Errors, Signature};
+use crate::shape::Shape;
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::Error;
+
+pub const KIND: LayerKind = LayerKind {
+    class: "RepeatVector",
+    signature: Signature {
+        params: &["n"],
+        required: 1,
+    },
+    build,
+};
+
+struct RepeatVector {
+    features: usize,
+    n: usize,
+}
+
+fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
+    let mut errors = Errors::default();
+    let n = errors.ok(b.positive("n"));
+    let rank = input.shape.rank();
+    if rank != 1 {
+        errors.push(Error::new(
+            b.call.class.span(),
+            format!(
+                "`RepeatVector` expects a rank-1 input `(features,)`, but {} has rank {rank}\n  help: put `Flatten()` before it to repeat all {} values",
+                input_phrase(input),
+                input.shape.len()
+            ),
+        ));
+    }
+    errors.into_result()?;
+    let Some(n) = n else {
+        return Err(Error::new_spanned(
+            &b.call.call,
+            "invalid `RepeatVector` arguments",
+        ));
+    };
+    Ok(Box::new(RepeatVector {
+        features: input.shape.last(),
+        n,
+    }))
+}
+
+impl Layer for RepeatVector {
+    fn output_shape(&self) -> Shape {
+        Shape(vec![self.n, self.features])
+    }
+
+    fn forward(&self, _f: &Forward) -> TokenStream {
+        let (features, n) = (self.features, self.n);
+        quote!(::kiln::__private::layers::repeat_vector::repeat_vector::<_, #features, #n>(&x))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::bind;
+    use crate::ast::Invocation;
+
+    fn repeat(tokens: TokenStream, input: &[usize]) -> Result<Shape, String> {
+        let inv: Invocation = syn::parse2(tokens).map_err(|e| e.to_string())?;
+        let b = bind(&inv.models[0].layers[0], &KIND.signature).map_err(|e| e.to_string())?;
+        let shape = Shape(input.to_vec());
+        let input = LayerInput {
+            shape: &shape,
+            source: "layer `dense_1`",
+        };
+        build(&b, &input).map(|l| l.output_shape()).map_err(|e| {
+            e.into_iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join(" | ")
+        })
+    }
+
+    #[test]
+    fn repeats_a_vector_n_times() {
+        assert_eq!(
+            repeat(quote!(M = Sequential([RepeatVector(3)])), &[32]),
+            Ok(Shape(vec![3, 32]))
+        );
+    }
+
+    #[test]
+    fn reports_rank_and_count_together() {
+        let e = repeat(quote!(M = Sequential([RepeatVector(0)])), &[3, 4]).unwrap_err();
+        assert!(
+            e.contains("`n` of `RepeatVector` must be a positive integer, found `0`"),
+            "{e}"
+        );
+        assert!(
+            e.contains("its input (3, 4) from layer `dense_1` has rank 2"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,117 @@
+//! Keras's `Softmax` layer: [`softmax_along`] normalises along any axis of a row-major
+//! tensor, skipping masked positions.
+
+use crate::math;
+
+/// Softmax of `values` along `axis`, in place, as Keras's `Softmax(axis)` layer computes it.
+///
+/// `values` holds whole samples, each row-major in the per-sample shape `shape` (one sample
+/// or a batch alike); `axis` counts from 0 within `shape` (Keras's `axis - 1`). Each line
+/// along `axis` becomes `exp(x - max) / sum(exp(x - max))`; a line along a non-last axis is
+/// strided in memory, every `shape[axis + 1..]` product values.
+///
+/// `mask`, when given, has one `bool` per position, i.e. per index of all axes but the last
+/// (across every sample of a batch); `false` drops the position's values: they become 0 and
+/// do not count in the normalisation, and a line with every value dropped is all zeros. This
+/// is Keras's `Softmax()(x, mask = mask[..., None])`, which sets dropped inputs to -1e9
+/// (so their exponentials are 0) and zeroes dropped outputs afterwards.
+pub fn softmax_along(values: &mut [f32], shape: &[usize], axis: usize, mask: Option<&[bool]>) {
+    let len = shape.get(axis).copied().unwrap_or(1);
+    let inner: usize = shape.get(axis + 1..).map_or(1, |s| s.iter().product());
+    let last = shape.last().copied().unwrap_or(1);
+    let block = len * inner;
+    if block == 0 || last == 0 {
+        return;
+    }
+    for (b, lines) in values.chunks_exact_mut(block).enumerate() {
+        let base = b * block;
+        for i in 0..inner {
+            // Element `a` of this line sits at `lines[i + a * inner]`.
+            let keep = |a: usize| mask.is_none_or(|m| m[(base + i + a * inner) / last]);
+            let mut max = f32::NEG_INFINITY;
+            let mut any = false;
+            for a in 0..len {
+                if keep(a) {
+                    max = max.max(lines[i + a * inner]);
+                    any = true;
+                }
+            }
+            if !any {
+                for a in 0..len {
+                    lines[i + a * inner] = 0.0;
+                }
+                continue;
+            }
+            let mut sum = 0.0;
+            for a in 0..len {
+                let v = &mut lines[i + a * inner];
+                *v = if keep(a) { math::exp(*v - max) } else { 0.0 };
+                sum += *v;
+            }
+            // Divide rather than multiply by the reciprocal: it is what JAX does, so results
+            // agree to the last bit more often.
+            for a in 0..len {
+                lines[i + a * inner] /= sum;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activations::softmax_in_place;
+
+    const X: [f32; 12] = [
+        0.3, -1.2, 2.5, 0.0, 1.0, 1.0, -3.0, 4.0, 0.5, 2.0, -0.7, 0.1,
+    ];
+
+    #[test]
+    fn last_axis_matches_the_activation() {
+        let mut a = X;
+        let mut b = X;
+        softmax_along(&mut a, &[4, 3], 1, None);
+        softmax_in_place(&mut b, 3);
+        for (a, b) in a.iter().zip(&b) {
+            assert!((a - b).abs() < 1e-7);
+        }
+    }
+
+    #[test]
+    fn lines_along_a_leading_axis_sum_to_one() {
+        // Shape (4, 3), axis 0: three columns of four values each.
+        let mut y = X;
+        softmax_along(&mut y, &[4, 3], 0, None);
+        for column in 0..3 {
+            let sum: f32 = (0..4).map(|row| y[row * 3 + column]).sum();
+            assert!((sum - 1.0).abs() < 1e-6, "column {column}: {sum}");
+        }
+        // A batch of two samples of shape (2, 3) normalises each sample apart.
+        let mut y = X;
+        softmax_along(&mut y, &[2, 3], 0, None);
+        for start in [0, 6] {
+            for column in 0..3 {
+                let sum = y[start + column] + y[start + 3 + column];
+                assert!((sum - 1.0).abs() < 1e-6);
+            }
+        }
+    }
+
+    #[test]
+    fn masked_positions_are_zero_and_excluded() {
+        // Shape (4, 3), axis 0; position 1 (the second row) is masked.
+        let mask = [true, false, true, true];
+        let mut y = X;
+        softmax_along(&mut y, &[4, 3], 0, Some(&mask));
+        assert_eq!(&y[3..6], &[0.0; 3]);
+        for column in 0..3 {
+            let sum: f32 = [0, 2, 3].iter().map(|row| y[row * 3 + column]).sum();
+            assert!((sum - 1.0).abs() < 1e-6);
+        }
+        // Along the last axis a masked position is a whole line: all zeros.
+        let mut y = X;
+        softmax_along(&mut y, &[4, 3], 1, Some(&mask));
+        assert_eq!(&y[3..6], &[0.0; 3]);
+        assert!((y[..3].iter().sum::<f32>() - 1.0).abs() < 1e-6);
+    }
+}

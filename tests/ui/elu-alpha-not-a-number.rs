@@ -1,0 +1,8 @@
+fn main() {}
+
+kiln::model! {
+    Smooth = Sequential([
+        Input(shape = (8,)),
+        ELU(alpha = "one"),
+    ]);
+}

@@ -1,0 +1,5 @@
+fn main() {}
+
+kiln::model! {
+    Net = Sequential([]);
+}

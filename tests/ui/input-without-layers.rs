@@ -1,0 +1,5 @@
+fn main() {}
+
+kiln::model! {
+    Net = Sequential([Input(shape = (4,))]);
+}

@@ -1,0 +1,8 @@
+fn main() {}
+
+kiln::model! {
+    Net = Sequential([
+        Dense(10, activation = "relu"),
+        Dense(1),
+    ]);
+}

@@ -1,0 +1,9 @@
+fn main() {}
+
+kiln::model! {
+    Net = Sequential([
+        Input(shape = (4,)),
+        Dense(activation = "relu"),
+        Activation(),
+    ]);
+}

@@ -1,0 +1,8 @@
+fn main() {}
+
+kiln::model! {
+    Net = Functional([
+        Input(shape = (4,)),
+        Dense(1),
+    ]);
+}

@@ -1,0 +1,8 @@
+fn main() {}
+
+kiln::model! {
+    ZeroBased = Sequential([
+        Input(shape = (10, 64)),
+        Permute((1, 0)),
+    ]);
+}

@@ -1,0 +1,8 @@
+fn main() {}
+
+kiln::model! {
+    Net = Sequential([
+        Input(shape = (4,)),
+        Dense(units = 10, "relu"),
+    ]);
+}

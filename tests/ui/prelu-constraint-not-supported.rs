@@ -1,0 +1,8 @@
+fn main() {}
+
+kiln::model! {
+    Constrained = Sequential([
+        Input(shape = (8,)),
+        PReLU(alpha_constraint = NonNeg()),
+    ]);
+}

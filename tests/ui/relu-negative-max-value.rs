@@ -1,0 +1,8 @@
+fn main() {}
+
+kiln::model! {
+    Clipped = Sequential([
+        Input(shape = (8,)),
+        ReLU(max_value = -6),
+    ]);
+}

@@ -1,0 +1,8 @@
+fn main() {}
+
+kiln::model! {
+    RankFive = Sequential([
+        Input(shape = (32,)),
+        Reshape((2, 2, 2, 2, 2)),
+    ]);
+}

@@ -1,0 +1,8 @@
+fn main() {}
+
+kiln::model! {
+    Sparse = Sequential([
+        Input(shape = (8,)),
+        ThresholdedReLU(theta = -1.0),
+    ]);
+}

@@ -1,0 +1,9 @@
+fn main() {}
+
+kiln::model! {
+    Net = Sequential([
+        Input(shape = (4,)),
+        Activation("relu", "tanh"),
+        Dense(1, None, True, "zeros", "zeros", 7),
+    ]);
+}

@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Times one training epoch of the digits model in Keras 3 (JAX backend) and PyTorch, on the
+same data, model, optimizer and batch size as `examples/digits.rs` / `benches/fit.rs`.
+
+    pip install keras jax torch
+    python3 tools/bench_fit.py [--epochs 10]
+
+Prints the median seconds per epoch (after one warm-up epoch) for each framework.
+"""
+import argparse
+import os
+import pathlib
+import statistics
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+BATCH = 32
+HIDDEN = (128, 64)
+
+
+def load():
+    data = np.loadtxt(ROOT / "examples/data/digits/digits.csv", delimiter=",", dtype=np.float32)
+    x, y = data[:, :64] / 16.0, data[:, 64].astype(np.int64)
+    split = int(len(x) * 0.8)
+    return x[:split], y[:split], x[split:], y[split:]
+
+
+def keras_epochs(x, y, epochs):
+    import keras
+
+    model = keras.Sequential(
+        [keras.Input(shape=(64,))]
+        + [keras.layers.Dense(h, activation="relu") for h in HIDDEN]
+        + [keras.layers.Dense(10, activation="softmax")]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(), loss="sparse_categorical_crossentropy")
+    times = []
+    for _ in range(epochs + 1):
+        start = time.perf_counter()
+        model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=True, verbose=0)
+        times.append(time.perf_counter() - start)
+    return times[1:]
+
+
+def torch_epochs(x, y, epochs):
+    import torch
+
+    torch.manual_seed(0)
+    layers, width = [], 64
+    for h in HIDDEN:
+        layers += [torch.nn.Linear(width, h), torch.nn.ReLU()]
+        width = h
+    model = torch.nn.Sequential(*layers, torch.nn.Linear(width, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    times = []
+    for _ in range(epochs + 1):
+        start = time.perf_counter()
+        perm = torch.randperm(len(xt))
+        for i in range(0, len(xt), BATCH):
+            idx = perm[i : i + BATCH]
+            opt.zero_grad()
+            loss = loss_fn(model(xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+        times.append(time.perf_counter() - start)
+    return times[1:]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--epochs", type=int, default=10)
+    args = parser.parse_args()
+    x, y, _, _ = load()
+    print(f"train samples: {len(x)}, batch {BATCH}, model 64-{'-'.join(map(str, HIDDEN))}-10")
+    for name, run in [("keras-jax", keras_epochs), ("pytorch", torch_epochs)]:
+        times = run(x, y, args.epochs)
+        print(f"{name}: median {statistics.median(times) * 1e3:.2f} ms/epoch over {len(times)} epochs")
+
+
+if __name__ == "__main__":
+    main()
