@@ -203,6 +203,8 @@ impl<'a> Bound<'a> {
     }
 
     /// An integer in `min..`, or `default` when absent.
+    // Unused by the layers so far; kept for integer options such as axes.
+    #[allow(dead_code)]
     pub fn int_at_least(&self, name: &str, min: i128, default: i128) -> Result<i128, Error> {
         match self.get(name) {
             None => Ok(default),
@@ -407,5 +409,39 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("missing its required argument `units`"), "{e}");
+    }
+
+    #[test]
+    fn surplus_positional_arguments_are_one_error() {
+        let e = bind_errors(quote::quote!(M = Sequential([Dense(1, None, True, 4, 5)])));
+        assert_eq!(
+            e, "`Dense` takes at most 3 positional arguments but 5 were given",
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn getters_refuse_values_that_would_wrap_or_overflow() {
+        let inv: Invocation =
+            syn::parse_quote!(M = Sequential([Dense(100000000000000000000, activation = 1e39)]));
+        let b = bind(first_layer(&inv), &DENSE).unwrap();
+        let e = b.positive("units").unwrap_err().to_string();
+        assert!(e.contains("`units` of `Dense` is too large"), "{e}");
+        let e = b.float("activation", 0.0).unwrap_err().to_string();
+        assert!(e.contains("must be a finite `f32`, found `1e39`"), "{e}");
+    }
+
+    #[test]
+    fn shape_free_arguments_are_checked_by_name() {
+        let inv: Invocation = syn::parse_quote!(M = Sequential([Dense(0, activation = "rleu")]));
+        let b = bind(first_layer(&inv), &DENSE).unwrap();
+        let e: Vec<String> = b
+            .check_shape_free()
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e[1].starts_with("unknown activation `rleu`"), "{e:?}");
     }
 }

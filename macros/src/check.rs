@@ -56,7 +56,7 @@ pub fn check(def: &ModelDef) -> Result<Model, Error> {
         if layers_ast.is_empty() {
             errors.push(Error::new(
                 def.list_span,
-                format!("model `{}` has an input but no layers", def.name),
+                format!("model `{}` has an input but no layers; expected at least one layer after `Input`", def.name),
             ));
         }
     }
@@ -110,10 +110,17 @@ pub fn check(def: &ModelDef) -> Result<Model, Error> {
             }
             known_shape = shape.is_some();
         } else if let Some(arg) = declares_input {
-            errors.push(Error::new_spanned(
-                &arg.expr,
-                "`input_shape` and `input_dim` are only allowed on the first layer",
-            ));
+            let keyword = if bound.get("input_shape").is_some() {
+                "input_shape"
+            } else {
+                "input_dim"
+            };
+            let message = if explicit_input {
+                format!("`{keyword}` is not allowed after `Input`, which already declares the input shape")
+            } else {
+                format!("`{keyword}` is only allowed on the first layer")
+            };
+            errors.push(Error::new_spanned(&arg.expr, message));
         }
 
         // Keras names: explicit, or snake_case of the class counted within the model.

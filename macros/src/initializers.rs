@@ -164,3 +164,60 @@ pub fn resolve(arg: &Arg) -> Result<TokenStream, Error> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arg(tokens: TokenStream) -> Arg {
+        let inv: crate::ast::Invocation =
+            syn::parse2(quote!(M = Sequential([Dense(1, kernel_initializer = #tokens)]))).unwrap();
+        inv.models[0].layers[0].args[1].clone()
+    }
+
+    fn error(tokens: TokenStream) -> String {
+        resolve(&arg(tokens)).err().unwrap().to_string()
+    }
+
+    #[test]
+    fn names_and_calls_resolve() {
+        assert!(resolve(&arg(quote!("he_normal"))).is_ok());
+        assert!(resolve(&arg(quote!(HeNormal()))).is_ok());
+        let normal = resolve(&arg(quote!(RandomNormal(stddev = 0.5)))).unwrap();
+        assert!(normal.to_string().contains("0.5f32"), "{normal}");
+    }
+
+    #[test]
+    fn suggestions_keep_the_users_spelling() {
+        let e = error(quote!("glorot_unifrom"));
+        assert!(e.ends_with("did you mean `glorot_uniform`?"), "{e}");
+        let e = error(quote!(GlorotUnifrom()));
+        assert!(e.ends_with("did you mean `GlorotUniform`?"), "{e}");
+        let e = error(quote!(he_normal));
+        assert!(
+            e.contains("help: names are strings: `\"he_normal\"`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn calls_take_only_their_own_arguments() {
+        let e = error(quote!(RandomNormal(name = "x")));
+        assert!(e.contains("`RandomNormal` has no argument `name`"), "{e}");
+        let e = error(quote!(Zeros(1)));
+        assert!(
+            e.contains("`Zeros` takes no arguments but 1 was given"),
+            "{e}"
+        );
+        let e = error(quote!(VarianceScaling(mode = "fan_inn")));
+        assert!(
+            e.contains("found `\"fan_inn\"`; did you mean `fan_in`?"),
+            "{e}"
+        );
+        let e = error(quote!(Constant(1e39)));
+        assert!(
+            e.contains("`value` of `Constant` must be a finite `f32`"),
+            "{e}"
+        );
+    }
+}

@@ -37,7 +37,7 @@ impl Parse for Invocation {
 /// One model declaration parsed on its own, or why it failed to parse, with a layer-less
 /// [`ModelDef`] when at least its head (`pub Name = ...`) could be read: enough for a
 /// fallback stub, so code using the model shows no follow-on "cannot find type" errors.
-pub type Parsed = Result<ModelDef, (syn::Error, Option<ModelDef>)>;
+pub type Parsed = Result<ModelDef, (syn::Error, Option<Box<ModelDef>>)>;
 
 /// Splits a `model!` invocation at its top-level `;` and parses each declaration apart, so
 /// a syntax error in one model neither hides the others' errors nor their types.
@@ -68,7 +68,7 @@ const NO_MODEL: &str =
     "expected a model declaration like `pub Net = Sequential([Input(shape = (4,)), Dense(1)]);`";
 
 /// The head of a declaration that failed to parse: attributes, visibility and name.
-fn head(tokens: TokenStream) -> Option<ModelDef> {
+fn head(tokens: TokenStream) -> Option<Box<ModelDef>> {
     let parser = |input: ParseStream| {
         let attrs = input.call(Attribute::parse_outer)?;
         let vis: Visibility = input.parse()?;
@@ -83,7 +83,7 @@ fn head(tokens: TokenStream) -> Option<ModelDef> {
             layers: Vec::new(),
         })
     };
-    Parser::parse2(parser, tokens).ok()
+    Parser::parse2(parser, tokens).ok().map(Box::new)
 }
 
 impl Parse for ModelDef {
@@ -294,6 +294,25 @@ mod tests {
             Value::Tuple(items) => assert!(matches!(items[0].value, Value::Int(-1))),
             _ => panic!("expected a tuple"),
         }
+    }
+
+    #[test]
+    fn each_declaration_parses_alone_and_reports_every_bad_entry() {
+        let parsed = parse_models(quote::quote! {
+            pub Bad = Sequential([Flatten, Dense(1), 3]);
+            Good = Sequential([Dense(1, input_dim = 2)]);
+            Other = Functional([]);
+            ;
+        });
+        assert_eq!(parsed.len(), 3);
+        let (error, head) = parsed[0].as_ref().err().unwrap();
+        assert_eq!(error.clone().into_iter().count(), 2, "{error}");
+        assert_eq!(head.as_ref().unwrap().name, "Bad");
+        assert!(parsed[1].is_ok());
+        let (error, head) = parsed[2].as_ref().err().unwrap();
+        assert!(error.to_string().contains("found `Functional`"), "{error}");
+        assert_eq!(head.as_ref().unwrap().name, "Other");
+        assert!(parse_models(quote::quote!(;))[0].is_err());
     }
 
     #[test]

@@ -1,10 +1,24 @@
 //! Every activation function, each beside its derivative, plus [`Activation`]: the name ->
 //! function table that layers and the `model!` macro use (like Keras's activations module).
 //!
-//! Definitions follow Keras 3 (JAX backend) to the letter, including which side of a kink
-//! the derivative takes (JAX's conventions: `relu'(0) = 0`, `leaky_relu'(0) = 1`).
+//! Definitions follow Keras 3 (JAX backend) to the letter, checked against golden values
+//! from Keras by tests/activations.rs:
+//! - Kinks take JAX's conventions: `relu'(0) = 0`, `relu6'(0) = relu6'(6) = 0`,
+//!   `leaky_relu'(0) = 1`, and where Keras clips with `jnp.clip` (`relu` with a
+//!   `max_value` other than 6, Keras 2's hard sigmoid) a value exactly on the bound gets
+//!   half the slope, as JAX's `maximum`/`minimum` split a tie.
+//! - NaN in gives NaN out wherever Keras propagates it; where Keras compares first
+//!   (`relu`'s threshold, every derivative of the ReLU family) NaN takes the comparison's
+//!   false branch as it does in Keras.
+//! - Values at +-inf are Keras's, even where its formula gives NaN (`silu(-inf)` is
+//!   `-inf * 0`). Derivatives at +-inf are the limits of the derivative, where Keras's
+//!   backward pass multiplies inf by 0 and gets NaN (silu, mish, gelu, softsign).
+//!
 //! Functions are written to stay finite where the true value is finite: sigmoid and softplus
-//! never overflow, softmax subtracts the maximum, log-softmax goes through log-sum-exp.
+//! never overflow, softmax subtracts the maximum, log-softmax goes through log-sum-exp, and
+//! GELU's tails use `erfc` and the sigmoid instead of `1 + erf` and `1 + tanh`, which cancel.
+//! Derivatives use the exact formula (ELU's `alpha exp(x)`, not JAX's `expm1(x) + 1`), so
+//! they can differ from Keras's by Keras's own rounding, an ulp of 1 at most.
 
 use crate::math;
 
@@ -13,7 +27,7 @@ pub const SELU_ALPHA: f32 = 1.673_263_2;
 /// SELU's `scale`.
 pub const SELU_SCALE: f32 = 1.050_701;
 
-const SQRT_2: f32 = core::f32::consts::SQRT_2;
+const FRAC_1_SQRT_2: f32 = core::f32::consts::FRAC_1_SQRT_2;
 /// sqrt(2 / pi), the constant of GELU's tanh approximation.
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 /// 1 / sqrt(2 pi), the standard normal density at 0.
@@ -47,7 +61,7 @@ pub fn sigmoid_derivative(x: f32) -> f32 {
     s * (1.0 - s)
 }
 
-/// Keras 3's hard sigmoid: `relu6(x + 3) / 6`.
+/// Keras 3's hard sigmoid: `relu6(x + 3) / 6`. NaN stays NaN.
 #[inline]
 pub fn hard_sigmoid(x: f32) -> f32 {
     relu6(x + 3.0) / 6.0
@@ -61,16 +75,41 @@ pub fn hard_sigmoid_derivative(x: f32) -> f32 {
 /// Keras 2's hard sigmoid, `clip(0.2 x + 0.5, 0, 1)`; Keras 3 changed the slope to 1/6.
 #[inline]
 pub fn hard_sigmoid_keras2(x: f32) -> f32 {
-    (0.2 * x + 0.5).clamp(0.0, 1.0)
+    clip(0.2 * x + 0.5, 0.0, 1.0)
 }
-/// Derivative of [`hard_sigmoid_keras2`]: 0.2 inside (-2.5, 2.5), else 0.
+/// Derivative of [`hard_sigmoid_keras2`]: 0.2 where `0.2 x + 0.5` lies strictly inside
+/// (0, 1), 0.1 where it rounds to exactly 0 or 1 (`jnp.clip`'s tie, see [`clip`]), else 0.
 #[inline]
 pub fn hard_sigmoid_keras2_derivative(x: f32) -> f32 {
-    let y = 0.2 * x + 0.5;
-    if y > 0.0 && y < 1.0 {
-        0.2
+    0.2 * clip_derivative(0.2 * x + 0.5, 0.0, 1.0)
+}
+
+/// `jnp.clip(y, lo, hi)` = `minimum(maximum(y, lo), hi)`: NaN stays NaN (unlike a pair of
+/// `f32::max`/`f32::min`), and `hi < lo` gives `hi` instead of panicking like `f32::clamp`.
+#[inline]
+fn clip(y: f32, lo: f32, hi: f32) -> f32 {
+    let y = if y < lo { lo } else { y };
+    if y > hi {
+        hi
     } else {
+        y
+    }
+}
+/// The derivative of [`clip`] in `y`, as JAX takes it: 1 strictly inside, 0 outside (and
+/// for NaN), and 1/2 for each bound `y` equals, because JAX's `maximum` and `minimum` split
+/// the gradient of a tie evenly between their two arguments.
+#[inline]
+fn clip_derivative(y: f32, lo: f32, hi: f32) -> f32 {
+    let tie = |a: f32, b: f32| if a == b { 0.5 } else { 1.0 };
+    if y < lo || y.is_nan() {
+        return 0.0;
+    }
+    let low = tie(y, lo);
+    let y = if y > lo { y } else { lo };
+    if y > hi {
         0.0
+    } else {
+        low * tie(y, hi)
     }
 }
 
@@ -94,7 +133,8 @@ pub fn softplus_derivative(x: f32) -> f32 {
 pub fn softsign(x: f32) -> f32 {
     x / (x.abs() + 1.0)
 }
-/// Derivative of [`softsign`]: `1 / (|x| + 1)^2`.
+/// Derivative of [`softsign`]: `1 / (|x| + 1)^2`; 0 at +-inf (Keras gives NaN there, from
+/// its quotient rule's inf / inf).
 #[inline]
 pub fn softsign_derivative(x: f32) -> f32 {
     let d = x.abs() + 1.0;
@@ -106,11 +146,12 @@ pub fn softsign_derivative(x: f32) -> f32 {
 pub fn tanh(x: f32) -> f32 {
     math::tanh(x)
 }
-/// Derivative of [`tanh`]: `1 - tanh(x)^2`.
+/// Derivative of [`tanh`]: `1 - tanh(x)^2`, as `(1 + t)(1 - t)` like JAX, which keeps the
+/// small values near saturation that `1 - t * t` rounds away.
 #[inline]
 pub fn tanh_derivative(x: f32) -> f32 {
     let t = math::tanh(x);
-    1.0 - t * t
+    (1.0 + t) * (1.0 - t)
 }
 
 /// `max(x, 0)`.
@@ -136,27 +177,39 @@ pub fn relu_derivative(x: f32) -> f32 {
 /// `f(x) = clip(x if x > threshold else 0, 0, max_value) - negative_slope * relu(threshold - x)`.
 ///
 /// With the defaults (`negative_slope = 0`, no `max_value`, `threshold = 0`) it is [`relu`].
-/// A value equal to `threshold` maps to 0 (Keras 3; Keras 2 let it through).
+/// A value equal to `threshold` maps to 0 (Keras 3; Keras 2 let it through). Like Keras's
+/// `ReLU.static_call`, a nonzero slope with neither `max_value` nor `threshold` is
+/// [`leaky_relu`], and `max_value = 6` with no threshold is [`relu6`]: the paths differ at
+/// the kinks (see [`relu_with_derivative`]) and for NaN (`x > threshold` is false for NaN,
+/// so a nonzero threshold maps NaN to 0, or to NaN through the slope term).
 #[inline]
 pub fn relu_with(x: f32, negative_slope: f32, max_value: Option<f32>, threshold: f32) -> f32 {
+    if negative_slope != 0.0 && max_value.is_none() && threshold == 0.0 {
+        return leaky_relu(x, negative_slope);
+    }
     let mut y = if threshold != 0.0 {
         if x > threshold {
             x
         } else {
             0.0
         }
+    } else if max_value == Some(6.0) {
+        relu6(x)
     } else {
         relu(x)
     };
-    if let Some(max) = max_value {
-        y = y.clamp(0.0, max);
+    if let Some(max) = max_value.filter(|_| !relu6_path(max_value, threshold)) {
+        y = clip(y, 0.0, max);
     }
     if negative_slope != 0.0 {
         y -= negative_slope * relu(threshold - x);
     }
     y
 }
-/// Derivative of [`relu_with`] with respect to `x`.
+/// Derivative of [`relu_with`] with respect to `x`, kinks as JAX differentiates Keras's
+/// code: the leaky path gives 1 at 0; the relu6 path 0 at 0 and 6; otherwise 0 at 0 and at
+/// `threshold`, and half the slope where the clip to `[0, max_value]` hits a bound exactly
+/// (see [`clip_derivative`]). The slope term adds `negative_slope` for `x < threshold`.
 #[inline]
 pub fn relu_with_derivative(
     x: f32,
@@ -164,13 +217,22 @@ pub fn relu_with_derivative(
     max_value: Option<f32>,
     threshold: f32,
 ) -> f32 {
-    let positive = if threshold != 0.0 { x > threshold } else { x > 0.0 };
-    let mut d = if positive { 1.0 } else { 0.0 };
-    if let Some(max) = max_value {
-        let y = if positive { x } else { 0.0 };
-        if !(y > 0.0 && y < max) {
-            d = 0.0;
+    if negative_slope != 0.0 && max_value.is_none() && threshold == 0.0 {
+        return leaky_relu_derivative(x, negative_slope);
+    }
+    let (y, mut d) = if threshold != 0.0 {
+        if x > threshold {
+            (x, 1.0)
+        } else {
+            (0.0, 0.0)
         }
+    } else if max_value == Some(6.0) {
+        (relu6(x), relu6_derivative(x))
+    } else {
+        (relu(x), relu_derivative(x))
+    };
+    if let Some(max) = max_value.filter(|_| !relu6_path(max_value, threshold)) {
+        d *= clip_derivative(y, 0.0, max);
     }
     if negative_slope != 0.0 && threshold - x > 0.0 {
         d += negative_slope;
@@ -178,10 +240,21 @@ pub fn relu_with_derivative(
     d
 }
 
-/// `min(max(x, 0), 6)`.
+/// Whether Keras's `relu` takes its `relu6` shortcut, which clips at 6 without `jnp.clip`.
+#[inline]
+fn relu6_path(max_value: Option<f32>, threshold: f32) -> bool {
+    max_value == Some(6.0) && threshold == 0.0
+}
+
+/// `min(max(x, 0), 6)`. NaN stays NaN (`f32::min` would return 6).
 #[inline]
 pub fn relu6(x: f32) -> f32 {
-    relu(x).min(6.0)
+    let y = relu(x);
+    if y > 6.0 {
+        6.0
+    } else {
+        y
+    }
 }
 /// Derivative of [`relu6`]: 1 on the open interval (0, 6), else 0.
 #[inline]
@@ -213,12 +286,14 @@ pub fn leaky_relu_derivative(x: f32, negative_slope: f32) -> f32 {
 }
 
 /// `x` for `x > theta`, else 0 (Keras 2's `ThresholdedReLU`).
+///
+/// Computed as Keras 2 does, `x * cast(x > theta)`, so NaN and `-inf` give NaN.
 #[inline]
 pub fn thresholded_relu(x: f32, theta: f32) -> f32 {
     if x > theta {
         x
     } else {
-        0.0
+        0.0 * x
     }
 }
 /// Derivative of [`thresholded_relu`]: 1 for `x > theta`, else 0.
@@ -261,34 +336,47 @@ pub fn selu_derivative(x: f32) -> f32 {
     SELU_SCALE * elu_derivative(x, SELU_ALPHA)
 }
 
-/// Gaussian error linear unit. Exact form `x/2 (1 + erf(x / sqrt 2))` (Keras 3's default), or
-/// with `approximate` the tanh form `x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`.
+/// Gaussian error linear unit. Exact form `x/2 erfc(-x / sqrt 2)` = `x Phi(x)` (Keras 3's
+/// default, JAX's formula), or with `approximate` the tanh form
+/// `x/2 (1 + tanh(z))`, `z = sqrt(2/pi) (x + 0.044715 x^3)`.
+///
+/// The tanh form is evaluated as `x sigmoid(2 z)`, the same function, because `1 + tanh(z)`
+/// cancels for negative `z`: Keras's values there carry an error of an ulp of 1 (4% at
+/// x = -4.4), kiln's do not.
 #[inline]
 pub fn gelu(x: f32, approximate: bool) -> f32 {
     if approximate {
-        let inner = SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x);
-        0.5 * x * (1.0 + math::tanh(inner))
+        x * sigmoid(2.0 * gelu_tanh_arg(x))
     } else {
-        x * (math::erf(x / SQRT_2) + 1.0) / 2.0
+        0.5 * x * math::erfc(-x * FRAC_1_SQRT_2)
     }
 }
-/// Derivative of [`gelu`].
+/// Derivative of [`gelu`]: `Phi(x) + x phi(x)` (exact), or for the tanh form
+/// `s + 2 x s (1 - s) z'` with `s = sigmoid(2 z)`. At +-inf, the limits 1 and 0 (Keras
+/// multiplies inf by 0 there and gets NaN).
 #[inline]
 pub fn gelu_derivative(x: f32, approximate: bool) -> f32 {
     if approximate {
-        let inner = SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x);
-        let t = math::tanh(inner);
-        let d_inner = SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044_715 * x * x);
-        0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * d_inner
-    } else {
-        let cdf = 0.5 * (1.0 + math::erf(x / SQRT_2));
-        let pdf = INV_SQRT_2PI * math::exp(-0.5 * x * x);
-        if pdf == 0.0 {
-            cdf
-        } else {
-            cdf + x * pdf
+        let s = sigmoid(2.0 * gelu_tanh_arg(x));
+        let ds = s * (1.0 - s);
+        if ds == 0.0 {
+            // Saturated (or x = +-inf, or z' overflowed): x ds z' is 0, not inf * 0.
+            return s;
         }
+        let dz = SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044_715 * x * x);
+        s + 2.0 * x * ds * dz
+    } else {
+        let cdf = 0.5 * math::erfc(-x * FRAC_1_SQRT_2);
+        if x.is_infinite() {
+            return cdf;
+        }
+        cdf + x * INV_SQRT_2PI * math::exp(-0.5 * x * x)
     }
+}
+/// GELU's tanh argument `sqrt(2/pi) (x + 0.044715 x^3)`.
+#[inline]
+fn gelu_tanh_arg(x: f32) -> f32 {
+    SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)
 }
 
 /// `exp(x)`.
@@ -307,7 +395,8 @@ pub fn exponential_derivative(x: f32) -> f32 {
 pub fn silu(x: f32) -> f32 {
     x * sigmoid(x)
 }
-/// Derivative of [`silu`]: `s + x s (1 - s)` with `s = sigmoid(x)`.
+/// Derivative of [`silu`]: `s + x s (1 - s)` with `s = sigmoid(x)`; 1 and 0 at +-inf
+/// (Keras gives NaN there, from inf * 0).
 #[inline]
 pub fn silu_derivative(x: f32) -> f32 {
     let s = sigmoid(x);
@@ -322,9 +411,13 @@ pub fn silu_derivative(x: f32) -> f32 {
 pub fn hard_silu(x: f32) -> f32 {
     x * hard_sigmoid(x)
 }
-/// Derivative of [`hard_silu`].
+/// Derivative of [`hard_silu`]: `hard_sigmoid(x) + x hard_sigmoid'(x)`; 1 and 0 at +-inf
+/// (where `x * 0` would be NaN; Keras's backward pass gives the same limits).
 #[inline]
 pub fn hard_silu_derivative(x: f32) -> f32 {
+    if x.is_infinite() {
+        return hard_sigmoid(x);
+    }
     hard_sigmoid(x) + x * hard_sigmoid_derivative(x)
 }
 
@@ -333,14 +426,15 @@ pub fn hard_silu_derivative(x: f32) -> f32 {
 pub fn mish(x: f32) -> f32 {
     x * math::tanh(softplus(x))
 }
-/// Derivative of [`mish`]: `tanh(sp) + x (1 - tanh(sp)^2) sigmoid(x)`.
+/// Derivative of [`mish`]: `tanh(sp) + x (1 - tanh(sp)^2) sigmoid(x)`, `sp = softplus(x)`;
+/// 1 and 0 at +-inf (Keras gives NaN there, from inf * 0).
 #[inline]
 pub fn mish_derivative(x: f32) -> f32 {
     let t = math::tanh(softplus(x));
     if x.is_infinite() {
         return if x > 0.0 { 1.0 } else { 0.0 };
     }
-    t + x * (1.0 - t * t) * sigmoid(x)
+    t + x * ((1.0 + t) * (1.0 - t)) * sigmoid(x)
 }
 
 /// Softmax over each contiguous run of `axis_len` values of `data`, in place.
@@ -536,7 +630,7 @@ impl Activation {
     }
 
     /// The activation of one value. For softmax and log-softmax, which need a whole row,
-    /// this is the value for a row of length one (1 and 0).
+    /// this is the value for a row of length one (1 and 0, NaN for a non-finite value).
     #[inline]
     pub fn scalar(&self, x: f32) -> f32 {
         match *self {
@@ -544,8 +638,10 @@ impl Activation {
             Activation::Sigmoid => sigmoid(x),
             Activation::HardSigmoid => hard_sigmoid(x),
             Activation::HardSigmoidKeras2 => hard_sigmoid_keras2(x),
-            Activation::Softmax => 1.0,
-            Activation::LogSoftmax => 0.0,
+            // Keras subtracts the row's maximum first: inf - inf and NaN give NaN.
+            Activation::Softmax if x.is_finite() => 1.0,
+            Activation::LogSoftmax if x.is_finite() => 0.0,
+            Activation::Softmax | Activation::LogSoftmax => f32::NAN,
             Activation::Softplus => softplus(x),
             Activation::Softsign => softsign(x),
             Activation::Tanh => tanh(x),
@@ -600,7 +696,7 @@ impl Activation {
 
     /// Applies the activation in place to `data`, a row-major tensor whose last axis has
     /// `last_axis` values (softmax normalises over that axis; elementwise ones ignore it).
-    #[inline]
+    #[inline(always)]
     pub fn apply(&self, data: &mut [f32], last_axis: usize) {
         match *self {
             Activation::Linear => {}

@@ -1,6 +1,6 @@
 //! Scalar `f32` math that works with and without `std`: std's (platform libm) when the `std`
-//! feature is on, the pure-Rust `libm` crate otherwise. `erf` always comes from `libm`
-//! because std has no stable `erf`.
+//! feature is on, the pure-Rust `libm` crate otherwise. `erfc` always comes from `libm`
+//! because std has no stable `erfc`.
 
 #[cfg(feature = "std")]
 mod imp {
@@ -52,8 +52,28 @@ mod imp {
 
 pub use imp::*;
 
-/// The error function (needed by exact GELU).
+/// Square root (optimizer denominators, norms): std's when available, else `libm`'s; both
+/// are correctly rounded.
 #[inline(always)]
-pub fn erf(x: f32) -> f32 {
-    libm::erff(x)
+pub fn sqrt(x: f32) -> f32 {
+    #[cfg(feature = "std")]
+    return x.sqrt();
+    #[cfg(not(feature = "std"))]
+    return libm::sqrtf(x);
+}
+
+/// `x^y` for real `y` (Adam's bias corrections `beta^t`, as `ops.power` computes them).
+#[inline(always)]
+pub fn powf(x: f32, y: f32) -> f32 {
+    #[cfg(feature = "std")]
+    return x.powf(y);
+    #[cfg(not(feature = "std"))]
+    return libm::powf(x, y);
+}
+
+/// The complementary error function `1 - erf(x)`, accurate where `erf(x)` is close to 1
+/// (exact GELU's tail).
+#[inline(always)]
+pub fn erfc(x: f32) -> f32 {
+    libm::erfcf(x)
 }

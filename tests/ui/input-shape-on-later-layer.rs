@@ -1,9 +1,13 @@
 fn main() {}
 
 kiln::model! {
-    Net = Sequential([
+    AfterInput = Sequential([
         Input(shape = (4,)),
         Dense(10, input_shape = (4,)),
         Dense(1, input_dim = 10),
+    ]);
+    Later = Sequential([
+        Dense(10, input_dim = 4),
+        Dense(1, input_shape = (10,)),
     ]);
 }

@@ -35,11 +35,18 @@ F32 = np.float32
 
 
 def around(points):
-    """Each point, and the float32 just below and above it."""
+    """Each point, and the float32 just below and above it.
+
+    Beside 0 that would be a denormal, which XLA on CPU reads as 0 (relu'(1e-45) is 0 in
+    Keras): a hardware flush mode, not a definition, so the smallest normals stand in.
+    """
+    tiny = np.finfo(F32).tiny
     out = []
     for p in points:
         p = F32(p)
-        out += [p, np.nextafter(p, F32(-np.inf)), np.nextafter(p, F32(np.inf))]
+        for q in [np.nextafter(p, F32(-np.inf)), np.nextafter(p, F32(np.inf))]:
+            out.append(np.copysign(tiny, q) if 0 < abs(q) < tiny else q)
+        out.insert(len(out) - 2, p)
     return out
 
 

@@ -68,7 +68,7 @@ impl<const I: usize, const U: usize> Dense<I, U> {
     }
 
     /// The layer on one sample or a batch: `x` has `I` rows, one column per position.
-    #[inline]
+    #[inline(always)]
     pub fn forward<C: Dim, S: Storage<f32, Const<I>, C>>(
         &self,
         x: &Matrix<f32, Const<I>, C, S>,
