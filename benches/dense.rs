@@ -215,42 +215,6 @@ fn w1(c: &mut Criterion) {
     let mut g = c.benchmark_group("W1 4-8-8-1");
     g.bench_function("kiln", |b| b.iter(|| m.predict(black_box(&x))));
     g.bench_function("nalgebra", |b| b.iter(|| base.predict(black_box(&x))));
-    g.bench_function("xp-kiln-layers-hand-relu", |b| b.iter(|| {
-        let x = black_box(&x);
-        let mut y = m.l0.forward(x); y.apply(|v| *v = v.max(0.0));
-        let mut y = m.l1.forward(&y); y.apply(|v| *v = v.max(0.0));
-        m.l2.forward(&y)
-    }));
-    g.bench_function("xp-kiln-layers-act-apply", |b| b.iter(|| {
-        let x = black_box(&x);
-        let act = kiln::Activation::Relu { negative_slope: 0.0, max_value: None, threshold: 0.0 };
-        let mut y = m.l0.forward(x); act.apply(y.as_mut_slice(), 8);
-        let mut y = m.l1.forward(&y); act.apply(y.as_mut_slice(), 8);
-        m.l2.forward(&y)
-    }));
-    macro_rules! xp {
-        ($name:expr, $f:expr) => {
-            g.bench_function($name, |b| b.iter(|| {
-                let f = $f;
-                let x = black_box(&x);
-                let mut y = m.l0.forward(x); for v in y.as_mut_slice() { *v = f(*v) }
-                let mut y = m.l1.forward(&y); for v in y.as_mut_slice() { *v = f(*v) }
-                m.l2.forward(&y)
-            }));
-        };
-    }
-    xp!("xp-A-kiln-relu", kiln::activations::relu);
-    xp!("xp-B-isnan-max", |x: f32| if x.is_nan() { x } else { x.max(0.0) });
-    xp!("xp-F-lt-select", |x: f32| if x < 0.0 { 0.0 } else { x });
-    xp!("xp-G-max", |x: f32| x.max(0.0));
-    xp!("xp-H-bits", |x: f32| f32::from_bits(x.to_bits() & ((x <= 0.0) as u32).wrapping_sub(1)));
-    xp!("xp-I-maxnan", |x: f32| { let m = x.max(0.0); if x != x { x } else { m } });
-    g.bench_function("xp-base-kiln-relu-fn", |b| b.iter(|| {
-        let x = black_box(&x);
-        let mut y = base.0.affine(x); y.apply(|v| *v = kiln::activations::relu(*v));
-        let mut y = base.1.affine(&y); y.apply(|v| *v = kiln::activations::relu(*v));
-        base.2.affine(&y)
-    }));
     g.finish();
 }
 

@@ -78,7 +78,8 @@ pub fn hard_sigmoid_keras2(x: f32) -> f32 {
     clip(0.2 * x + 0.5, 0.0, 1.0)
 }
 /// Derivative of [`hard_sigmoid_keras2`]: 0.2 where `0.2 x + 0.5` lies strictly inside
-/// (0, 1), 0.1 where it rounds to exactly 0 or 1 (`jnp.clip`'s tie, see [`clip`]), else 0.
+/// (0, 1), 0.1 where it rounds to exactly 0 or 1 (`jnp.clip`'s tie: JAX gives each side of
+/// a tie in `maximum`/`minimum` half the gradient), else 0.
 #[inline]
 pub fn hard_sigmoid_keras2_derivative(x: f32) -> f32 {
     0.2 * clip_derivative(0.2 * x + 0.5, 0.0, 1.0)
@@ -209,7 +210,7 @@ pub fn relu_with(x: f32, negative_slope: f32, max_value: Option<f32>, threshold:
 /// Derivative of [`relu_with`] with respect to `x`, kinks as JAX differentiates Keras's
 /// code: the leaky path gives 1 at 0; the relu6 path 0 at 0 and 6; otherwise 0 at 0 and at
 /// `threshold`, and half the slope where the clip to `[0, max_value]` hits a bound exactly
-/// (see [`clip_derivative`]). The slope term adds `negative_slope` for `x < threshold`.
+/// (`jnp.clip`'s tie). The slope term adds `negative_slope` for `x < threshold`.
 #[inline]
 pub fn relu_with_derivative(
     x: f32,

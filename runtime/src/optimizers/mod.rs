@@ -1,0 +1,317 @@
+//! Optimizers: the [`Optimizer`] trait and Keras 3's [`Sgd`], [`Adam`], [`AdamW`],
+//! [`RmsProp`] and [`Adagrad`], with [`GradientClip`] and decoupled weight decay as Keras's
+//! base optimizer applies them. [`from_name`] resolves `compile(optimizer="adam")`.
+//!
+//! Each weight tensor the optimizer updates is a *slot* (its index in the model's weight
+//! list). Per-slot state (momentum, moments, accumulators) is allocated on first use, to the
+//! length of that weight, and kept in a [`Slots`] table, so a training step allocates
+//! nothing after the first.
+//!
+//! # One training step, as Keras's `optimizer.apply(grads, variables)` runs it
+//! 1. [`GradientClip::apply`] on all the gradients ([`Optimizer::gradient_clip`]);
+//! 2. [`Optimizer::step_begin`] (the iteration count becomes the step number `t`, from 1);
+//! 3. [`Optimizer::update`] for each weight: decoupled weight decay
+//!    `w -= w * weight_decay * lr` when set, then the optimizer's own rule;
+//! 4. constraints ([`crate::constraints`]) on the updated weights.
+//!
+//! Update rules follow the Keras 3 source operation by operation (same order of rounding
+//! where it is observable), defaults included. Hyperparameters are `f32` where Keras keeps
+//! Python floats: `1 - beta_1` is formed in `f32` (0.100000024 for 0.9, where JAX rounds
+//! the double 0.09999999999999998 to 0.1), a relative difference of 2e-7 per step.
+
+mod adagrad;
+mod adam;
+mod adamw;
+mod rmsprop;
+mod sgd;
+
+pub use adagrad::Adagrad;
+pub use adam::Adam;
+pub use adamw::AdamW;
+pub use rmsprop::RmsProp;
+pub use sgd::Sgd;
+
+use crate::math;
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+/// A gradient-descent rule with per-weight state.
+///
+/// ```
+/// use kiln_runtime::optimizers::{Optimizer, Sgd};
+/// let mut opt = Sgd { learning_rate: 0.1, ..Sgd::default() };
+/// let mut w = [1.0, 2.0];
+/// opt.step_begin();
+/// opt.update(0, &mut w, &[1.0, -1.0]);
+/// assert_eq!(w, [0.9, 2.1]);
+/// ```
+pub trait Optimizer {
+    /// Starts a training step: increments the iteration count, so that [`Optimizer::update`]
+    /// sees step `t = 1` on the first step (Keras's `iterations + 1`).
+    fn step_begin(&mut self);
+
+    /// Updates one weight tensor `params` in place from its gradient. `slot` identifies the
+    /// tensor across steps (its state lives there); use the same slot for the same weight
+    /// every step.
+    ///
+    /// # Panics
+    /// If `grads` and `params` differ in length, or `slot` was first used with a weight of
+    /// another length.
+    fn update(&mut self, slot: usize, params: &mut [f32], grads: &[f32]);
+
+    /// Completed [`Optimizer::step_begin`] calls (Keras's `optimizer.iterations`, counted
+    /// from the start of the current step).
+    fn iterations(&self) -> u64;
+
+    /// The learning rate in use.
+    fn learning_rate(&self) -> f32;
+
+    /// Changes the learning rate (schedules, `ReduceLROnPlateau`); state is kept.
+    fn set_learning_rate(&mut self, learning_rate: f32);
+
+    /// The clipping to apply to the gradients before [`Optimizer::update`] (Keras's
+    /// `clipnorm` / `clipvalue` / `global_clipnorm`).
+    fn gradient_clip(&self) -> GradientClip;
+
+    /// Forgets all state and the iteration count, as a freshly built optimizer.
+    fn reset(&mut self);
+
+    /// Keras's lowercase name (`"adam"`), as `keras.optimizers.get` accepts it.
+    fn name(&self) -> &'static str;
+}
+
+/// The optimizer `keras.optimizers.get(name)` builds, with Keras's defaults: `"sgd"`,
+/// `"adam"`, `"adamw"`, `"rmsprop"`, `"adagrad"` (any letter case, as Keras lowercases).
+pub fn from_name(name: &str) -> Option<Box<dyn Optimizer>> {
+    let lower: alloc::string::String = name.chars().map(|c| c.to_ascii_lowercase()).collect();
+    Some(match lower.as_str() {
+        "sgd" => Box::new(Sgd::default()),
+        "adam" => Box::new(Adam::default()),
+        "adamw" => Box::new(AdamW::default()),
+        "rmsprop" => Box::new(RmsProp::default()),
+        "adagrad" => Box::new(Adagrad::default()),
+        _ => return None,
+    })
+}
+
+/// Every name [`from_name`] accepts (lowercase), for "did you mean" suggestions.
+pub const NAMES: &[&str] = &["sgd", "adam", "adamw", "rmsprop", "adagrad"];
+
+/// Gradient clipping, Keras's three mutually exclusive options.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum GradientClip {
+    /// Gradients are used as they are.
+    #[default]
+    None,
+    /// `clipnorm`: each weight's gradient is rescaled to an L2 norm of at most this.
+    Norm(f32),
+    /// `global_clipnorm`: all gradients together are rescaled to a joint L2 norm of at most
+    /// this (a non-finite norm makes every gradient NaN, as in Keras).
+    GlobalNorm(f32),
+    /// `clipvalue`: each gradient entry is clamped to `[-v, v]`.
+    Value(f32),
+}
+
+impl GradientClip {
+    /// Clips the gradients of all weights in place, one slice per weight.
+    pub fn apply(&self, tensors: &mut [&mut [f32]]) {
+        match *self {
+            GradientClip::None => {}
+            GradientClip::Norm(c) => tensors.iter_mut().for_each(|t| clip_by_norm(t, c)),
+            GradientClip::Value(v) => tensors.iter_mut().for_each(|t| clip_by_value(t, v)),
+            GradientClip::GlobalNorm(c) => {
+                let sum: f32 = tensors.iter().map(|t| sum_of_squares(t)).sum();
+                let scale = global_norm_scale(sum, c);
+                for t in tensors.iter_mut() {
+                    t.iter_mut().for_each(|g| *g *= scale);
+                }
+            }
+        }
+    }
+
+    /// [`GradientClip::apply`] on one buffer holding every weight's gradient back to back,
+    /// `lengths[i]` values for weight `i` (no allocation).
+    ///
+    /// # Panics
+    /// If the lengths do not add up to `grads.len()`.
+    pub fn apply_flat(&self, grads: &mut [f32], lengths: &[usize]) {
+        assert_eq!(lengths.iter().sum::<usize>(), grads.len(), "gradient lengths");
+        match *self {
+            GradientClip::None => {}
+            GradientClip::Value(v) => clip_by_value(grads, v),
+            GradientClip::GlobalNorm(c) => {
+                // Keras sums each tensor's squares first, then the per-tensor sums.
+                let mut sum = 0.0f32;
+                let mut rest = &*grads;
+                for &n in lengths {
+                    let (t, tail) = rest.split_at(n);
+                    sum += sum_of_squares(t);
+                    rest = tail;
+                }
+                let scale = global_norm_scale(sum, c);
+                grads.iter_mut().for_each(|g| *g *= scale);
+            }
+            GradientClip::Norm(c) => {
+                let mut rest = grads;
+                for &n in lengths {
+                    let (t, tail) = rest.split_at_mut(n);
+                    clip_by_norm(t, c);
+                    rest = tail;
+                }
+            }
+        }
+    }
+}
+
+fn sum_of_squares(t: &[f32]) -> f32 {
+    t.iter().map(|g| g * g).sum()
+}
+
+/// Keras's `_clip_by_norm`: `g * c / max(norm, c)`, with the norm of an all-zero gradient
+/// taken as 0.
+fn clip_by_norm(t: &mut [f32], c: f32) {
+    if c <= 0.0 {
+        return; // Keras ignores `clipnorm` unless it is positive
+    }
+    let l2sum = sum_of_squares(t);
+    let norm = if l2sum > 0.0 { math::sqrt(l2sum) } else { l2sum };
+    let denom = if norm > c { norm } else { c };
+    t.iter_mut().for_each(|g| *g = *g * c / denom);
+}
+
+/// `jnp.clip(g, -v, v)`.
+fn clip_by_value(t: &mut [f32], v: f32) {
+    if v <= 0.0 {
+        return; // Keras ignores `clipvalue` unless it is positive
+    }
+    for g in t.iter_mut() {
+        let lo = if *g < -v { -v } else { *g };
+        *g = if lo > v { v } else { lo };
+    }
+}
+
+/// Keras's `clip_by_global_norm` factor: `c * min(1 / norm, 1 / c) + (norm - norm)`.
+fn global_norm_scale(sum_of_squares: f32, c: f32) -> f32 {
+    if c <= 0.0 {
+        return 1.0;
+    }
+    let norm = math::sqrt(sum_of_squares);
+    let (a, b) = (1.0 / norm, 1.0 / c);
+    c * (if a < b { a } else { b }) + (norm - norm)
+}
+
+/// Keras's decoupled weight decay, `w = w - w * wd * lr`, run before each update step.
+#[inline]
+fn apply_weight_decay(params: &mut [f32], weight_decay: Option<f32>, learning_rate: f32) {
+    if let Some(wd) = weight_decay {
+        params.iter_mut().for_each(|w| *w -= *w * wd * learning_rate);
+    }
+}
+
+/// Per-weight optimizer state: for each slot, `parts` buffers of the weight's length back to
+/// back (Adam: first and second moments), created on first use.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Slots {
+    buffers: Vec<Vec<f32>>,
+    iterations: u64,
+}
+
+impl Slots {
+    /// No state yet.
+    pub const fn new() -> Slots {
+        Slots {
+            buffers: Vec::new(),
+            iterations: 0,
+        }
+    }
+
+    /// Completed training steps (see [`Optimizer::iterations`]).
+    pub fn iterations(&self) -> u64 {
+        self.iterations
+    }
+
+    /// The state of `slot`, `parts * len` values, filled with `init` on first use.
+    fn get(&mut self, slot: usize, len: usize, parts: usize, init: f32) -> &mut [f32] {
+        if self.buffers.len() <= slot {
+            self.buffers.resize_with(slot + 1, Vec::new);
+        }
+        let buffer = &mut self.buffers[slot];
+        if buffer.is_empty() {
+            buffer.resize(parts * len, init);
+        }
+        assert_eq!(
+            buffer.len(),
+            parts * len,
+            "optimizer slot {slot} was built for a weight of {} values, now given {len}",
+            buffer.len() / parts.max(1)
+        );
+        buffer
+    }
+
+    fn step_begin(&mut self) {
+        self.iterations += 1;
+    }
+
+    fn reset(&mut self) {
+        *self = Slots::new();
+    }
+}
+
+/// Checks that a gradient fits its weight.
+#[inline]
+fn check(params: &[f32], grads: &[f32]) {
+    assert_eq!(
+        params.len(),
+        grads.len(),
+        "gradient has {} values for a weight of {}",
+        grads.len(),
+        params.len()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_resolve_case_insensitively() {
+        for &name in NAMES {
+            assert_eq!(from_name(name).map(|o| o.name()), Some(name));
+        }
+        assert_eq!(from_name("Adam").map(|o| o.name()), Some("adam"));
+        assert!(from_name("adamax").is_none());
+    }
+
+    #[test]
+    fn slots_grow_lazily_and_keep_state() {
+        let mut s = Slots::new();
+        s.get(2, 3, 2, 0.5)[0] = 7.0;
+        assert_eq!(s.get(2, 3, 2, 0.5), &[7.0, 0.5, 0.5, 0.5, 0.5, 0.5]);
+        assert_eq!(s.get(0, 1, 1, 0.0), &[0.0]);
+    }
+
+    #[test]
+    #[should_panic(expected = "slot 0")]
+    fn slot_length_mismatch_panics() {
+        let mut s = Slots::new();
+        s.get(0, 3, 1, 0.0);
+        s.get(0, 4, 1, 0.0);
+    }
+
+    #[test]
+    fn flat_and_split_clipping_agree() {
+        let grads = [3.0, 4.0, 0.5, -2.0, 0.0];
+        for clip in [
+            GradientClip::Norm(1.0),
+            GradientClip::GlobalNorm(2.0),
+            GradientClip::Value(1.0),
+        ] {
+            let mut flat = grads;
+            clip.apply_flat(&mut flat, &[2, 3]);
+            let mut split = grads;
+            let (a, b) = split.split_at_mut(2);
+            clip.apply(&mut [a, b]);
+            assert_eq!(flat, split, "{clip:?}");
+        }
+    }
+}
