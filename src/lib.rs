@@ -47,5 +47,8 @@ pub mod __private {
     pub use kiln_runtime::layers;
     pub use kiln_runtime::layers::Weights;
     pub use kiln_runtime::nalgebra;
-    pub use kiln_runtime::{Activation, Batch, Initializer, Pass, Sample, Tensor};
+    pub use kiln_runtime::training::{add_activity_gradient, add_activity_loss};
+    pub use kiln_runtime::{
+        Activation, Batch, Constraint, Gradients, Initializer, Pass, Regularizer, Sample, Tensor,
+    };
 }

@@ -4,7 +4,7 @@
 //! checking failed, so user code that names the model shows no follow-on errors.
 
 use crate::ir::Model;
-use crate::layers::{Forward, MaskRule};
+use crate::layers::{Backward, Forward, MaskRule};
 use crate::shape::Mode;
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
@@ -111,11 +111,15 @@ pub fn expand(model: &Model) -> TokenStream {
     let (input_shape, output_shape) = (input.slice_tokens(), output.slice_tokens());
     let (input_len, output_len) = (input.len(), output.len());
 
+    let trainable = trainable(model);
+
     quote! {
         #(#attrs)*
         #vis struct #name {
             #(#field_decls,)*
         }
+
+        #trainable
 
         impl ::kiln::Model for #name {
             type Input = #input_ty;
@@ -166,6 +170,106 @@ pub fn expand(model: &Model) -> TokenStream {
                     #(#set_arms,)*
                     _ => &mut [],
                 }
+            }
+        }
+    }
+}
+
+/// `impl kiln::Trainable`: the generated training step, or nothing when a layer has no
+/// backward pass (then `compile` is a compile error naming the reason).
+fn trainable(model: &Model) -> TokenStream {
+    let name = &model.name;
+    let n = model.layers.len();
+    let var = |i: usize| format_ident!("x{}", i);
+    let cache = |i: usize| format_ident!("c{}", i);
+    let mut forward = Vec::new();
+    let mut mask_live = false;
+    let mut mask_at = Vec::new();
+    for (i, layer) in model.layers.iter().enumerate() {
+        let field = format_ident!("l{}", i);
+        let f = Forward {
+            mode: Mode::Batch,
+            state: quote!(self.#field),
+            input: &layer.input,
+            output: &layer.output,
+            mask: mask_live.then(|| quote!(mask)),
+        };
+        mask_at.push(mask_live);
+        let code = layer.code.forward_train(&f);
+        let ty = layer.output.tensor_type(Mode::Batch);
+        let (input, output, c) = (var(i), var(i + 1), cache(i));
+        forward.push(if layer.code.mask_rule() == MaskRule::Produce {
+            mask_live = true;
+            quote_spanned!(layer.span=> let ((#output, mask), #c): ((#ty, _), _) = { let x = #input.clone(); #code };)
+        } else {
+            quote_spanned!(layer.span=> let (#output, #c): (#ty, _) = { let x = #input.clone(); #code };)
+        });
+    }
+    let mut backward = Vec::new();
+    for (i, layer) in model.layers.iter().enumerate().rev() {
+        let field = format_ident!("l{}", i);
+        let b = Backward {
+            state: quote!(self.#field),
+            input: &layer.input,
+            output: &layer.output,
+            mask: mask_at[i].then(|| quote!(mask)),
+            first_weight: layer.first_weight,
+            need_input_grad: i > 0,
+            last: i + 1 == n,
+        };
+        let Some(code) = layer.code.backward(&b) else {
+            return TokenStream::new();
+        };
+        let (input, output, c) = (var(i), var(i + 1), cache(i));
+        let bind = quote!(let x = &#input; let y = &#output; let cache = #c; let _ = (&x, &y, &cache););
+        backward.push(if i > 0 {
+            let ty = layer.input.tensor_type(Mode::Batch);
+            quote_spanned!(layer.span=> let dy: #ty = { #bind #code };)
+        } else {
+            quote_spanned!(layer.span=> { #bind #code; })
+        });
+    }
+    let regularizers = model.layers.iter().flat_map(|l| {
+        l.weights.iter().map(|w| match &w.regularizer {
+            Some(r) => quote!(::core::option::Option::Some(#r)),
+            None => quote!(::core::option::Option::None),
+        })
+    });
+    let constraints = model.layers.iter().flat_map(|l| {
+        l.weights.iter().map(|w| match &w.constraint {
+            Some(c) => quote!(::core::option::Option::Some(#c)),
+            None => quote!(::core::option::Option::None),
+        })
+    });
+    let output_activation = match model.layers.last().and_then(|l| l.code.output_activation()) {
+        Some(a) => quote!(::core::option::Option::Some(#a)),
+        None => quote!(::core::option::Option::None),
+    };
+    let (x0, last) = (var(0), var(n));
+    let input_ty = model.input.tensor_type(Mode::Batch);
+    let output_ty = model.output().tensor_type(Mode::Batch);
+    quote! {
+        impl ::kiln::Trainable for #name {
+            const REGULARIZERS: &'static [::core::option::Option<::kiln::Regularizer>] = &[#(#regularizers),*];
+            const CONSTRAINTS: &'static [::core::option::Option<::kiln::Constraint>] = &[#(#constraints),*];
+            const OUTPUT_ACTIVATION: ::core::option::Option<::kiln::Activation> = #output_activation;
+
+            #[allow(unused_variables, unused_mut, clippy::let_unit_value)]
+            fn __train_batch(
+                &self,
+                xs: &[f32],
+                pass: &mut ::kiln::__private::Pass,
+                head: &mut dyn FnMut(&[f32], &mut [f32]) -> bool,
+                grads: &mut ::kiln::__private::Gradients,
+            ) {
+                let #x0: #input_ty = ::kiln::__private::Tensor::from_values(xs);
+                #(#forward)*
+                let mut dy: #output_ty = #last.clone();
+                let fused = head(
+                    ::kiln::__private::Tensor::values(&#last),
+                    ::kiln::__private::Tensor::values_mut(&mut dy),
+                );
+                #(#backward)*
             }
         }
     }

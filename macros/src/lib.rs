@@ -5,12 +5,15 @@
 mod activations;
 mod args;
 mod ast;
+mod callables;
 mod check;
+mod constraints;
 mod expand;
 mod initializers;
 mod ir;
 mod layers;
 mod parse;
+mod regularizers;
 mod shape;
 mod suggest;
 

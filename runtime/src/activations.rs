@@ -158,11 +158,7 @@ pub fn tanh_derivative(x: f32) -> f32 {
 /// `max(x, 0)`.
 #[inline]
 pub fn relu(x: f32) -> f32 {
-    if x > 0.0 || x.is_nan() {
-        x
-    } else {
-        0.0
-    }
+    (if x < 0.0 { 0.0 } else { x }) + 0.0
 }
 /// Derivative of [`relu`]: 1 for `x > 0`, else 0 (0 at the kink, as in JAX).
 #[inline]
@@ -693,6 +689,38 @@ impl Activation {
             Activation::HardSilu => hard_silu_derivative(x),
             Activation::Mish => mish_derivative(x),
         })
+    }
+
+    /// Backward pass in place: turns `dy` (the loss gradient with respect to this
+    /// activation's output `y`) into the gradient with respect to its input `x`. Elementwise
+    /// activations use `x`; softmax and log-softmax use `y` row by row (`last_axis` values).
+    pub fn backward(&self, x: &[f32], y: &[f32], dy: &mut [f32], last_axis: usize) {
+        match *self {
+            Activation::Linear => {}
+            Activation::Softmax | Activation::LogSoftmax => {
+                if last_axis == 0 {
+                    return;
+                }
+                for (y, dy) in y.chunks_exact(last_axis).zip(dy.chunks_exact_mut(last_axis)) {
+                    if *self == Activation::Softmax {
+                        let dot: f32 = y.iter().zip(dy.iter()).map(|(a, b)| a * b).sum();
+                        for (d, &p) in dy.iter_mut().zip(y) {
+                            *d = p * (*d - dot);
+                        }
+                    } else {
+                        let sum: f32 = dy.iter().sum();
+                        for (d, &l) in dy.iter_mut().zip(y) {
+                            *d -= crate::math::exp(l) * sum;
+                        }
+                    }
+                }
+            }
+            ref elementwise => {
+                for (d, &x) in dy.iter_mut().zip(x) {
+                    *d *= elementwise.derivative(x).unwrap_or(1.0);
+                }
+            }
+        }
     }
 
     /// Applies the activation in place to `data`, a row-major tensor whose last axis has

@@ -57,6 +57,26 @@ pub enum Error {
         /// Values given.
         found: usize,
     },
+    /// Training labels did not match the inputs' sample count.
+    #[error("expected {expected} label values ({samples} samples x {per_sample}), found {found}")]
+    LabelLength {
+        /// Values expected.
+        expected: usize,
+        /// Values given.
+        found: usize,
+        /// Samples in the inputs.
+        samples: usize,
+        /// Label values per sample.
+        per_sample: usize,
+    },
+    /// A training option out of range.
+    #[error("`{name}` {reason}")]
+    InvalidOption {
+        /// The option's name.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// `set_weight` got a NaN or infinite value; nothing was written.
     #[error("weight `{name}` value at index {index} is {value}, expected a finite number; nothing was written")]
     NonFiniteWeight {

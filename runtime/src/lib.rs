@@ -8,20 +8,32 @@
 extern crate alloc;
 
 pub mod activations;
+pub mod constraints;
 mod error;
 pub mod heap;
 pub mod initializers;
 pub mod layers;
+pub mod losses;
 mod math;
+pub mod metrics;
 mod model;
+pub mod optimizers;
+pub mod regularizers;
 pub mod summary;
 pub mod tensor;
+pub mod training;
 
 pub use activations::Activation;
+pub use constraints::Constraint;
+pub use losses::Loss;
+pub use metrics::{Mean, MeanMetric, Metric};
+pub use optimizers::{Adagrad, Adam, AdamW, GradientClip, Optimizer, RmsProp, Sgd};
+pub use regularizers::Regularizer;
 pub use error::{Error, ShapeDisplay};
 pub use initializers::Initializer;
 pub use model::{LayerInfo, Model, Pass};
 pub use tensor::{Batch, Sample, Tensor};
+pub use training::{FitOptions, Gradients, History, Logs, Trainable, Trainer};
 
 /// The nalgebra version kiln's types come from, for naming `Input`/`Output` types.
 pub use nalgebra;

@@ -141,7 +141,11 @@ impl Loss {
                 sum / n
             }
             Loss::MeanAbsoluteError => {
-                let sum: f32 = y_pred.iter().zip(y_true).map(|(&p, &y)| (y - p).abs()).sum();
+                let sum: f32 = y_pred
+                    .iter()
+                    .zip(y_true)
+                    .map(|(&p, &y)| (y - p).abs())
+                    .sum();
                 sum / n
             }
             Loss::BinaryCrossentropy { from_logits } => {
@@ -167,10 +171,12 @@ impl Loss {
                     .map(|(&p, &y)| y * log_prob.at(p))
                     .sum::<f32>()
             }
-            Loss::SparseCategoricalCrossentropy { from_logits } => match label(y_true[0], y_pred.len()) {
-                Some(k) => -LogProb::new(y_pred, from_logits).at(y_pred[k]),
-                None => 0.0,
-            },
+            Loss::SparseCategoricalCrossentropy { from_logits } => {
+                match label(y_true[0], y_pred.len()) {
+                    Some(k) => -LogProb::new(y_pred, from_logits).at(y_pred[k]),
+                    None => 0.0,
+                }
+            }
         }
     }
 

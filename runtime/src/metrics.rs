@@ -248,8 +248,14 @@ mod tests {
     #[test]
     fn accuracy_resolves_like_keras() {
         assert_eq!(Metric::resolve_accuracy(1, 1), Metric::BINARY_ACCURACY);
-        assert_eq!(Metric::resolve_accuracy(10, 1), Metric::SparseCategoricalAccuracy);
-        assert_eq!(Metric::resolve_accuracy(10, 10), Metric::CategoricalAccuracy);
+        assert_eq!(
+            Metric::resolve_accuracy(10, 1),
+            Metric::SparseCategoricalAccuracy
+        );
+        assert_eq!(
+            Metric::resolve_accuracy(10, 10),
+            Metric::CategoricalAccuracy
+        );
     }
 
     #[test]
@@ -272,8 +278,14 @@ mod tests {
 
     #[test]
     fn names_resolve() {
-        assert_eq!(Metric::from_name("mae"), Some(Metric::Loss(Loss::MeanAbsoluteError)));
-        assert_eq!(Metric::from_name("binary_accuracy"), Some(Metric::BINARY_ACCURACY));
+        assert_eq!(
+            Metric::from_name("mae"),
+            Some(Metric::Loss(Loss::MeanAbsoluteError))
+        );
+        assert_eq!(
+            Metric::from_name("binary_accuracy"),
+            Some(Metric::BINARY_ACCURACY)
+        );
         assert_eq!(Metric::from_name("accuracy"), None);
     }
 }

@@ -15,6 +15,11 @@ pub struct Pass {
     /// Sum of the activity-regularisation losses added so far (already divided by the batch
     /// size, as Keras does).
     pub activity_loss: f32,
+    /// Seed of the training run (`FitOptions::seed`); layers that draw random numbers in
+    /// training (Dropout) derive their generator from it, the step and their own seed.
+    pub seed: u64,
+    /// Training step number, counted from 0 for each `Trainer`.
+    pub step: u64,
 }
 
 impl Pass {

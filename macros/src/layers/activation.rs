@@ -2,7 +2,7 @@
 //!
 //! Shape rule: output shape = input shape.
 
-use super::{Forward, Layer, LayerInput, LayerKind, MaskRule};
+use super::{Backward, Forward, Layer, LayerInput, LayerKind, MaskRule};
 use crate::activations::{self, Resolved};
 use crate::args::{Bound, Signature};
 use crate::shape::Shape;
@@ -53,5 +53,33 @@ impl Layer for Activation {
             #apply
             x
         })
+    }
+
+    fn backward(&self, b: &Backward) -> Option<TokenStream> {
+        if !b.need_input_grad {
+            return Some(quote!({ let _ = dy; }));
+        }
+        if self.activation.name == "linear" {
+            return Some(quote!(dy));
+        }
+        let act = &self.activation.tokens;
+        let last = self.shape.last();
+        let guard = if b.last { quote!(if !fused) } else { quote!() };
+        Some(quote!({
+            let mut dz = dy;
+            #guard {
+                #act.backward(
+                    ::kiln::__private::Tensor::values(x),
+                    ::kiln::__private::Tensor::values(y),
+                    ::kiln::__private::Tensor::values_mut(&mut dz),
+                    #last,
+                );
+            }
+            dz
+        }))
+    }
+
+    fn output_activation(&self) -> Option<TokenStream> {
+        Some(self.activation.tokens.clone())
     }
 }

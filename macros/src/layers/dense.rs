@@ -1,12 +1,16 @@
 //! `Dense(units, activation = None, use_bias = True, kernel_initializer = "glorot_uniform",
-//! bias_initializer = "zeros")`: `activation(x · kernel + bias)` on the last axis.
+//! bias_initializer = "zeros", kernel_regularizer = None, bias_regularizer = None,
+//! activity_regularizer = None, kernel_constraint = None, bias_constraint = None)`:
+//! `activation(x · kernel + bias)` on the last axis.
 //!
-//! Shape rule: `(..., d)` -> `(..., units)`; any rank.
+//! Shape rule: `(..., d)` -> `(..., units)`; any rank. Weights: `kernel` `(d, units)`,
+//! `bias` `(units,)`.
 
-use super::{Forward, Layer, LayerInput, LayerKind, MaskRule, Weight};
+use super::{Backward, Forward, Layer, LayerInput, LayerKind, MaskRule, Weight};
 use crate::activations::{self, Resolved};
 use crate::args::{Bound, Errors, Signature};
-use crate::initializers;
+use crate::shape::Shape;
+use crate::{constraints, initializers, regularizers};
 use proc_macro2::TokenStream;
 use quote::quote;
 use syn::Error;
@@ -20,6 +24,11 @@ pub const KIND: LayerKind = LayerKind {
             "use_bias",
             "kernel_initializer",
             "bias_initializer",
+            "kernel_regularizer",
+            "bias_regularizer",
+            "activity_regularizer",
+            "kernel_constraint",
+            "bias_constraint",
         ],
         required: 1,
     },
@@ -33,7 +42,12 @@ struct Dense {
     use_bias: bool,
     kernel_initializer: TokenStream,
     bias_initializer: TokenStream,
-    output: crate::shape::Shape,
+    kernel_regularizer: Option<TokenStream>,
+    bias_regularizer: Option<TokenStream>,
+    activity_regularizer: Option<TokenStream>,
+    kernel_constraint: Option<TokenStream>,
+    bias_constraint: Option<TokenStream>,
+    output: Shape,
 }
 
 fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
@@ -54,6 +68,21 @@ fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
     };
     let kernel_initializer = errors.ok(init("kernel_initializer", "glorot_uniform"));
     let bias_initializer = errors.ok(init("bias_initializer", "zeros"));
+    let mut regularizer = |name: &str| {
+        b.get(name)
+            .and_then(|arg| errors.ok(regularizers::resolve(arg)))
+            .flatten()
+    };
+    let kernel_regularizer = regularizer("kernel_regularizer");
+    let bias_regularizer = regularizer("bias_regularizer");
+    let activity_regularizer = regularizer("activity_regularizer");
+    let mut constraint = |name: &str, rank: usize| {
+        b.get(name)
+            .and_then(|arg| errors.ok(constraints::resolve(arg, rank)))
+            .flatten()
+    };
+    let kernel_constraint = constraint("kernel_constraint", 2);
+    let bias_constraint = constraint("bias_constraint", 1);
     errors.into_result()?;
     let (
         Some(units),
@@ -69,10 +98,7 @@ fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
         bias_initializer,
     )
     else {
-        return Err(Error::new_spanned(
-            &b.call.call,
-            "invalid `Dense` arguments",
-        ));
+        return Err(Error::new_spanned(&b.call.call, "invalid `Dense` arguments"));
     };
     Ok(Box::new(Dense {
         inputs: input.shape.last(),
@@ -81,26 +107,43 @@ fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
         use_bias,
         kernel_initializer,
         bias_initializer,
+        kernel_regularizer,
+        bias_regularizer,
+        activity_regularizer,
+        kernel_constraint,
+        bias_constraint,
         output: input.shape.with_last(units),
     }))
 }
 
+impl Dense {
+    /// Statements adding the activity regulariser's loss of `y` to `pass` (batch mode).
+    fn activity_loss(&self) -> TokenStream {
+        match &self.activity_regularizer {
+            Some(reg) => {
+                let per_sample = self.output.len();
+                quote!(::kiln::__private::add_activity_loss(pass, &#reg, ::kiln::__private::Tensor::values(&y), #per_sample);)
+            }
+            None => quote!(),
+        }
+    }
+}
+
 impl Layer for Dense {
-    fn output_shape(&self) -> crate::shape::Shape {
+    fn output_shape(&self) -> Shape {
         self.output.clone()
     }
 
     fn weights(&self) -> Vec<Weight> {
-        let shape = |dims: Vec<usize>| crate::shape::Shape(dims);
-        let mut weights = vec![Weight {
-            suffix: "kernel",
-            shape: shape(vec![self.inputs, self.units]),
-        }];
+        let mut kernel = Weight::new("kernel", Shape(vec![self.inputs, self.units]));
+        kernel.regularizer = self.kernel_regularizer.clone();
+        kernel.constraint = self.kernel_constraint.clone();
+        let mut weights = vec![kernel];
         if self.use_bias {
-            weights.push(Weight {
-                suffix: "bias",
-                shape: shape(vec![self.units]),
-            });
+            let mut bias = Weight::new("bias", Shape(vec![self.units]));
+            bias.regularizer = self.bias_regularizer.clone();
+            bias.constraint = self.bias_constraint.clone();
+            weights.push(bias);
         }
         weights
     }
@@ -126,10 +169,83 @@ impl Layer for Dense {
     fn forward(&self, f: &Forward) -> TokenStream {
         let state = &f.state;
         let apply = self.activation.apply(&quote!(y), self.units);
+        let activity = match f.mode {
+            crate::shape::Mode::Batch => self.activity_loss(),
+            crate::shape::Mode::Sample => quote!(),
+        };
         quote!({
             let mut y = #state.forward(&x);
             #apply
+            #activity
             y
         })
+    }
+
+    fn forward_train(&self, f: &Forward) -> TokenStream {
+        let state = &f.state;
+        let activity = self.activity_loss();
+        if self.activation.name == "linear" {
+            return quote!({
+                let y = #state.forward(&x);
+                #activity
+                (y, ())
+            });
+        }
+        let apply = self.activation.apply(&quote!(y), self.units);
+        // The pre-activation `z` is the cache: the activation's derivative needs it.
+        quote!({
+            let z = #state.forward(&x);
+            let mut y = z.clone();
+            #apply
+            #activity
+            (y, z)
+        })
+    }
+
+    fn backward(&self, b: &Backward) -> Option<TokenStream> {
+        let state = &b.state;
+        let units = self.units;
+        let activity = match &self.activity_regularizer {
+            Some(reg) => {
+                let per_sample = self.output.len();
+                quote!(::kiln::__private::add_activity_gradient(&#reg, ::kiln::__private::Tensor::values(y), ::kiln::__private::Tensor::values_mut(&mut dz), #per_sample);)
+            }
+            None => quote!(),
+        };
+        let activation = if self.activation.name == "linear" {
+            quote!()
+        } else {
+            let act = &self.activation.tokens;
+            let guard = if b.last { quote!(if !fused) } else { quote!() };
+            quote!(#guard {
+                #act.backward(
+                    ::kiln::__private::Tensor::values(&cache),
+                    ::kiln::__private::Tensor::values(y),
+                    ::kiln::__private::Tensor::values_mut(&mut dz),
+                    #units,
+                );
+            })
+        };
+        let (k, use_bias) = (b.first_weight, self.use_bias);
+        let input_grad = if b.need_input_grad {
+            quote!(#state.input_gradient(&dz))
+        } else {
+            quote!(())
+        };
+        let result = quote!({
+            let (grad_kernel, grad_bias) = grads.pair(#k, #use_bias);
+            #state.accumulate_gradients(x, &dz, grad_kernel, grad_bias);
+            #input_grad
+        });
+        Some(quote!({
+            let mut dz = dy;
+            #activity
+            #activation
+            #result
+        }))
+    }
+
+    fn output_activation(&self) -> Option<TokenStream> {
+        Some(self.activation.tokens.clone())
     }
 }

@@ -64,10 +64,25 @@ pub enum MaskRule {
     Produce,
 }
 
-/// A weight of a layer: its Keras name suffix (`kernel`) and shape.
+/// A weight of a layer: its Keras name suffix (`kernel`) and shape, and the runtime
+/// `Regularizer` / `Constraint` expressions training applies to it.
 pub struct Weight {
     pub suffix: &'static str,
     pub shape: Shape,
+    pub regularizer: Option<TokenStream>,
+    pub constraint: Option<TokenStream>,
+}
+
+impl Weight {
+    /// A weight with no regularizer and no constraint.
+    pub fn new(suffix: &'static str, shape: Shape) -> Weight {
+        Weight {
+            suffix,
+            shape,
+            regularizer: None,
+            constraint: None,
+        }
+    }
 }
 
 /// What the expansion needs to emit one layer's forward code.
@@ -86,6 +101,30 @@ pub struct Forward<'a> {
     pub output: &'a Shape,
     /// `Some(quote!(mask))` when a mask arrives with the input; it is a `&[bool]` via deref.
     pub mask: Option<TokenStream>,
+}
+
+/// What the expansion needs to emit one layer's backward code (always on a batch).
+///
+/// The code runs where these variables are in scope:
+/// - `x: &Batch<..>`: the layer's input in the forward pass; `y: &Batch<..>`: its output;
+/// - `cache`: the second value `forward_train` returned;
+/// - `dy: Batch<..>` (owned): the loss gradient with respect to `y`, or — when `fused` is
+///   true, which only happens for the last layer when `output_activation` is `Some` — with
+///   respect to the input of that final activation (the loss fused it with softmax/sigmoid);
+/// - `grads: &mut kiln::__private::Gradients`: `grads.slot(first_weight + k)` is the
+///   gradient of the layer's weight `k`, to be accumulated into (`+=`);
+/// - `pass`, and `mask` when `mask` is `Some`, as in [`Forward`].
+pub struct Backward<'a> {
+    pub state: TokenStream,
+    pub input: &'a Shape,
+    pub output: &'a Shape,
+    pub mask: Option<TokenStream>,
+    pub first_weight: usize,
+    /// Whether the model needs the gradient with respect to `x` (false for the first layer:
+    /// then the code may skip computing it and must evaluate to `()`).
+    pub need_input_grad: bool,
+    /// Whether `fused` may be true at run time for this layer (it is the last one).
+    pub last: bool,
 }
 
 /// A checked layer: everything it needs is resolved, so code generation cannot fail.
@@ -116,6 +155,28 @@ pub trait Layer {
     /// A layer whose `mask_rule` is `Produce` returns `(output, mask)` instead, the mask
     /// being `[bool; positions]` in `Mode::Sample` and `Vec<bool>` in `Mode::Batch`.
     fn forward(&self, f: &Forward) -> TokenStream;
+
+    /// Like `forward` in `Mode::Batch` during training, but evaluating to `(output, cache)`
+    /// where `cache` is whatever `backward` needs beyond the input and output (a `Produce`
+    /// layer evaluates to `((output, mask), cache)`).
+    fn forward_train(&self, f: &Forward) -> TokenStream {
+        let forward = self.forward(f);
+        quote::quote!((#forward, ()))
+    }
+
+    /// Expression evaluating to the gradient with respect to the layer's input (a batch
+    /// tensor of the input shape), accumulating weight gradients on the way; see
+    /// [`Backward`]. `None` when the layer cannot be trained (a `Lambda` without
+    /// `backward`): the model then gets no `Trainable` implementation.
+    fn backward(&self, _b: &Backward) -> Option<TokenStream> {
+        None
+    }
+
+    /// The activation the layer applies last, when a loss may fuse its gradient with it
+    /// (softmax with cross-entropy, sigmoid with binary cross-entropy).
+    fn output_activation(&self) -> Option<TokenStream> {
+        None
+    }
 }
 
 /// The kind registered under `class`.

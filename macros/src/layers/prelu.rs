@@ -140,10 +140,7 @@ impl Layer for PReLU {
     }
 
     fn weights(&self) -> Vec<Weight> {
-        vec![Weight {
-            suffix: "alpha",
-            shape: self.alpha.clone(),
-        }]
+        vec![Weight::new("alpha", self.alpha.clone())]
     }
 
     fn mask_rule(&self) -> MaskRule {

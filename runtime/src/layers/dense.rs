@@ -5,7 +5,11 @@ use super::Weights;
 use crate::initializers::{weight_rng, Initializer};
 use alloc::boxed::Box;
 use nalgebra::allocator::Allocator;
-use nalgebra::{Const, DefaultAllocator, Dim, Matrix, OMatrix, SMatrix, SVector, Storage};
+use crate::tensor::Batch;
+use nalgebra::{
+    Const, DefaultAllocator, Dim, Dyn, Matrix, MatrixView, MatrixViewMut, OMatrix, SMatrix, SVector,
+    Storage,
+};
 
 /// A densely connected layer from `I` to `U` units.
 ///
@@ -83,6 +87,43 @@ impl<const I: usize, const U: usize> Dense<I, U> {
             }
         }
         y
+    }
+}
+
+impl<const I: usize, const U: usize> Dense<I, U> {
+    /// Training: adds this batch's weight gradients, given the layer input `x` (`I x N`) and
+    /// `dz`, the loss gradient with respect to the affine output (`U x N`):
+    /// kernel `+= dz · xᵀ` (stored like the kernel, so Keras's layout), bias `+= Σ dz`.
+    pub fn accumulate_gradients(
+        &self,
+        x: &Batch<I>,
+        dz: &Batch<U>,
+        grad_kernel: &mut [f32],
+        grad_bias: Option<&mut [f32]>,
+    ) {
+        let n = x.ncols();
+        let mut gk = MatrixViewMut::<f32, Const<U>, Const<I>>::from_slice(grad_kernel);
+        // xᵀ as a strided view: no copy.
+        let xt = MatrixView::<f32, Dyn, Const<I>, Dyn, Dyn>::from_slice_with_strides_generic(
+            x.as_slice(),
+            Dyn(n),
+            Const::<I>,
+            Dyn(I),
+            Dyn(1),
+        );
+        gk.gemm(1.0, dz, &xt, 1.0);
+        if let Some(grad_bias) = grad_bias {
+            for column in dz.as_slice().chunks_exact(U) {
+                for (g, d) in grad_bias.iter_mut().zip(column) {
+                    *g += d;
+                }
+            }
+        }
+    }
+
+    /// Training: the loss gradient with respect to the input, `kernel · dz` (`I x N`).
+    pub fn input_gradient(&self, dz: &Batch<U>) -> Batch<I> {
+        self.kernel.tr_mul(dz)
     }
 }
 

@@ -135,7 +135,11 @@ impl GradientClip {
     /// # Panics
     /// If the lengths do not add up to `grads.len()`.
     pub fn apply_flat(&self, grads: &mut [f32], lengths: &[usize]) {
-        assert_eq!(lengths.iter().sum::<usize>(), grads.len(), "gradient lengths");
+        assert_eq!(
+            lengths.iter().sum::<usize>(),
+            grads.len(),
+            "gradient lengths"
+        );
         match *self {
             GradientClip::None => {}
             GradientClip::Value(v) => clip_by_value(grads, v),
@@ -174,7 +178,11 @@ fn clip_by_norm(t: &mut [f32], c: f32) {
         return; // Keras ignores `clipnorm` unless it is positive
     }
     let l2sum = sum_of_squares(t);
-    let norm = if l2sum > 0.0 { math::sqrt(l2sum) } else { l2sum };
+    let norm = if l2sum > 0.0 {
+        math::sqrt(l2sum)
+    } else {
+        l2sum
+    };
     let denom = if norm > c { norm } else { c };
     t.iter_mut().for_each(|g| *g = *g * c / denom);
 }
@@ -204,7 +212,9 @@ fn global_norm_scale(sum_of_squares: f32, c: f32) -> f32 {
 #[inline]
 fn apply_weight_decay(params: &mut [f32], weight_decay: Option<f32>, learning_rate: f32) {
     if let Some(wd) = weight_decay {
-        params.iter_mut().for_each(|w| *w -= *w * wd * learning_rate);
+        params
+            .iter_mut()
+            .for_each(|w| *w -= *w * wd * learning_rate);
     }
 }
 

@@ -1,0 +1,48 @@
+//! Regularizer names and calls of the DSL -> the runtime's `Regularizer` constants:
+//! `kernel_regularizer = l2(0.01)`, `"l1"`, or `L1L2(l1 = 0.01, l2 = 0.001)`, with Keras 3's
+//! defaults (`l1`/`l2` 0.01; `L1L2` 0 and 0).
+
+use crate::activations::f32_lit;
+use crate::args::{bind_call, Signature};
+use crate::ast::Arg;
+use crate::callables::{lookup, Entry};
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::Error;
+
+const TABLE: &[Entry] = &[("l1", "L1", &["l1"]), ("l2", "L2", &["l2"]), ("l1_l2", "L1L2", &["l1", "l2"])];
+
+/// A `Regularizer` expression for `arg`; `None` for Python's `None`.
+pub fn resolve(arg: &Arg) -> Result<Option<TokenStream>, Error> {
+    if matches!(arg.value, crate::ast::Value::None) {
+        return Ok(None);
+    }
+    let ((snake, _, params), call) = lookup(arg, TABLE, "regularizer", "`l2(0.01)`")?;
+    let b = bind_call(&call, &Signature { params, required: 0 })?;
+    let coefficient = |name: &str, default: f64| -> Result<TokenStream, Error> {
+        let v = b.float(name, default)?;
+        if v < 0.0 {
+            let arg = b.get(name).unwrap_or(arg);
+            return Err(Error::new_spanned(
+                &arg.expr,
+                format!("`{name}` of `{}` must be non-negative, found `{v}`", b.class()),
+            ));
+        }
+        Ok(f32_lit(v as f32))
+    };
+    let path = quote!(::kiln::__private::Regularizer);
+    Ok(Some(match snake {
+        "l1" => {
+            let l1 = coefficient("l1", 0.01)?;
+            quote!(#path::L1(#l1))
+        }
+        "l2" => {
+            let l2 = coefficient("l2", 0.01)?;
+            quote!(#path::L2(#l2))
+        }
+        _ => {
+            let (l1, l2) = (coefficient("l1", 0.0)?, coefficient("l2", 0.0)?);
+            quote!(#path::L1L2 { l1: #l1, l2: #l2 })
+        }
+    }))
+}

@@ -1,0 +1,79 @@
+//! [`Adagrad`], as `keras.optimizers.Adagrad`.
+
+use super::{apply_weight_decay, check, GradientClip, Optimizer, Slots};
+use crate::math;
+
+/// Adagrad (Duchi et al. 2011), Keras 3's form. With an accumulator `s` that starts at
+/// `initial_accumulator_value`: `s += g^2`, then `w -= lr * g / sqrt(s + epsilon)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Adagrad {
+    /// Step size. Keras default 0.001.
+    pub learning_rate: f32,
+    /// Where the accumulators start. Keras default 0.1.
+    pub initial_accumulator_value: f32,
+    /// Added under the square root. Keras default 1e-7.
+    pub epsilon: f32,
+    /// Decoupled weight decay (`w -= w * wd * lr` before each step). Keras default none.
+    pub weight_decay: Option<f32>,
+    /// Gradient clipping. Keras default none.
+    pub clip: GradientClip,
+    /// Accumulators per weight, and the step count.
+    pub state: Slots,
+}
+
+impl Default for Adagrad {
+    fn default() -> Adagrad {
+        Adagrad {
+            learning_rate: 0.001,
+            initial_accumulator_value: 0.1,
+            epsilon: 1e-7,
+            weight_decay: None,
+            clip: GradientClip::None,
+            state: Slots::new(),
+        }
+    }
+}
+
+impl Optimizer for Adagrad {
+    fn step_begin(&mut self) {
+        self.state.step_begin();
+    }
+
+    fn update(&mut self, slot: usize, params: &mut [f32], grads: &[f32]) {
+        check(params, grads);
+        let lr = self.learning_rate;
+        apply_weight_decay(params, self.weight_decay, lr);
+        let epsilon = self.epsilon;
+        let accumulator = self
+            .state
+            .get(slot, params.len(), 1, self.initial_accumulator_value);
+        for ((w, &g), s) in params.iter_mut().zip(grads).zip(accumulator) {
+            *s += g * g;
+            *w -= lr * g / math::sqrt(*s + epsilon);
+        }
+    }
+
+    fn iterations(&self) -> u64 {
+        self.state.iterations()
+    }
+
+    fn learning_rate(&self) -> f32 {
+        self.learning_rate
+    }
+
+    fn set_learning_rate(&mut self, learning_rate: f32) {
+        self.learning_rate = learning_rate;
+    }
+
+    fn gradient_clip(&self) -> GradientClip {
+        self.clip
+    }
+
+    fn reset(&mut self) {
+        self.state.reset();
+    }
+
+    fn name(&self) -> &'static str {
+        "adagrad"
+    }
+}
