@@ -215,6 +215,12 @@ fn w1(c: &mut Criterion) {
     let mut g = c.benchmark_group("W1 4-8-8-1");
     g.bench_function("kiln", |b| b.iter(|| m.predict(black_box(&x))));
     g.bench_function("nalgebra", |b| b.iter(|| base.predict(black_box(&x))));
+    #[inline(never)]
+    fn kiln_noinline(m: &W1, x: &SVector<f32, 4>) -> SVector<f32, 1> { m.predict(x) }
+    #[inline(never)]
+    fn base_noinline(m: &BaseW1, x: &SVector<f32, 4>) -> SVector<f32, 1> { m.predict(x) }
+    g.bench_function("xp-kiln-noinline", |b| b.iter(|| kiln_noinline(&m, black_box(&x))));
+    g.bench_function("xp-base-noinline", |b| b.iter(|| base_noinline(&base, black_box(&x))));
     g.finish();
 }
 

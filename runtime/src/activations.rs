@@ -158,7 +158,11 @@ pub fn tanh_derivative(x: f32) -> f32 {
 /// `max(x, 0)`.
 #[inline]
 pub fn relu(x: f32) -> f32 {
-    (if x < 0.0 { 0.0 } else { x }) + 0.0
+    if x > 0.0 || x.is_nan() {
+        x
+    } else {
+        0.0
+    }
 }
 /// Derivative of [`relu`]: 1 for `x > 0`, else 0 (0 at the kink, as in JAX).
 #[inline]

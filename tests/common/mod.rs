@@ -144,3 +144,54 @@ pub fn case(file: &Value, name: &str) -> Value {
             panic!("golden case {name} missing (regenerate with tools/keras_oracle.py)")
         })
 }
+
+/// The shared gradient check (Keras's `run_layer_test` idea for backward passes): builds
+/// `M` from `seed`, draws inputs and targets, and compares the generated backward pass's
+/// weight gradients of `loss = Σ (y - t)² / (2 · samples)` with central finite differences
+/// (in f64 around the f32 forward pass). A layer without weights is checked through the
+/// gradients of the weights before it, which flow through its backward pass.
+///
+/// Checks up to `per_weight` entries of every weight; fails with the weight name and index.
+pub fn check_gradients<M: kiln::Trainable>(seed: u64, samples: usize, per_weight: usize, tolerance: f64) {
+    use rand::{RngExt, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut model = M::new(seed);
+    let x: Vec<f32> = (0..samples * M::INPUT_LEN).map(|_| rng.random_range(-1.5f32..1.5)).collect();
+    let t: Vec<f32> = (0..samples * M::OUTPUT_LEN).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let loss = |model: &M| -> f64 {
+        let y = model.predict_batch(&x).expect("predict_batch");
+        y.iter().zip(&t).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum::<f64>() / (2.0 * samples as f64)
+    };
+    let mut grads = kiln::Gradients::for_model::<M>();
+    let mut head = |y: &[f32], dy: &mut [f32]| {
+        for ((d, a), b) in dy.iter_mut().zip(y).zip(&t) {
+            *d = (a - b) / samples as f32;
+        }
+        false
+    };
+    let mut pass = kiln::Pass::default();
+    pass.training = false;
+    model.__train_batch(&x, &mut pass, &mut head, &mut grads);
+    let eps = 1e-2f32;
+    for (index, name) in M::WEIGHT_NAMES.iter().enumerate() {
+        let values = model.get_weight(name).expect("get_weight");
+        let step = (values.len() / per_weight.max(1)).max(1);
+        for i in (0..values.len()).step_by(step) {
+            let mut w = values.clone();
+            w[i] = values[i] + eps;
+            model.set_weight(name, &w).expect("set_weight");
+            let plus = loss(&model);
+            w[i] = values[i] - eps;
+            model.set_weight(name, &w).expect("set_weight");
+            let minus = loss(&model);
+            model.set_weight(name, &values).expect("set_weight");
+            let numeric = (plus - minus) / (2.0 * eps as f64);
+            let analytic = grads.get(index)[i] as f64;
+            let scale = 1.0f64.max(numeric.abs()).max(analytic.abs());
+            assert!(
+                (numeric - analytic).abs() <= tolerance * scale,
+                "{name}[{i}]: backward {analytic:e}, finite difference {numeric:e}"
+            );
+        }
+    }
+}
