@@ -111,6 +111,7 @@ fn softmax<const N: usize>(mut y: SVector<f32, N>) -> SVector<f32, N> {
 struct BaseW1(StaticDense<4, 8>, StaticDense<8, 8>, StaticDense<8, 1>);
 
 impl BaseW1 {
+    #[inline]
     fn predict(&self, x: &SVector<f32, 4>) -> SVector<f32, 1> {
         self.2.affine(&self.1.relu(&self.0.relu(x)))
     }

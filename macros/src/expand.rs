@@ -41,8 +41,6 @@ pub fn expand(model: &Model) -> TokenStream {
                 let f = Forward {
                     mode,
                     state: quote!(self.#field),
-                    input: &layer.input,
-                    output: &layer.output,
                     mask: mask_live.then(|| quote!(mask)),
                 };
                 let code = layer.code.forward(&f);
@@ -190,8 +188,6 @@ fn trainable(model: &Model) -> TokenStream {
         let f = Forward {
             mode: Mode::Batch,
             state: quote!(self.#field),
-            input: &layer.input,
-            output: &layer.output,
             mask: mask_live.then(|| quote!(mask)),
         };
         mask_at.push(mask_live);
@@ -210,8 +206,6 @@ fn trainable(model: &Model) -> TokenStream {
         let field = format_ident!("l{}", i);
         let b = Backward {
             state: quote!(self.#field),
-            input: &layer.input,
-            output: &layer.output,
             mask: mask_at[i].then(|| quote!(mask)),
             first_weight: layer.first_weight,
             need_input_grad: i > 0,

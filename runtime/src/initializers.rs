@@ -189,7 +189,7 @@ impl Initializer {
                     }
                     FanDistribution::TruncatedNormal => {
                         // Keras: the stddev of a unit normal truncated to [-2, 2].
-                        let stddev = libm::sqrtf(variance) / 0.879_625_66;
+                        let stddev = libm::sqrtf(variance) / 0.879_625_7;
                         for v in values {
                             *v = stddev * truncated_normal(rng);
                         }

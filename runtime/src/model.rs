@@ -173,7 +173,7 @@ fn check_input<M: Model>(xs: &[f32], batch: bool) -> Result<(), Error> {
     let per_sample = M::INPUT_LEN;
     let shape = ShapeDisplay::from(M::INPUT_SHAPE);
     if batch {
-        if per_sample == 0 || xs.len() % per_sample != 0 {
+        if per_sample == 0 || !xs.len().is_multiple_of(per_sample) {
             return Err(Error::BatchLength {
                 per_sample,
                 found: xs.len(),

@@ -283,7 +283,7 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
     /// Checks `x` and `y` hold the same whole number of samples; returns it.
     fn samples(&self, x: &[f32], y: &[f32]) -> Result<usize, Error> {
         let per_sample = M::INPUT_LEN;
-        if per_sample == 0 || x.len() % per_sample != 0 {
+        if per_sample == 0 || !x.len().is_multiple_of(per_sample) {
             return Err(Error::BatchLength {
                 per_sample,
                 found: x.len(),

@@ -37,13 +37,16 @@ pub const REGISTRY: &[LayerKind] = &[
     thresholded_relu::KIND,
 ];
 
+/// A layer kind's constructor: bound arguments and input -> checked layer.
+pub type Build = fn(&Bound, &LayerInput) -> Result<Box<dyn Layer>, Error>;
+
 /// A layer kind: how to read its arguments and check them against its input.
 pub struct LayerKind {
     /// Keras's class name, as written in the DSL.
     pub class: &'static str,
     pub signature: Signature,
     /// Reads the bound arguments and checks them against the input. Errors carry spans.
-    pub build: fn(&Bound, &LayerInput) -> Result<Box<dyn Layer>, Error>,
+    pub build: Build,
 }
 
 /// What a layer is given: its input shape and where that shape came from.
@@ -93,12 +96,10 @@ impl Weight {
 /// - `pass: &mut kiln::__private::Pass`: whether this is training, the activity loss so far;
 /// - `mask` (only when `mask` is `Some`): the Keras mask, one `bool` per position (per
 ///   column of the tensor's matrix, over all samples in a batch); `true` = keep.
-pub struct Forward<'a> {
+pub struct Forward {
     pub mode: Mode,
     /// Expression for the layer's state (`self.l0`), when it has a runtime struct.
     pub state: TokenStream,
-    pub input: &'a Shape,
-    pub output: &'a Shape,
     /// `Some(quote!(mask))` when a mask arrives with the input; it is a `&[bool]` via deref.
     pub mask: Option<TokenStream>,
 }
@@ -114,10 +115,8 @@ pub struct Forward<'a> {
 /// - `grads: &mut kiln::__private::Gradients`: `grads.slot(first_weight + k)` is the
 ///   gradient of the layer's weight `k`, to be accumulated into (`+=`);
 /// - `pass`, and `mask` when `mask` is `Some`, as in [`Forward`].
-pub struct Backward<'a> {
+pub struct Backward {
     pub state: TokenStream,
-    pub input: &'a Shape,
-    pub output: &'a Shape,
     pub mask: Option<TokenStream>,
     pub first_weight: usize,
     /// Whether the model needs the gradient with respect to `x` (false for the first layer:

@@ -80,7 +80,7 @@ impl<const I: usize, const U: usize> Dense<I, U> {
     where
         DefaultAllocator: Allocator<Const<U>, C>,
     {
-        let mut y = &*self.kernel * x;
+        let mut y = self.kernel.as_ref() * x;
         if self.use_bias {
             for mut column in y.column_iter_mut() {
                 column += &*self.bias;
