@@ -29,9 +29,11 @@ use nalgebra::{
 pub struct Dense<const I: usize, const U: usize> {
     /// `kernelᵀ`: row `u` holds the weights into unit `u`.
     pub kernel: Box<SMatrix<f32, U, I>>,
-    /// One value per unit; zeros (and unused) when the layer has no bias.
+    /// One value per unit. A layer without bias holds `-0.0`s, the exact additive identity
+    /// (`x + -0.0` is `x` bit for bit, `-0.0` and NaN included), so `forward` adds it
+    /// without a branch and still returns exactly `x · kernel`.
     pub bias: Box<SVector<f32, U>>,
-    /// Whether the bias is added.
+    /// Whether the layer has a bias weight (Keras's `use_bias`).
     pub use_bias: bool,
 }
 
@@ -63,6 +65,8 @@ impl<const I: usize, const U: usize> Dense<I, U> {
                 &Self::BIAS_SHAPE,
                 &mut weight_rng(seed, first_weight + 1),
             );
+        } else {
+            bias.fill(-0.0);
         }
         Dense {
             kernel,
@@ -72,6 +76,9 @@ impl<const I: usize, const U: usize> Dense<I, U> {
     }
 
     /// The layer on one sample or a batch: `x` has `I` rows, one column per position.
+    ///
+    /// Always inlined: for small layers a call, and `y` going through memory, cost as much
+    /// as the arithmetic (see BENCHMARKS.md).
     #[inline(always)]
     pub fn forward<C: Dim, S: Storage<f32, Const<I>, C>>(
         &self,
@@ -81,10 +88,8 @@ impl<const I: usize, const U: usize> Dense<I, U> {
         DefaultAllocator: Allocator<Const<U>, C>,
     {
         let mut y = self.kernel.as_ref() * x;
-        if self.use_bias {
-            for mut column in y.column_iter_mut() {
-                column += &*self.bias;
-            }
+        for mut column in y.column_iter_mut() {
+            column += &*self.bias;
         }
         y
     }
