@@ -3,7 +3,7 @@
 //! independent error in one pass. After a layer fails, the shape is unknown and later
 //! layers get only their own argument checks, so one mistake is reported once.
 
-use crate::args::{bind, Errors, Signature, COMMON};
+use crate::args::{bind, Errors, Signature};
 use crate::ast::{LayerCall, ModelDef};
 use crate::ir::{CheckedLayer, Model};
 use crate::layers::{self, input, LayerInput, MaskRule};
@@ -152,10 +152,6 @@ pub fn check(def: &ModelDef) -> Result<Model, Error> {
                 name
             }
         };
-        for common in COMMON {
-            let _ = common;
-        }
-
         let Some(input_shape) = shape.clone().filter(|_| known_shape) else {
             // No input shape after an earlier error: still report argument mistakes.
             errors.ok(bound.check_shape_free());

@@ -17,8 +17,9 @@
 //!
 //! Gradients are `d value / d y_pred` exactly as `jax.grad` of the Keras loss returns them,
 //! clipping included: zero where a probability lies outside the clip range, half the slope
-//! where it sits exactly on a bound (JAX's `jnp.clip` splits ties), and `sign(0) = 0` for
-//! MAE.
+//! where it sits exactly on a bound (JAX's `jnp.clip` splits ties), and for MAE JAX's
+//! `abs'(x) = x >= 0 ? 1 : -1`, so a prediction equal to its target gets `-1 / n` (Keras
+//! differentiates `|y_true - y_pred|`), not 0.
 
 use crate::math;
 
@@ -201,7 +202,7 @@ impl Loss {
 
     /// Writes `d value / d y_pred` into `grad_out` (same length as `y_pred`), matching
     /// `jax.grad` of the Keras loss: clipped probabilities get 0 (half on the bound),
-    /// `|0|` gets 0.
+    /// `|0|` gets JAX's slope 1.
     ///
     /// # Panics
     /// As [`Loss::value`], and if `grad_out.len() != y_pred.len()`.
@@ -229,7 +230,7 @@ impl Loss {
                 }
                 Loss::MeanAbsoluteError => {
                     for ((g, &p), &y) in g.iter_mut().zip(p).zip(y) {
-                        *g = sign(p - y) * elem_scale;
+                        *g = -abs_slope(y - p) * elem_scale;
                     }
                 }
                 Loss::BinaryCrossentropy { from_logits: true } => {
@@ -423,15 +424,13 @@ fn clip_slope(p: f32) -> f32 {
     }
 }
 
-/// `sign(x)` with `sign(0) = 0`, JAX's derivative of `abs`.
+/// JAX's derivative of `abs`: `select(x >= 0, 1, -1)`, so 1 at both zeros (and -1 at NaN).
 #[inline]
-fn sign(x: f32) -> f32 {
-    if x > 0.0 {
+pub(crate) fn abs_slope(x: f32) -> f32 {
+    if x >= 0.0 {
         1.0
-    } else if x < 0.0 {
-        -1.0
     } else {
-        x // 0 (or NaN, which propagates)
+        -1.0
     }
 }
 

@@ -62,8 +62,8 @@ impl Regularizer {
         total
     }
 
-    /// Adds `d loss / d w` to `grad`: `l1 * sign(w) + 2 * l2 * w`, with `sign(0) = 0` as
-    /// JAX differentiates `abs`.
+    /// Adds `d loss / d w` to `grad`: `l1 * sign(w) + 2 * l2 * w`, where `sign(w)` is JAX's
+    /// derivative of `abs`: 1 for `w >= 0` (zero included), -1 below.
     ///
     /// # Panics
     /// If `grad` and `w` differ in length.
@@ -72,14 +72,7 @@ impl Regularizer {
         let (l1, l2) = self.factors();
         for (g, &x) in grad.iter_mut().zip(w) {
             if l1 != 0.0 {
-                let sign = if x > 0.0 {
-                    1.0
-                } else if x < 0.0 {
-                    -1.0
-                } else {
-                    x
-                };
-                *g += l1 * sign;
+                *g += l1 * crate::losses::abs_slope(x);
             }
             if l2 != 0.0 {
                 *g += l2 * 2.0 * x;

@@ -205,7 +205,9 @@ fn global_norm_scale(sum_of_squares: f32, c: f32) -> f32 {
     }
     let norm = math::sqrt(sum_of_squares);
     let (a, b) = (1.0 / norm, 1.0 / c);
-    c * (if a < b { a } else { b }) + (norm - norm)
+    // Keras adds `norm - norm`: 0 for a finite norm, NaN otherwise.
+    let poison = if norm.is_finite() { 0.0 } else { f32::NAN };
+    c * (if a < b { a } else { b }) + poison
 }
 
 /// Keras's decoupled weight decay, `w = w - w * wd * lr`, run before each update step.
