@@ -184,6 +184,7 @@ impl<'a> Bound<'a> {
                     crate::activations::resolve(arg).map(|_| ())
                 }
                 n if n.ends_with("_initializer") => crate::initializers::resolve(arg).map(|_| ()),
+                n if n.ends_with("_regularizer") => crate::regularizers::resolve(arg).map(|_| ()),
                 _ => Ok(()),
             };
             errors.ok(checked);
