@@ -248,7 +248,7 @@ fn trainable(model: &Model) -> TokenStream {
             const CONSTRAINTS: &'static [::core::option::Option<::kiln::Constraint>] = &[#(#constraints),*];
             const OUTPUT_ACTIVATION: ::core::option::Option<::kiln::Activation> = #output_activation;
 
-            #[allow(unused_variables, unused_mut, clippy::let_unit_value)]
+            #[allow(unused_variables, unused_mut, clippy::let_unit_value, clippy::unused_unit)]
             fn __train_batch(
                 &self,
                 xs: &[f32],

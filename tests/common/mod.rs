@@ -170,7 +170,6 @@ pub fn check_gradients<M: kiln::Trainable>(seed: u64, samples: usize, per_weight
         false
     };
     let mut pass = kiln::Pass::default();
-    pass.training = false;
     model.__train_batch(&x, &mut pass, &mut head, &mut grads);
     let eps = 1e-2f32;
     for (index, name) in M::WEIGHT_NAMES.iter().enumerate() {

@@ -230,7 +230,7 @@ impl Layer for Dense {
         let input_grad = if b.need_input_grad {
             quote!(#state.input_gradient(&dz))
         } else {
-            quote!(())
+            quote!()
         };
         let result = quote!({
             let (grad_kernel, grad_bias) = grads.pair(#k, #use_bias);

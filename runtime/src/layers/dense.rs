@@ -29,11 +29,9 @@ use nalgebra::{
 pub struct Dense<const I: usize, const U: usize> {
     /// `kernelᵀ`: row `u` holds the weights into unit `u`.
     pub kernel: Box<SMatrix<f32, U, I>>,
-    /// One value per unit. A layer without bias holds `-0.0`s, the exact additive identity
-    /// (`x + -0.0` is `x` bit for bit, `-0.0` and NaN included), so `forward` adds it
-    /// without a branch and still returns exactly `x · kernel`.
+    /// One value per unit; zeros (and unused) when the layer has no bias.
     pub bias: Box<SVector<f32, U>>,
-    /// Whether the layer has a bias weight (Keras's `use_bias`).
+    /// Whether the bias is added.
     pub use_bias: bool,
 }
 
@@ -65,8 +63,6 @@ impl<const I: usize, const U: usize> Dense<I, U> {
                 &Self::BIAS_SHAPE,
                 &mut weight_rng(seed, first_weight + 1),
             );
-        } else {
-            bias.fill(-0.0);
         }
         Dense {
             kernel,
@@ -88,8 +84,10 @@ impl<const I: usize, const U: usize> Dense<I, U> {
         DefaultAllocator: Allocator<Const<U>, C>,
     {
         let mut y = self.kernel.as_ref() * x;
-        for mut column in y.column_iter_mut() {
-            column += &*self.bias;
+        if self.use_bias {
+            for mut column in y.column_iter_mut() {
+                column += &*self.bias;
+            }
         }
         y
     }
