@@ -158,10 +158,12 @@ pub fn tanh_derivative(x: f32) -> f32 {
 /// `max(x, 0)`.
 #[inline]
 pub fn relu(x: f32) -> f32 {
-    if x > 0.0 || x.is_nan() {
-        x
-    } else {
+    // One compare-and-select that keeps NaN (the comparison is false), as JAX does; the
+    // only visible difference from `max(x, 0)` is `relu(-0.0) = -0.0`, which equals 0.
+    if 0.0 > x {
         0.0
+    } else {
+        x
     }
 }
 /// Derivative of [`relu`]: 1 for `x > 0`, else 0 (0 at the kink, as in JAX).
