@@ -87,27 +87,5 @@ impl Optimizer for Adam {
         }
     }
 
-    fn iterations(&self) -> u64 {
-        self.state.iterations()
-    }
-
-    fn learning_rate(&self) -> f32 {
-        self.learning_rate
-    }
-
-    fn set_learning_rate(&mut self, learning_rate: f32) {
-        self.learning_rate = learning_rate;
-    }
-
-    fn gradient_clip(&self) -> GradientClip {
-        self.clip
-    }
-
-    fn reset(&mut self) {
-        self.state.reset();
-    }
-
-    fn name(&self) -> &'static str {
-        "adam"
-    }
+    super::bookkeeping!("adam");
 }

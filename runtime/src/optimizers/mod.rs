@@ -35,6 +35,37 @@ use crate::math;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
+/// The `Optimizer` methods that every optimizer with fields `learning_rate`, `clip` and
+/// `state: Slots` implements the same way; `$name` is Keras's name.
+macro_rules! bookkeeping {
+    ($name:literal) => {
+        fn iterations(&self) -> u64 {
+            self.state.iterations()
+        }
+
+        fn learning_rate(&self) -> f32 {
+            self.learning_rate
+        }
+
+        fn set_learning_rate(&mut self, learning_rate: f32) {
+            self.learning_rate = learning_rate;
+        }
+
+        fn gradient_clip(&self) -> GradientClip {
+            self.clip
+        }
+
+        fn reset(&mut self) {
+            self.state.reset();
+        }
+
+        fn name(&self) -> &'static str {
+            $name
+        }
+    };
+}
+pub(crate) use bookkeeping;
+
 /// A gradient-descent rule with per-weight state.
 ///
 /// ```
