@@ -4,13 +4,12 @@
 //! layers get only their own argument checks, so one mistake is reported once.
 
 use crate::args::{bind, Errors, Signature};
-use crate::ast::{LayerCall, ModelDef};
+use crate::ast::{Arg, LayerCall, ModelDef};
 use crate::ir::{CheckedLayer, Model};
-use crate::layers::{self, input, LayerInput, MaskRule};
+use crate::layers::{self, input, LayerInput, MaskRule, Weight};
 use crate::shape::{Shape, MAX_ELEMENTS};
 use crate::suggest::did_you_mean;
-use std::collections::HashMap;
-use syn::spanned::Spanned;
+use std::collections::{HashMap, HashSet};
 use syn::Error;
 
 /// The largest weight kiln allocates (values); larger ones are almost surely typos.
@@ -30,7 +29,7 @@ pub fn check(def: &ModelDef) -> Result<Model, Error> {
 
     let mut layers_ast: &[LayerCall] = &def.layers;
     let mut shape: Option<Shape> = None;
-    let mut names: HashMap<String, proc_macro2::Span> = HashMap::new();
+    let mut names = Names::default();
     let first = &def.layers[0];
     let explicit_input = first.class == "Input";
     if explicit_input {
@@ -50,7 +49,7 @@ pub fn check(def: &ModelDef) -> Result<Model, Error> {
             }
             shape = errors.ok(input::from_input(&b));
             if let Some((name, arg)) = errors.ok(b.string("name")).flatten() {
-                names.insert(name, arg.expr.span());
+                errors.ok(names.claim(&name, arg));
             }
         }
         if layers_ast.is_empty() {
@@ -61,7 +60,6 @@ pub fn check(def: &ModelDef) -> Result<Model, Error> {
         }
     }
 
-    let mut counters: HashMap<String, usize> = HashMap::new();
     let mut checked = Vec::new();
     let mut source = "the model input".to_string();
     let mut mask_from: Option<(String, String)> = None;
@@ -126,31 +124,10 @@ pub fn check(def: &ModelDef) -> Result<Model, Error> {
         // Keras names: explicit, or snake_case of the class counted within the model.
         let name = match errors.ok(bound.string("name")) {
             Some(Some((name, arg))) => {
-                if let Some(_previous) = names.get(&name) {
-                    errors.push(Error::new_spanned(
-                        &arg.expr,
-                        format!("layer name `{name}` is already used by an earlier layer; Keras requires unique layer names"),
-                    ));
-                }
-                names.insert(name.clone(), arg.expr.span());
+                errors.ok(names.claim(&name, arg));
                 name
             }
-            _ => {
-                let base = layers::snake_case(&class);
-                let n = counters.entry(base.clone()).or_insert(0);
-                let mut name = if *n == 0 {
-                    base.clone()
-                } else {
-                    format!("{base}_{n}")
-                };
-                *n += 1;
-                while names.contains_key(&name) {
-                    name = format!("{base}_{n}");
-                    *n += 1;
-                }
-                names.insert(name.clone(), call.class.span());
-                name
-            }
+            _ => names.automatic(&class),
         };
         let Some(input_shape) = shape.clone().filter(|_| known_shape) else {
             // No input shape after an earlier error: still report argument mistakes.
@@ -180,29 +157,8 @@ pub fn check(def: &ModelDef) -> Result<Model, Error> {
         }
 
         let output = code.output_shape();
-        match output.elements() {
-            Some(n) if n <= MAX_ELEMENTS => {}
-            _ => {
-                errors.push(Error::new(
-                    call.class.span(),
-                    format!("output shape {output} of `{class}` is too large: kiln holds at most {MAX_ELEMENTS} values per sample"),
-                ));
-                known_shape = false;
-                continue;
-            }
-        }
         let weights = code.weights();
-        if let Some(w) = weights
-            .iter()
-            .find(|w| w.shape.elements().is_none_or(|n| n > MAX_WEIGHT_ELEMENTS))
-        {
-            errors.push(Error::new_spanned(
-                &call.call,
-                format!(
-                    "weight `{name}/{}` of shape {} is too large: kiln allocates at most {MAX_WEIGHT_ELEMENTS} values per weight",
-                    w.suffix, w.shape
-                ),
-            ));
+        if errors.ok(check_sizes(call, &name, &output, &weights)).is_none() {
             known_shape = false;
             continue;
         }
@@ -240,4 +196,64 @@ pub fn check(def: &ModelDef) -> Result<Model, Error> {
         input,
         layers: checked,
     })
+}
+
+/// Keras layer names within one model: every name unique, automatic ones counted per class
+/// (`dense`, `dense_1`, ...) and skipping names already taken.
+#[derive(Default)]
+struct Names {
+    taken: HashSet<String>,
+    counters: HashMap<String, usize>,
+}
+
+impl Names {
+    /// Takes an explicit `name = "..."`; an error if an earlier layer has it.
+    fn claim(&mut self, name: &str, arg: &Arg) -> Result<(), Error> {
+        if self.taken.insert(name.to_string()) {
+            Ok(())
+        } else {
+            Err(Error::new_spanned(
+                &arg.expr,
+                format!("layer name `{name}` is already used by an earlier layer; Keras requires unique layer names"),
+            ))
+        }
+    }
+
+    /// The next automatic name for `class`.
+    fn automatic(&mut self, class: &str) -> String {
+        let base = layers::snake_case(class);
+        let n = self.counters.entry(base.clone()).or_insert(0);
+        loop {
+            let name = if *n == 0 { base.clone() } else { format!("{base}_{n}") };
+            *n += 1;
+            if self.taken.insert(name.clone()) {
+                return name;
+            }
+        }
+    }
+}
+
+/// Refuses outputs and weights too large to be anything but a typo (and that would not fit
+/// a `predict` stack or memory).
+fn check_sizes(call: &LayerCall, name: &str, output: &Shape, weights: &[Weight]) -> Result<(), Error> {
+    let class = &call.class;
+    if output.elements().is_none_or(|n| n > MAX_ELEMENTS) {
+        return Err(Error::new(
+            class.span(),
+            format!("output shape {output} of `{class}` is too large: kiln holds at most {MAX_ELEMENTS} values per sample"),
+        ));
+    }
+    if let Some(w) = weights
+        .iter()
+        .find(|w| w.shape.elements().is_none_or(|n| n > MAX_WEIGHT_ELEMENTS))
+    {
+        return Err(Error::new_spanned(
+            &call.call,
+            format!(
+                "weight `{name}/{}` of shape {} is too large: kiln allocates at most {MAX_WEIGHT_ELEMENTS} values per weight",
+                w.suffix, w.shape
+            ),
+        ));
+    }
+    Ok(())
 }
