@@ -13,266 +13,263 @@ kiln::model! {
     ]);
     Chain1 = Sequential([
         Input(shape = (4,)),
-        ELU(alpha = 0.7),
         Softmax(axis = -1),
+        Dropout(0.0),
     ]);
     Chain2 = Sequential([
         Input(shape = (1,)),
-        ThresholdedReLU(theta = 0.2),
+        Softmax(axis = -1),
+        LeakyReLU(negative_slope = 0.2),
         ELU(alpha = 0.7),
+        RepeatVector(2),
+        LeakyReLU(negative_slope = 0.2),
     ]);
     Chain3 = Sequential([
-        Input(shape = (4, 2)),
-        Softmax(axis = 1),
-        Reshape((8,)),
-        RepeatVector(1),
-    ]);
-    Chain4 = Sequential([
-        Input(shape = (3,)),
+        Input(shape = (4, 1)),
+        ReLU(max_value = 1.5, negative_slope = 0.1),
+        Activation("sigmoid"),
         LeakyReLU(negative_slope = 0.2),
-        LeakyReLU(negative_slope = 0.2),
-    ]);
-    Chain5 = Sequential([
-        Input(shape = (1, 1)),
-        LeakyReLU(negative_slope = 0.2),
-        Softmax(axis = -2),
-        Activation("softsign"),
+        Dropout(0.0),
         Flatten(),
     ]);
-    Chain6 = Sequential([
-        Input(shape = (2,)),
+    Chain4 = Sequential([
+        Input(shape = (4, 2)),
+        Softmax(axis = 2),
+        Reshape((2, -1)),
+    ]);
+    Chain5 = Sequential([
+        Input(shape = (1,)),
+        Dropout(0.2),
+        Activation("softmax"),
+        LeakyReLU(negative_slope = 0.2),
         ELU(alpha = 0.7),
-        ReLU(max_value = 1.5, negative_slope = 0.1),
+    ]);
+    Chain6 = Sequential([
+        Input(shape = (3,)),
+        Reshape((3,)),
+        Dense(6, activation = "softplus"),
+        PReLU(shared_axes = (1,)),
+        PReLU(shared_axes = (1,)),
+        ThresholdedReLU(theta = 0.2),
     ]);
     Chain7 = Sequential([
         Input(shape = (3,)),
-        PReLU(shared_axes = (1,)),
-        ThresholdedReLU(theta = 0.2),
+        RepeatVector(3),
+        ReLU(max_value = 1.5, negative_slope = 0.1),
+        Flatten(),
+        Activation("sigmoid"),
+        Activation("softsign"),
     ]);
     Chain8 = Sequential([
-        Input(shape = (1,)),
-        Reshape((-1, 1)),
-        ELU(alpha = 0.7),
-        Activation("softsign"),
-        ELU(alpha = 0.7),
+        Input(shape = (2,)),
+        Reshape((2,)),
+        ReLU(max_value = 1.5, negative_slope = 0.1),
+        PReLU(shared_axes = None),
     ]);
     Chain9 = Sequential([
-        Input(shape = (3, 2, 3)),
-        Permute((2, 1, 3,)),
+        Input(shape = (1,)),
+        RepeatVector(3),
         ReLU(max_value = 1.5, negative_slope = 0.1),
-        Activation("sigmoid"),
-        ThresholdedReLU(theta = 0.2),
-        ReLU(max_value = 1.5, negative_slope = 0.1),
+        Dropout(0.0, noise_shape = (None, 1, 1)),
     ]);
     Chain10 = Sequential([
-        Input(shape = (1, 4)),
-        Softmax(axis = 2),
-        LeakyReLU(negative_slope = 0.2),
+        Input(shape = (3,)),
+        RepeatVector(3),
+        Dense(3, activation = "softplus"),
     ]);
     Chain11 = Sequential([
         Input(shape = (4,)),
-        Reshape((-1, 2, 1)),
-        Reshape((-1, 4)),
-        ThresholdedReLU(theta = 0.2),
         ReLU(max_value = 1.5, negative_slope = 0.1),
-        Reshape((4,)),
+        ReLU(max_value = 1.5, negative_slope = 0.1),
+        ReLU(max_value = 1.5, negative_slope = 0.1),
+        Softmax(axis = -1),
     ]);
     Chain12 = Sequential([
-        Input(shape = (3, 3)),
-        Activation("tanh"),
-        PReLU(shared_axes = None),
-        Dense(4, activation = "relu"),
-    ]);
-    Chain13 = Sequential([
-        Input(shape = (4, 3)),
-        PReLU(shared_axes = (1,)),
-        Flatten(),
-        Dense(1, activation = "sigmoid"),
-        Activation("selu"),
-    ]);
-    Chain14 = Sequential([
-        Input(shape = (2, 3, 1)),
-        Permute((1, 3, 2,)),
-        Flatten(),
-        ThresholdedReLU(theta = 0.2),
-    ]);
-    Chain15 = Sequential([
-        Input(shape = (2, 2)),
-        Dense(1, activation = "tanh"),
+        Input(shape = (1, 2)),
+        Dropout(0.2, noise_shape = (None, 1, 2)),
         ReLU(max_value = 1.5, negative_slope = 0.1),
-        Reshape((2, 1)),
-        Activation("sigmoid"),
-        Flatten(),
-    ]);
-    Chain16 = Sequential([
-        Input(shape = (3,)),
-        Softmax(axis = 1),
-        Dense(4, activation = "sigmoid"),
-        Softmax(axis = 1),
-    ]);
-    Chain17 = Sequential([
-        Input(shape = (4,)),
-        ReLU(max_value = 1.5, negative_slope = 0.1),
-        Reshape((2, 2, 1)),
-        ReLU(max_value = 1.5, negative_slope = 0.1),
-        Flatten(),
-    ]);
-    Chain18 = Sequential([
-        Input(shape = (3, 4)),
-        Activation("tanh"),
-        Softmax(axis = -1),
-        Softmax(axis = 2),
-        PReLU(shared_axes = (1, 2)),
-        LeakyReLU(negative_slope = 0.2),
-    ]);
-    Chain19 = Sequential([
-        Input(shape = (4,)),
-        Reshape((4, 1, 1)),
-        ReLU(max_value = 1.5, negative_slope = 0.1),
-        ThresholdedReLU(theta = 0.2),
-        PReLU(shared_axes = (1, 2, 3)),
-    ]);
-    Chain20 = Sequential([
-        Input(shape = (2, 1, 4)),
-        ReLU(max_value = 1.5, negative_slope = 0.1),
-        ThresholdedReLU(theta = 0.2),
-    ]);
-    Chain21 = Sequential([
-        Input(shape = (2, 1, 3)),
-        ReLU(max_value = 1.5, negative_slope = 0.1),
-        Reshape((6,)),
-        Reshape((2, 3)),
-        Activation("tanh"),
-    ]);
-    Chain22 = Sequential([
-        Input(shape = (2, 4)),
-        ELU(alpha = 0.7),
-        Flatten(),
-        ThresholdedReLU(theta = 0.2),
         ThresholdedReLU(theta = 0.2),
         Activation("swish"),
     ]);
-    Chain23 = Sequential([
-        Input(shape = (4, 3)),
-        PReLU(shared_axes = (1,)),
-        Reshape((12,)),
-        Reshape((12,)),
-        RepeatVector(3),
+    Chain13 = Sequential([
+        Input(shape = (2,)),
+        PReLU(shared_axes = None),
+        Softmax(axis = -1),
         ReLU(max_value = 1.5, negative_slope = 0.1),
+    ]);
+    Chain14 = Sequential([
+        Input(shape = (4, 1, 1)),
+        Reshape((4, 1, -1)),
+        LeakyReLU(negative_slope = 0.2),
+        ELU(alpha = 0.7),
+        Dropout(0.0, noise_shape = (None, 1, 1, 1)),
+    ]);
+    Chain15 = Sequential([
+        Input(shape = (3, 3, 1)),
+        ActivityRegularization(l1 = 0.01, l2 = 0.001),
+        ELU(alpha = 0.7),
+        Reshape((9, 1)),
+        ELU(alpha = 0.7),
+    ]);
+    Chain16 = Sequential([
+        Input(shape = (1, 2, 2)),
+        LeakyReLU(negative_slope = 0.2),
+        ActivityRegularization(l1 = 0.01, l2 = 0.001),
+        Dense(1, activation = "softmax"),
+        ThresholdedReLU(theta = 0.2),
+        Dropout(0.0),
+    ]);
+    Chain17 = Sequential([
+        Input(shape = (3, 1, 1)),
+        Softmax(axis = -2),
+        LeakyReLU(negative_slope = 0.2),
+        Softmax(axis = -1),
+        Activation("selu"),
+    ]);
+    Chain18 = Sequential([
+        Input(shape = (3, 4)),
+        Flatten(),
+        ELU(alpha = 0.7),
+        Dropout(0.0),
+        LeakyReLU(negative_slope = 0.2),
+        RepeatVector(3),
+    ]);
+    Chain19 = Sequential([
+        Input(shape = (3,)),
+        LeakyReLU(negative_slope = 0.2),
+        Softmax(axis = 1),
+        Activation("tanh"),
+        ThresholdedReLU(theta = 0.2),
+        Reshape((1, 3, 1)),
+    ]);
+    Chain20 = Sequential([
+        Input(shape = (2,)),
+        ThresholdedReLU(theta = 0.2),
+        Reshape((-1, 1)),
+        Reshape((2,)),
+        PReLU(shared_axes = None),
+    ]);
+    Chain21 = Sequential([
+        Input(shape = (1,)),
+        Activation("tanh"),
+        ThresholdedReLU(theta = 0.2),
+        LeakyReLU(negative_slope = 0.2),
+        LeakyReLU(negative_slope = 0.2),
+    ]);
+    Chain22 = Sequential([
+        Input(shape = (2,)),
+        ReLU(max_value = 1.5, negative_slope = 0.1),
+        PReLU(shared_axes = None),
+        ThresholdedReLU(theta = 0.2),
+        LeakyReLU(negative_slope = 0.2),
+        Activation("softmax"),
+    ]);
+    Chain23 = Sequential([
+        Input(shape = (3, 1)),
+        PReLU(shared_axes = (2,)),
+        ThresholdedReLU(theta = 0.2),
     ]);
     Chain24 = Sequential([
-        Input(shape = (3, 1)),
-        Reshape((3, 1, 1)),
-        Activation("selu"),
+        Input(shape = (2, 3, 3)),
         Permute((2, 3, 1,)),
-        Softmax(axis = -3),
-        ELU(alpha = 0.7),
+        Dense(6, activation = "linear"),
     ]);
     Chain25 = Sequential([
-        Input(shape = (2,)),
-        Dense(2, activation = "linear"),
-        Softmax(axis = 1),
-        PReLU(shared_axes = (1,)),
-        Softmax(axis = -1),
-        LeakyReLU(negative_slope = 0.2),
+        Input(shape = (1, 3)),
+        ReLU(max_value = 1.5, negative_slope = 0.1),
+        Dropout(0.2),
+        ReLU(max_value = 1.5, negative_slope = 0.1),
     ]);
     Chain26 = Sequential([
-        Input(shape = (3,)),
-        Softmax(axis = 1),
-        Reshape((3,)),
+        Input(shape = (3, 2, 3)),
+        Permute((2, 3, 1,)),
+        PReLU(shared_axes = (1, 2)),
+        LeakyReLU(negative_slope = 0.2),
     ]);
     Chain27 = Sequential([
-        Input(shape = (1, 4, 2)),
-        Dense(4, activation = "softplus"),
-        Permute((1, 3, 2,)),
+        Input(shape = (2, 3, 4)),
         Flatten(),
-        Reshape((1, 2, 8)),
+        RepeatVector(3),
     ]);
     Chain28 = Sequential([
-        Input(shape = (2,)),
-        ELU(alpha = 0.7),
-        Activation("softsign"),
-        LeakyReLU(negative_slope = 0.2),
+        Input(shape = (4, 3)),
+        Flatten(),
+        Reshape((1, 2, 6)),
+        ThresholdedReLU(theta = 0.2),
+        ActivityRegularization(l1 = 0.01, l2 = 0.001),
         PReLU(shared_axes = None),
-        Softmax(axis = -1),
     ]);
     Chain29 = Sequential([
-        Input(shape = (2, 2, 4)),
-        ReLU(max_value = 1.5, negative_slope = 0.1),
-        ELU(alpha = 0.7),
-        ReLU(max_value = 1.5, negative_slope = 0.1),
+        Input(shape = (2, 3)),
+        ActivityRegularization(l1 = 0.01, l2 = 0.001),
+        Dropout(0.0),
+        PReLU(shared_axes = (1,)),
+        Activation("log_softmax"),
+        ActivityRegularization(l1 = 0.01, l2 = 0.001),
     ]);
     Chain30 = Sequential([
-        Input(shape = (4, 1, 4)),
-        Activation("relu"),
-        ThresholdedReLU(theta = 0.2),
-        ThresholdedReLU(theta = 0.2),
-        Reshape((16, -1)),
+        Input(shape = (4, 4)),
+        Reshape((16, 1)),
+        Dropout(0.2),
     ]);
     Chain31 = Sequential([
-        Input(shape = (3,)),
-        ThresholdedReLU(theta = 0.2),
-        Activation("softsign"),
-        PReLU(shared_axes = None),
-        Dense(6, activation = "linear"),
-        RepeatVector(1),
+        Input(shape = (3, 2, 2)),
+        ELU(alpha = 0.7),
+        Permute((2, 3, 1,)),
+        Dropout(0.0, noise_shape = (None, 1, 2, 3)),
     ]);
     Chain32 = Sequential([
-        Input(shape = (4,)),
-        ReLU(max_value = 1.5, negative_slope = 0.1),
-        LeakyReLU(negative_slope = 0.2),
-        ELU(alpha = 0.7),
+        Input(shape = (2,)),
+        PReLU(shared_axes = None),
+        RepeatVector(1),
     ]);
     Chain33 = Sequential([
-        Input(shape = (4, 4, 2)),
-        Reshape((32, -1)),
-        Flatten(),
+        Input(shape = (3,)),
+        ThresholdedReLU(theta = 0.2),
+        Softmax(axis = 1),
+        LeakyReLU(negative_slope = 0.2),
+        ELU(alpha = 0.7),
+        RepeatVector(3),
     ]);
     Chain34 = Sequential([
-        Input(shape = (4, 4, 3)),
-        Reshape((48, 1)),
-        ThresholdedReLU(theta = 0.2),
-        Activation("sigmoid"),
-        ThresholdedReLU(theta = 0.2),
-        ThresholdedReLU(theta = 0.2),
+        Input(shape = (3, 2)),
+        Dropout(0.5, noise_shape = (None, 1, 2)),
+        ELU(alpha = 0.7),
+        Reshape((2, 3, 1)),
     ]);
     Chain35 = Sequential([
-        Input(shape = (3, 1)),
-        Reshape((-1, 3)),
-        PReLU(shared_axes = (1, 2)),
-        Dense(1, activation = "gelu"),
-        Activation("relu"),
-        Activation("log_softmax"),
+        Input(shape = (4,)),
+        ReLU(max_value = 1.5, negative_slope = 0.1),
+        RepeatVector(3),
+        Dense(3, activation = "softplus"),
+        Reshape((-1, 9)),
     ]);
     Chain36 = Sequential([
-        Input(shape = (1,)),
-        PReLU(shared_axes = (1,)),
+        Input(shape = (1, 1)),
+        Flatten(),
         LeakyReLU(negative_slope = 0.2),
-        ELU(alpha = 0.7),
+        ActivityRegularization(l1 = 0.01, l2 = 0.001),
         ThresholdedReLU(theta = 0.2),
-        PReLU(shared_axes = None),
     ]);
     Chain37 = Sequential([
-        Input(shape = (4,)),
-        ELU(alpha = 0.7),
-        ELU(alpha = 0.7),
-        LeakyReLU(negative_slope = 0.2),
-        RepeatVector(1),
-        Reshape((1, 2, -1)),
+        Input(shape = (3,)),
+        ActivityRegularization(l1 = 0.01, l2 = 0.001),
+        Activation("relu"),
     ]);
     Chain38 = Sequential([
-        Input(shape = (2,)),
-        LeakyReLU(negative_slope = 0.2),
-        ThresholdedReLU(theta = 0.2),
-        ELU(alpha = 0.7),
-        Softmax(axis = -1),
+        Input(shape = (4, 3)),
+        ReLU(max_value = 1.5, negative_slope = 0.1),
+        Reshape((-1, 1, 3)),
+        Flatten(),
+        Reshape((12,)),
+        Dense(6, activation = "tanh"),
     ]);
     Chain39 = Sequential([
-        Input(shape = (2, 2, 1)),
-        ELU(alpha = 0.7),
-        Activation("relu"),
-        Reshape((2, 2, -1)),
-        LeakyReLU(negative_slope = 0.2),
+        Input(shape = (2, 2, 4)),
+        Permute((2, 1, 3,)),
+        Dropout(0.2),
+        ThresholdedReLU(theta = 0.2),
+        Permute((1, 2, 3,)),
     ]);
 }
 

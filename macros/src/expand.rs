@@ -47,7 +47,8 @@ pub fn expand(model: &Model) -> TokenStream {
                 let ty = layer.output.tensor_type(mode);
                 if layer.code.mask_rule() == MaskRule::Produce {
                     mask_live = true;
-                    quote_spanned!(layer.span=> let (x, mask): (#ty, _) = #code;)
+                    // `let _`: one-sample `predict` uses the mask only when a layer reads it.
+                    quote_spanned!(layer.span=> let (x, mask): (#ty, _) = #code; let _ = &mask;)
                 } else {
                     quote_spanned!(layer.span=> let x: #ty = #code;)
                 }
@@ -181,22 +182,25 @@ fn trainable(model: &Model) -> TokenStream {
     let var = |i: usize| format_ident!("x{}", i);
     let cache = |i: usize| format_ident!("c{}", i);
     let mut forward = Vec::new();
-    let mut mask_live = false;
+    // Each `Masking` binds its own variable, so the backward code of the layers after it
+    // reads the mask they saw going forward even when a later `Masking` replaces it.
+    let mut live_mask: Option<Ident> = None;
     let mut mask_at = Vec::new();
     for (i, layer) in model.layers.iter().enumerate() {
         let field = format_ident!("l{}", i);
         let f = Forward {
             mode: Mode::Batch,
             state: quote!(self.#field),
-            mask: mask_live.then(|| quote!(mask)),
+            mask: live_mask.as_ref().map(|m| quote!(#m)),
         };
-        mask_at.push(mask_live);
+        mask_at.push(live_mask.clone());
         let code = layer.code.forward_train(&f);
         let ty = layer.output.tensor_type(Mode::Batch);
         let (input, output, c) = (var(i), var(i + 1), cache(i));
         forward.push(if layer.code.mask_rule() == MaskRule::Produce {
-            mask_live = true;
-            quote_spanned!(layer.span=> let ((#output, mask), #c): ((#ty, _), _) = { let x = #input.clone(); #code };)
+            let mask = format_ident!("mask{}", i + 1);
+            live_mask = Some(mask.clone());
+            quote_spanned!(layer.span=> let ((#output, #mask), #c): ((#ty, _), _) = { let x = #input.clone(); #code };)
         } else {
             quote_spanned!(layer.span=> let (#output, #c): (#ty, _) = { let x = #input.clone(); #code };)
         });
@@ -206,7 +210,7 @@ fn trainable(model: &Model) -> TokenStream {
         let field = format_ident!("l{}", i);
         let b = Backward {
             state: quote!(self.#field),
-            mask: mask_at[i].then(|| quote!(mask)),
+            mask: mask_at[i].as_ref().map(|m| quote!(#m)),
             first_weight: layer.first_weight,
             need_input_grad: i > 0,
             last: i + 1 == n,

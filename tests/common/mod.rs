@@ -152,15 +152,28 @@ pub fn case(file: &Value, name: &str) -> Value {
 /// gradients of the weights before it, which flow through its backward pass.
 ///
 /// Checks up to `per_weight` entries of every weight; fails with the weight name and index.
-pub fn check_gradients<M: kiln::Trainable>(seed: u64, samples: usize, per_weight: usize, tolerance: f64) {
+pub fn check_gradients<M: kiln::Trainable>(
+    seed: u64,
+    samples: usize,
+    per_weight: usize,
+    tolerance: f64,
+) {
     use rand::{RngExt, SeedableRng};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut model = M::new(seed);
-    let x: Vec<f32> = (0..samples * M::INPUT_LEN).map(|_| rng.random_range(-1.5f32..1.5)).collect();
-    let t: Vec<f32> = (0..samples * M::OUTPUT_LEN).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let x: Vec<f32> = (0..samples * M::INPUT_LEN)
+        .map(|_| rng.random_range(-1.5f32..1.5))
+        .collect();
+    let t: Vec<f32> = (0..samples * M::OUTPUT_LEN)
+        .map(|_| rng.random_range(-1.0f32..1.0))
+        .collect();
     let loss = |model: &M| -> f64 {
         let y = model.predict_batch(&x).expect("predict_batch");
-        y.iter().zip(&t).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum::<f64>() / (2.0 * samples as f64)
+        y.iter()
+            .zip(&t)
+            .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+            .sum::<f64>()
+            / (2.0 * samples as f64)
     };
     let mut grads = kiln::Gradients::for_model::<M>();
     let mut head = |y: &[f32], dy: &mut [f32]| {

@@ -33,6 +33,7 @@ def random_layer(shape, g):
     rank = len(shape)
     size = int(np.prod(shape))
     options = ["dense", "activation", "relu", "leaky", "elu", "softmax", "prelu", "thresholded"]
+    options += ["dropout", "activity"]
     if rank > 1:
         options += ["flatten", "permute", "reshape"]
     if rank == 1:
@@ -63,6 +64,16 @@ def random_layer(shape, g):
         axes = [a for a in range(1, rank + 1) if g.random() < 0.5]
         dsl_axes = "None" if not axes else "(" + ", ".join(map(str, axes)) + ("," if len(axes) == 1 else "") + ")"
         return f"PReLU(shared_axes = {dsl_axes})", L.PReLU(shared_axes=axes or None)
+    if kind == "dropout":
+        # The identity in inference; the DSL must still accept Keras's arguments.
+        rate = float(g.choice([0.0, 0.2, 0.5]))
+        if rank > 1 and g.random() < 0.5:
+            noise = (None, 1) + tuple(shape[1:])
+            text = ", ".join("None" if d is None else str(d) for d in noise)
+            return f"Dropout({rate}, noise_shape = ({text}))", L.Dropout(rate, noise_shape=noise)
+        return f"Dropout({rate})", L.Dropout(rate)
+    if kind == "activity":
+        return "ActivityRegularization(l1 = 0.01, l2 = 0.001)", L.ActivityRegularization(l1=0.01, l2=0.001)
     if kind == "flatten":
         return "Flatten()", L.Flatten()
     if kind == "permute":

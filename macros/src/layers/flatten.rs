@@ -5,10 +5,11 @@
 //! No weights; refuses a mask (Keras drops it).
 //!
 //! kiln's memory is already row-major, so flattening only renames the matrix's shape
-//! (`Tensor::reshaped`), never moves a value.
+//! (`Tensor::reshaped`), never moves a value; its backward pass renames the gradient back
+//! to the input's shape.
 
 use super::reshape::{input_phrase, tuple_text};
-use super::{Forward, Layer, LayerInput, LayerKind};
+use super::{Backward, Forward, Layer, LayerInput, LayerKind};
 use crate::args::{Bound, Signature};
 use crate::ast::Value;
 use crate::shape::Shape;
@@ -78,6 +79,10 @@ impl Layer for Flatten {
         }
         let n = self.output.len();
         quote!(::kiln::__private::Tensor::reshaped::<#n, 1>(x))
+    }
+
+    fn backward(&self, b: &Backward) -> Option<TokenStream> {
+        Some(super::reshape::reshape_back(&self.input, b))
     }
 }
 

@@ -8,11 +8,15 @@ use proc_macro2::TokenStream;
 use syn::Error;
 
 pub mod activation;
+pub mod activity_regularization;
 pub mod dense;
+pub mod dropout;
 pub mod elu;
 pub mod flatten;
 pub mod input;
+pub mod lambda;
 pub mod leaky_relu;
+pub mod masking;
 pub mod permute;
 pub mod prelu;
 pub mod relu;
@@ -35,6 +39,10 @@ pub const REGISTRY: &[LayerKind] = &[
     relu::KIND,
     softmax::KIND,
     thresholded_relu::KIND,
+    dropout::KIND,
+    activity_regularization::KIND,
+    masking::KIND,
+    lambda::KIND,
 ];
 
 /// A layer kind's constructor: bound arguments and input -> checked layer.

@@ -5,11 +5,11 @@
 //! permutation of `1..=n`. No weights; refuses a mask.
 //!
 //! The values move in memory, so the generated code calls the runtime kernel
-//! `kiln_runtime::layers::permute::permute` (0-based dims); the identity permutation
-//! emits nothing.
+//! `kiln_runtime::layers::permute::permute` (0-based dims), and the backward pass
+//! `permute_backward` (the inverse permutation); the identity permutation emits nothing.
 
 use super::reshape::{input_phrase, tuple_text};
-use super::{Forward, Layer, LayerInput, LayerKind};
+use super::{Backward, Forward, Layer, LayerInput, LayerKind};
 use crate::args::{Bound, Errors, Signature};
 use crate::ast::Value;
 use crate::shape::Shape;
@@ -124,13 +124,36 @@ impl Layer for Permute {
     }
 
     fn forward(&self, _f: &Forward) -> TokenStream {
-        if self.order.iter().enumerate().all(|(k, &a)| k == a) {
+        if self.is_identity() {
             return quote!(x);
         }
         let (rows, cols) = (self.output.last(), self.output.positions());
         let shape = self.input.slice_tokens();
         let order = &self.order;
         quote!(::kiln::__private::layers::permute::permute::<_, #rows, #cols>(&x, #shape, &[#(#order),*]))
+    }
+
+    fn backward(&self, b: &Backward) -> Option<TokenStream> {
+        if !b.need_input_grad {
+            return Some(quote!({
+                let _ = dy;
+            }));
+        }
+        if self.is_identity() {
+            return Some(quote!(dy));
+        }
+        let (rows, cols) = (self.input.last(), self.input.positions());
+        let shape = self.input.slice_tokens();
+        let order = &self.order;
+        Some(
+            quote!(::kiln::__private::layers::permute::permute_backward::<_, #rows, #cols>(&dy, #shape, &[#(#order),*])),
+        )
+    }
+}
+
+impl Permute {
+    fn is_identity(&self) -> bool {
+        self.order.iter().enumerate().all(|(k, &a)| k == a)
     }
 }
 

@@ -7,17 +7,21 @@
 //! `(1, 1, 3)`, one slope per channel. `shared_axes` holds Keras axes (1 is the first axis
 //! after the batch), as a list, a tuple or a single integer.
 //!
-//! Regularizers and constraints only act in training, which kiln does not do yet, so
-//! `alpha_regularizer` and `alpha_constraint` accept only `None`.
+//! `alpha_regularizer` (`l2(0.01)`, ...) and `alpha_constraint` (`non_neg()`, `max_norm(..)`,
+//! with `axis` counted over alpha's shape) act in training, as on Dense's weights.
+//!
+//! Backward pass: `dx = dy` where `x > 0`, `alpha * dy` where `x < 0` and 0 at `x == 0`
+//! (JAX's `relu` derivative in Keras's `relu(x) - alpha * relu(-x)`); alpha's gradient is
+//! `dy * min(x, 0)` summed over the batch and the shared axes.
 //!
 //! Shape rule: output shape = input shape, any rank. Masks pass through.
 
 use super::reshape::input_phrase;
-use super::{Forward, Layer, LayerInput, LayerKind, MaskRule, Weight};
+use super::{Backward, Forward, Layer, LayerInput, LayerKind, MaskRule, Weight};
 use crate::args::{Bound, Errors, Signature};
 use crate::ast::{Arg, Value};
-use crate::initializers;
 use crate::shape::Shape;
+use crate::{constraints, initializers, regularizers};
 use proc_macro2::TokenStream;
 use quote::quote;
 use syn::Error;
@@ -40,6 +44,8 @@ struct PReLU {
     input: Shape,
     alpha: Shape,
     alpha_initializer: TokenStream,
+    alpha_regularizer: Option<TokenStream>,
+    alpha_constraint: Option<TokenStream>,
 }
 
 fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
@@ -52,17 +58,16 @@ fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
             expr: syn::parse_quote!("zeros"),
         })),
     };
-    for name in ["alpha_regularizer", "alpha_constraint"] {
-        if let Some(arg) = b.get(name).filter(|a| !matches!(a.value, Value::None)) {
-            errors.push(Error::new_spanned(
-                &arg.expr,
-                format!(
-                    "`{name}` of `PReLU` is not supported yet; expected `None`, found {}\n  note: kiln runs inference only, where regularizers and constraints have no effect",
-                    arg.value.describe()
-                ),
-            ));
-        }
-    }
+    let alpha_regularizer = b
+        .get("alpha_regularizer")
+        .and_then(|arg| errors.ok(regularizers::resolve(arg)))
+        .flatten();
+    // Alpha has the input's rank whatever `shared_axes` says, so the constraint's `axis`
+    // can be checked even when `shared_axes` is wrong.
+    let alpha_constraint = b
+        .get("alpha_constraint")
+        .and_then(|arg| errors.ok(constraints::resolve(arg, input.shape.rank())))
+        .flatten();
     let alpha = errors.ok(alpha_shape(b, input));
     errors.into_result()?;
     let (Some(alpha_initializer), Some(alpha)) = (alpha_initializer, alpha) else {
@@ -75,6 +80,8 @@ fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
         input: input.shape.clone(),
         alpha,
         alpha_initializer,
+        alpha_regularizer,
+        alpha_constraint,
     }))
 }
 
@@ -140,7 +147,10 @@ impl Layer for PReLU {
     }
 
     fn weights(&self) -> Vec<Weight> {
-        vec![Weight::new("alpha", self.alpha.clone())]
+        let mut alpha = Weight::new("alpha", self.alpha.clone());
+        alpha.regularizer = self.alpha_regularizer.clone();
+        alpha.constraint = self.alpha_constraint.clone();
+        vec![alpha]
     }
 
     fn mask_rule(&self) -> MaskRule {
@@ -164,6 +174,21 @@ impl Layer for PReLU {
             #state.forward(::kiln::__private::Tensor::values_mut(&mut x));
             x
         })
+    }
+
+    fn backward(&self, b: &Backward) -> Option<TokenStream> {
+        let (state, k, input_grad) = (&b.state, b.first_weight, b.need_input_grad);
+        let result = if input_grad { quote!(dx) } else { quote!(()) };
+        Some(quote!({
+            let mut dx = dy;
+            #state.backward(
+                ::kiln::__private::Tensor::values(x),
+                ::kiln::__private::Tensor::values_mut(&mut dx),
+                grads.slot(#k),
+                #input_grad,
+            );
+            #result
+        }))
     }
 }
 
@@ -216,18 +241,54 @@ mod tests {
     }
 
     #[test]
+    fn training_arguments_reach_the_alpha_weight() {
+        let inv: Invocation = syn::parse_quote!(
+            M = Sequential([PReLU(
+                alpha_regularizer = l2(0.5),
+                alpha_constraint = max_norm(1.5, axis = -1),
+                shared_axes = [1, 2]
+            )])
+        );
+        let call = &inv.models[0].layers[0];
+        let shape = Shape(vec![4, 5, 3]);
+        let input = LayerInput {
+            shape: &shape,
+            source: "the model input",
+        };
+        let Ok(layer) = bind(call, &KIND.signature).and_then(|b| build(&b, &input)) else {
+            panic!("PReLU with a regularizer and a constraint should build");
+        };
+        let weights = layer.weights();
+        let text = |t: &Option<TokenStream>| t.as_ref().map(|t| t.to_string()).unwrap_or_default();
+        assert!(
+            text(&weights[0].regularizer).contains("L2"),
+            "{}",
+            text(&weights[0].regularizer)
+        );
+        assert!(
+            text(&weights[0].constraint).contains("MaxNorm"),
+            "{}",
+            text(&weights[0].constraint)
+        );
+        assert_eq!(weights[0].shape, Shape(vec![1, 1, 3]));
+        let plain = alpha(syn::parse_quote!(
+            M = Sequential([PReLU(alpha_regularizer = None, alpha_constraint = None)])
+        ));
+        assert_eq!(plain, Ok(Shape(vec![4, 5, 3])));
+    }
+
+    #[test]
     fn bad_axes_and_training_arguments_are_reported_together() {
         let e = alpha(syn::parse_quote!(
             M = Sequential([PReLU(
-                alpha_regularizer = l2(0.01),
+                alpha_regularizer = l3(0.01),
+                alpha_constraint = max_norm(axis = 3),
                 shared_axes = [0, 2, 2, 4]
             )])
         ))
         .unwrap_err();
-        assert!(
-            e.contains("`alpha_regularizer` of `PReLU` is not supported yet"),
-            "{e}"
-        );
+        assert!(e.contains("l3"), "{e}");
+        assert!(e.contains("for a weight of rank 3, found `3`"), "{e}");
         assert!(e.contains("shared axis `0` of `PReLU` is out of range for the model input (4, 5, 3) of rank 3"), "{e}");
         assert!(
             e.contains("shared axis `2` of `PReLU` is given more than once"),

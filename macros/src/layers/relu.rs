@@ -13,7 +13,7 @@
 //! Also home of what the elementwise activation layers (`LeakyReLU`, `ELU`,
 //! `ThresholdedReLU`) share: [`Elementwise`] and the number getters.
 
-use super::{Forward, Layer, LayerInput, LayerKind, MaskRule};
+use super::{Backward, Forward, Layer, LayerInput, LayerKind, MaskRule};
 use crate::activations::relu_tokens;
 use crate::args::{Bound, Errors, Signature};
 use crate::ast::{Arg, Value};
@@ -55,7 +55,8 @@ fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
 }
 
 /// A layer applying one elementwise `kiln::Activation` constant; output shape = input shape,
-/// masks pass through (Keras's `supports_masking = True`).
+/// masks pass through (Keras's `supports_masking = True`). Its backward pass multiplies the
+/// gradient by the activation's derivative at the input (`Activation::backward`).
 pub(super) struct Elementwise {
     activation: TokenStream,
     shape: Shape,
@@ -87,6 +88,25 @@ impl Layer for Elementwise {
             #activation.apply(::kiln::__private::Tensor::values_mut(&mut x), #last);
             x
         })
+    }
+
+    fn backward(&self, b: &Backward) -> Option<TokenStream> {
+        if !b.need_input_grad {
+            return Some(quote!({
+                let _ = dy;
+            }));
+        }
+        let (activation, last) = (&self.activation, self.shape.last());
+        Some(quote!({
+            let mut dx = dy;
+            #activation.backward(
+                ::kiln::__private::Tensor::values(x),
+                ::kiln::__private::Tensor::values(y),
+                ::kiln::__private::Tensor::values_mut(&mut dx),
+                #last,
+            );
+            dx
+        }))
     }
 }
 

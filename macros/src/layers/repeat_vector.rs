@@ -3,10 +3,11 @@
 //! Shape rule: `(features,)` -> `(n, features)`; the input must have rank 1 and `n` must be
 //! at least 1. No weights; refuses a mask.
 //!
-//! The generated code calls the runtime kernel `kiln_runtime::layers::repeat_vector`.
+//! The generated code calls the runtime kernel `kiln_runtime::layers::repeat_vector`, and
+//! in training `repeat_vector_backward` (the sum of the copies' gradients).
 
 use super::reshape::input_phrase;
-use super::{Forward, Layer, LayerInput, LayerKind};
+use super::{Backward, Forward, Layer, LayerInput, LayerKind};
 use crate::args::{Bound, Errors, Signature};
 use crate::shape::Shape;
 use proc_macro2::TokenStream;
@@ -62,6 +63,18 @@ impl Layer for RepeatVector {
     fn forward(&self, _f: &Forward) -> TokenStream {
         let (features, n) = (self.features, self.n);
         quote!(::kiln::__private::layers::repeat_vector::repeat_vector::<_, #features, #n>(&x))
+    }
+
+    fn backward(&self, b: &Backward) -> Option<TokenStream> {
+        if !b.need_input_grad {
+            return Some(quote!({
+                let _ = dy;
+            }));
+        }
+        let (features, n) = (self.features, self.n);
+        Some(
+            quote!(::kiln::__private::layers::repeat_vector::repeat_vector_backward::<_, #features, #n>(&dy)),
+        )
     }
 }
 

@@ -8,9 +8,10 @@
 //! positive, and the target's rank is 1 to 4. No weights; refuses a mask.
 //!
 //! kiln's memory is row-major for every shape, so a reshape renames the matrix's shape
-//! (`Tensor::reshaped`) and moves no value.
+//! (`Tensor::reshaped`) and moves no value; so does its backward pass, back to the input's
+//! shape ([`reshape_back`], shared with `Flatten`).
 
-use super::{Forward, Layer, LayerInput, LayerKind};
+use super::{Backward, Forward, Layer, LayerInput, LayerKind};
 use crate::args::{Bound, Errors, Signature};
 use crate::ast::Value;
 use crate::shape::Shape;
@@ -31,6 +32,7 @@ pub const KIND: LayerKind = LayerKind {
 const MAX_RANK: usize = 4;
 
 struct Reshape {
+    input: Shape,
     output: Shape,
 }
 
@@ -150,7 +152,10 @@ fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
     };
     // Every dimension is now positive and their product is the input's element count.
     let output = Shape(output.into_iter().map(|d| d as usize).collect());
-    Ok(Box::new(Reshape { output }))
+    Ok(Box::new(Reshape {
+        input: input.shape.clone(),
+        output,
+    }))
 }
 
 impl Layer for Reshape {
@@ -162,6 +167,22 @@ impl Layer for Reshape {
         let (rows, cols) = (self.output.last(), self.output.positions());
         quote!(::kiln::__private::Tensor::reshaped::<#rows, #cols>(x))
     }
+
+    fn backward(&self, b: &Backward) -> Option<TokenStream> {
+        Some(reshape_back(&self.input, b))
+    }
+}
+
+/// The backward pass of a layer that only renames the shape (`Reshape`, `Flatten`): the
+/// gradient keeps its values and takes the layer's `input` shape back.
+pub(super) fn reshape_back(input: &Shape, b: &Backward) -> TokenStream {
+    if !b.need_input_grad {
+        return quote!({
+            let _ = dy;
+        });
+    }
+    let (rows, cols) = (input.last(), input.positions());
+    quote!(::kiln::__private::Tensor::reshaped::<#rows, #cols>(dy))
 }
 
 #[cfg(test)]

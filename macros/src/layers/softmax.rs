@@ -9,10 +9,15 @@
 //! and take no part in the normalisation, and a line along `axis` with every position
 //! masked is all zeros: Keras 3's `Softmax()(x, mask = mask[..., None])`.
 //!
+//! Backward pass: the softmax vector-Jacobian product along `axis`,
+//! `dx = y * (dy - sum(dy * y))`, with zero gradient at masked positions. As the model's last
+//! layer on the last axis it reports `softmax` as its output activation, so a
+//! cross-entropy loss can hand it the gradient with respect to the logits directly.
+//!
 //! Shape rule: output shape = input shape, any rank. The mask passes on unchanged.
 
 use super::reshape::input_phrase;
-use super::{Forward, Layer, LayerInput, LayerKind, MaskRule};
+use super::{Backward, Forward, Layer, LayerInput, LayerKind, MaskRule};
 use crate::args::{Bound, Signature};
 use crate::ast::Value;
 use crate::shape::Shape;
@@ -108,7 +113,7 @@ impl Layer for Softmax {
         let last = self.shape.last();
         let values = quote!(::kiln::__private::Tensor::values_mut(&mut x));
         let apply = match &f.mask {
-            None if self.axis + 1 == self.shape.rank() => {
+            None if self.is_last_axis() => {
                 quote!(::kiln::__private::Activation::Softmax.apply(#values, #last);)
             }
             mask => {
@@ -125,6 +130,76 @@ impl Layer for Softmax {
             #apply
             x
         })
+    }
+
+    fn backward(&self, b: &Backward) -> Option<TokenStream> {
+        if !b.need_input_grad {
+            return Some(quote!({
+                let _ = dy;
+            }));
+        }
+        let last = self.shape.last();
+        let values = quote!(::kiln::__private::Tensor::values_mut(&mut dx));
+        let mask = match &b.mask {
+            Some(m) => quote!(::core::option::Option::Some(&#m[..])),
+            None => quote!(::core::option::Option::None),
+        };
+        let vjp = match &b.mask {
+            None if self.is_last_axis() => quote!(
+                ::kiln::__private::Activation::Softmax.backward(
+                    ::kiln::__private::Tensor::values(x),
+                    ::kiln::__private::Tensor::values(y),
+                    #values,
+                    #last,
+                );
+            ),
+            _ => {
+                let (dims, axis) = (self.shape.slice_tokens(), self.axis);
+                quote!(::kiln::__private::layers::softmax::softmax_along_backward(
+                    ::kiln::__private::Tensor::values(y), #values, #dims, #axis, #mask,
+                );)
+            }
+        };
+        if !(b.last && self.is_last_axis()) {
+            return Some(quote!({
+                let mut dx = dy;
+                #vjp
+                dx
+            }));
+        }
+        // Fused: `dy` is already the gradient with respect to the logits of each unmasked
+        // line. A masked line's output is constant zero, so its logits get none.
+        let fused_mask = match &b.mask {
+            Some(m) => quote!(
+                for (g, keep) in #values.chunks_exact_mut(#last).zip(#m.iter()) {
+                    if !*keep {
+                        g.fill(0.0);
+                    }
+                }
+            ),
+            None => quote!(),
+        };
+        Some(quote!({
+            let mut dx = dy;
+            if fused {
+                #fused_mask
+            } else {
+                #vjp
+            }
+            dx
+        }))
+    }
+
+    fn output_activation(&self) -> Option<TokenStream> {
+        // Only the last axis is the loss's class axis, which the fused gradient assumes.
+        self.is_last_axis()
+            .then(|| quote!(::kiln::__private::Activation::Softmax))
+    }
+}
+
+impl Softmax {
+    fn is_last_axis(&self) -> bool {
+        self.axis + 1 == self.shape.rank()
     }
 }
 

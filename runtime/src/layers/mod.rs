@@ -2,6 +2,9 @@
 //! calls into these.
 
 pub mod dense;
+pub mod dropout;
+pub mod lambda;
+pub mod masking;
 pub mod permute;
 pub mod prelu;
 pub mod repeat_vector;

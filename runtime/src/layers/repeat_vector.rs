@@ -1,5 +1,6 @@
 //! Keras's `RepeatVector(n)`: [`repeat_vector`] turns each sample's vector `(features,)` into
-//! `(n, features)` by stacking `n` copies.
+//! `(n, features)` by stacking `n` copies; [`repeat_vector_backward`] sums the copies'
+//! gradients back into one vector.
 
 use crate::tensor::Tensor;
 
@@ -33,10 +34,54 @@ pub fn repeat_vector<T: Tensor, const F: usize, const N: usize>(x: &T) -> T::Sha
     y
 }
 
+/// The backward pass of [`repeat_vector`]: each input value feeds `N` outputs, so its
+/// gradient is the sum of theirs, `dx[f] = sum over n of dy[n][f]`.
+///
+/// # Shapes
+/// `(N, F)` -> `(F,)`.
+///
+/// # Example
+/// ```
+/// use kiln_runtime::{layers::repeat_vector::repeat_vector_backward, Sample, Tensor};
+/// let dy = Sample::<2, 3>::from_values(&[1.0, 2.0, 10.0, 20.0, 100.0, 200.0]);
+/// let dx: Sample<2, 1> = repeat_vector_backward::<_, 2, 3>(&dy);
+/// assert_eq!(dx.values(), &[111.0, 222.0]);
+/// ```
+pub fn repeat_vector_backward<T: Tensor, const F: usize, const N: usize>(
+    dy: &T,
+) -> T::Shaped<F, 1> {
+    let grads = dy.values();
+    let samples = grads.len() / (F * N).max(1);
+    let mut dx = T::zeros_shaped::<F, 1>(samples);
+    if F * N == 0 {
+        return dx;
+    }
+    for (copies, sum) in grads
+        .chunks_exact(F * N)
+        .zip(dx.values_mut().chunks_exact_mut(F))
+    {
+        for copy in copies.chunks_exact(F) {
+            for (s, &g) in sum.iter_mut().zip(copy) {
+                *s += g;
+            }
+        }
+    }
+    dx
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::tensor::Batch;
+
+    #[test]
+    fn backward_sums_the_copies_of_each_sample() {
+        // Two samples of (N = 3, F = 2).
+        let dy = Batch::<2>::from_values(&[1., 2., 3., 4., 5., 6., -1., 0.5, -1., 0.5, -1., 0.5]);
+        let dx = repeat_vector_backward::<_, 2, 3>(&dy);
+        assert_eq!(dx.ncols(), 2, "one column per sample");
+        assert_eq!(dx.values(), &[9., 12., -3., 1.5]);
+    }
 
     #[test]
     fn each_sample_repeats_its_own_vector() {

@@ -1,5 +1,6 @@
 //! Keras's `Softmax` layer: [`softmax_along`] normalises along any axis of a row-major
-//! tensor, skipping masked positions.
+//! tensor, skipping masked positions; [`softmax_along_backward`] is its vector-Jacobian
+//! product.
 
 use crate::math;
 
@@ -57,6 +58,59 @@ pub fn softmax_along(values: &mut [f32], shape: &[usize], axis: usize, mask: Opt
     }
 }
 
+/// The backward pass of [`softmax_along`]: turns `dy` (the gradient with respect to the
+/// output `y`) in place into the gradient with respect to the input, line by line along
+/// `axis`: `dx = y * (dy - sum(dy * y))`.
+///
+/// `y`, `shape`, `axis` and `mask` are as in [`softmax_along`] (`y` being its result).
+/// Masked positions get a zero gradient: their outputs are constant 0, and they took no part
+/// in the normalisation, so they neither receive nor pass on any gradient.
+///
+/// # Example
+/// ```
+/// use kiln_runtime::layers::softmax::softmax_along_backward;
+/// // A uniform softmax over 2 values: dx = 0.5 * (dy - mean(dy)).
+/// let y = [0.5, 0.5];
+/// let mut dy = [1.0, 3.0];
+/// softmax_along_backward(&y, &mut dy, &[2], 0, None);
+/// assert_eq!(dy, [-0.5, 0.5]);
+/// ```
+pub fn softmax_along_backward(
+    y: &[f32],
+    dy: &mut [f32],
+    shape: &[usize],
+    axis: usize,
+    mask: Option<&[bool]>,
+) {
+    let len = shape.get(axis).copied().unwrap_or(1);
+    let inner: usize = shape.get(axis + 1..).map_or(1, |s| s.iter().product());
+    let last = shape.last().copied().unwrap_or(1);
+    let block = len * inner;
+    if block == 0 || last == 0 {
+        return;
+    }
+    for (b, (ys, ds)) in y
+        .chunks_exact(block)
+        .zip(dy.chunks_exact_mut(block))
+        .enumerate()
+    {
+        let base = b * block;
+        for i in 0..inner {
+            let keep = |a: usize| mask.is_none_or(|m| m[(base + i + a * inner) / last]);
+            let mut dot = 0.0;
+            for a in 0..len {
+                if keep(a) {
+                    dot += ys[i + a * inner] * ds[i + a * inner];
+                }
+            }
+            for a in 0..len {
+                let k = i + a * inner;
+                ds[k] = if keep(a) { ys[k] * (ds[k] - dot) } else { 0.0 };
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +119,60 @@ mod tests {
     const X: [f32; 12] = [
         0.3, -1.2, 2.5, 0.0, 1.0, 1.0, -3.0, 4.0, 0.5, 2.0, -0.7, 0.1,
     ];
+
+    /// `sum(w * softmax_along(x))`, the scalar whose gradient `softmax_along_backward`
+    /// computes for `dy = w`, in f64 through f32 outputs.
+    fn weighted(x: &[f32], w: &[f32], shape: &[usize], axis: usize, mask: Option<&[bool]>) -> f64 {
+        let mut y = x.to_vec();
+        softmax_along(&mut y, shape, axis, mask);
+        y.iter().zip(w).map(|(a, b)| *a as f64 * *b as f64).sum()
+    }
+
+    #[test]
+    fn backward_matches_finite_differences_on_every_axis() {
+        let w: Vec<f32> = (0..24).map(|i| ((i * 5 % 7) as f32 - 3.0) * 0.4).collect();
+        let x: Vec<f32> = (0..24)
+            .map(|i| ((i * 3 % 13) as f32 - 6.0) * 0.25)
+            .collect();
+        // Two samples of shape (3, 4), and one of (2, 3, 4).
+        let mask = [true, false, true, true, true, false];
+        for (shape, axis, mask) in [
+            (&[3usize, 4][..], 0, None),
+            (&[3, 4][..], 1, None),
+            (&[3, 4][..], 0, Some(&mask[..])),
+            (&[3, 4][..], 1, Some(&mask[..])),
+            (&[2, 3, 4][..], 1, Some(&mask[..])),
+            (&[2, 3, 4][..], 0, None),
+        ] {
+            let mut y = x.clone();
+            softmax_along(&mut y, shape, axis, mask);
+            let mut dx = w.clone();
+            softmax_along_backward(&y, &mut dx, shape, axis, mask);
+            let eps = 1e-2;
+            for k in 0..x.len() {
+                let (mut plus, mut minus) = (x.clone(), x.clone());
+                plus[k] += eps;
+                minus[k] -= eps;
+                let numeric = (weighted(&plus, &w, shape, axis, mask)
+                    - weighted(&minus, &w, shape, axis, mask))
+                    / (2.0 * eps as f64);
+                assert!(
+                    (numeric - dx[k] as f64).abs() < 2e-3,
+                    "shape {shape:?} axis {axis} mask {}: dx[{k}] {} vs {numeric}",
+                    mask.is_some(),
+                    dx[k]
+                );
+            }
+            if let Some(mask) = mask {
+                // Positions are rows of 4 values: masked ones have exactly zero gradient.
+                for (p, keep) in mask.iter().enumerate() {
+                    if !keep {
+                        assert_eq!(&dx[p * 4..p * 4 + 4], &[0.0; 4]);
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn last_axis_matches_the_activation() {

@@ -3,6 +3,6 @@ fn main() {}
 kiln::model! {
     Constrained = Sequential([
         Input(shape = (8,)),
-        PReLU(alpha_constraint = NonNeg()),
+        PReLU(alpha_constraint = max_norm(2.0, axis = 1)),
     ]);
 }

@@ -1,0 +1,156 @@
+//! `Masking(mask_value = 0.0)`: masks every position whose features all equal `mask_value`.
+//!
+//! A position is one index of all axes but the last (a timestep of a `(t, f)` sequence): one
+//! column of the tensor's matrix. Keras 3's `Masking` computes
+//! `keep = any(x != mask_value, axis = -1)`, outputs `where(keep, x, 0)` (masked positions
+//! become 0) and attaches `keep` to its output as the Keras mask, which the layers after it
+//! pass on (`Dense`, activations, `Dropout`, ...) or use (`Softmax`). A layer that cannot take
+//! a mask after `Masking` is a compile error (see `check.rs`).
+//!
+//! Generated code returns `(output, mask)`: the mask is a `[bool; positions]` for one sample
+//! and a `Vec<bool>` over every position of every sample for a batch. The backward pass
+//! passes no gradient to masked positions (the derivative of `where`).
+//!
+//! Shape rule: output shape = input shape, any rank. No weights.
+
+use super::{Backward, Forward, Layer, LayerInput, LayerKind, MaskRule};
+use crate::args::{Bound, Signature};
+use crate::shape::{Mode, Shape};
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::Error;
+
+pub const KIND: LayerKind = LayerKind {
+    class: "Masking",
+    signature: Signature {
+        params: &["mask_value"],
+        required: 0,
+    },
+    build,
+};
+
+struct Masking {
+    mask_value: f32,
+    shape: Shape,
+}
+
+fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
+    Ok(Box::new(Masking {
+        mask_value: b.float("mask_value", 0.0)? as f32,
+        shape: input.shape.clone(),
+    }))
+}
+
+impl Masking {
+    /// Expression masking `x` in place into a batch mask (`Vec<bool>`).
+    fn batch_mask(&self) -> TokenStream {
+        let (features, value) = (self.shape.last(), self.mask_value);
+        quote!(::kiln::__private::layers::masking::masking(
+            ::kiln::__private::Tensor::values_mut(&mut x),
+            #features,
+            #value,
+        ))
+    }
+}
+
+impl Layer for Masking {
+    fn output_shape(&self) -> Shape {
+        self.shape.clone()
+    }
+
+    fn mask_rule(&self) -> MaskRule {
+        MaskRule::Produce
+    }
+
+    fn forward(&self, f: &Forward) -> TokenStream {
+        let (features, value) = (self.shape.last(), self.mask_value);
+        match f.mode {
+            Mode::Sample => {
+                let positions = self.shape.positions();
+                quote!({
+                    let mut x = x;
+                    let mut mask = [false; #positions];
+                    ::kiln::__private::layers::masking::masking_into(
+                        ::kiln::__private::Tensor::values_mut(&mut x),
+                        #features,
+                        #value,
+                        &mut mask,
+                    );
+                    (x, mask)
+                })
+            }
+            Mode::Batch => {
+                let mask = self.batch_mask();
+                quote!({
+                    let mut x = x;
+                    let mask = #mask;
+                    (x, mask)
+                })
+            }
+        }
+    }
+
+    fn forward_train(&self, _f: &Forward) -> TokenStream {
+        let mask = self.batch_mask();
+        // The cache is the layer's own mask: by the time the backward pass runs, `mask` names
+        // the mask of the last `Masking` layer of the model.
+        quote!({
+            let mut x = x;
+            let mask = #mask;
+            let cache = mask.clone();
+            ((x, mask), cache)
+        })
+    }
+
+    fn backward(&self, b: &Backward) -> Option<TokenStream> {
+        if !b.need_input_grad {
+            return Some(quote!({
+                let _ = dy;
+            }));
+        }
+        let features = self.shape.last();
+        Some(quote!({
+            let mut dx = dy;
+            ::kiln::__private::layers::masking::mask_gradient(
+                ::kiln::__private::Tensor::values_mut(&mut dx),
+                #features,
+                &cache,
+            );
+            dx
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::bind;
+    use crate::ast::Invocation;
+
+    fn build_from(inv: Invocation) -> Result<Box<dyn Layer>, String> {
+        let b = bind(&inv.models[0].layers[0], &KIND.signature).map_err(|e| e.to_string())?;
+        let shape = Shape(vec![5, 3]);
+        let input = LayerInput {
+            shape: &shape,
+            source: "the model input",
+        };
+        build(&b, &input).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn takes_a_number_and_produces_a_mask() {
+        let layer = build_from(syn::parse_quote!(
+            M = Sequential([Masking(mask_value = -1)])
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(layer.mask_rule(), MaskRule::Produce);
+        assert_eq!(layer.output_shape(), Shape(vec![5, 3]));
+        let e = build_from(syn::parse_quote!(M = Sequential([Masking("0")])))
+            .err()
+            .unwrap_or_default();
+        assert!(
+            e.contains("expected a number for `mask_value` of `Masking`, found the string"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,17 @@
+use kiln::{Loss, Model, Sgd, Trainable};
+
+kiln::model! {
+    Doubled = Sequential([
+        Input(shape = (4,)),
+        Dense(4),
+        Lambda(|x| x * 2.0),
+        Dense(1),
+    ]);
+}
+
+fn main() {
+    // Prediction works without a backward function; training needs one. (Method syntax,
+    // `Doubled::new(0).compile(..)`, gets rustc's "no method named `compile`" instead.)
+    let _ = Doubled::new(0).predict_slice(&[0.0; 4]);
+    let _trainer = Trainable::compile(Doubled::new(0), Sgd::default(), Loss::MeanSquaredError);
+}
