@@ -19,7 +19,7 @@
 //!
 //! Run with `cargo run --example antirectifier`.
 
-use kiln::{Loss, Model, Sample, Sgd, Trainable};
+use kiln::{Loss, Model, Sample, Sgd};
 
 /// Centre, l2-normalise, then `(relu(x), relu(-x))` along the last axis of each position:
 /// `F` features in, `F2 = 2 * F` out, `T` positions.

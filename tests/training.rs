@@ -3,7 +3,7 @@
 
 mod common;
 use common::check_gradients;
-use kiln::{Adam, FitOptions, Loss, Metric, Model, Trainable};
+use kiln::{Adam, FitOptions, Loss, Metric, Model};
 
 kiln::model! {
     DenseStack = Sequential([

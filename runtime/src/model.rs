@@ -2,7 +2,10 @@
 //! methods build on: slice validation, weight lookup by Keras name, the summary table.
 
 use crate::error::{first_non_finite, Error, ShapeDisplay};
+use crate::losses::Loss;
+use crate::optimizers::Optimizer;
 use crate::tensor::Tensor;
+use crate::training::{Trainable, Trainer};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
@@ -160,6 +163,16 @@ pub trait Model: Sized {
         }
         self.__weight_mut(index).copy_from_slice(values);
         Ok(())
+    }
+
+    /// Keras's `model.compile(optimizer, loss)`: a [`Trainer`] that owns the model and the
+    /// optimizer state. Available when every layer has a backward pass ([`Trainable`]); a
+    /// model with a `Lambda` lacking `backward = ...` gets a compile error here.
+    fn compile<O: Optimizer>(self, optimizer: O, loss: Loss) -> Trainer<Self, O>
+    where
+        Self: Trainable,
+    {
+        Trainer::new(self, optimizer, loss)
     }
 
     /// A table like Keras's `model.summary()`: each layer's name, type, output shape (with

@@ -1,4 +1,4 @@
-use kiln::{Loss, Model, Sgd, Trainable};
+use kiln::{Loss, Model, Sgd};
 
 kiln::model! {
     Doubled = Sequential([
@@ -10,8 +10,7 @@ kiln::model! {
 }
 
 fn main() {
-    // Prediction works without a backward function; training needs one. (Method syntax,
-    // `Doubled::new(0).compile(..)`, gets rustc's "no method named `compile`" instead.)
+    // Prediction works without a backward function; training needs one.
     let _ = Doubled::new(0).predict_slice(&[0.0; 4]);
-    let _trainer = Trainable::compile(Doubled::new(0), Sgd::default(), Loss::MeanSquaredError);
+    let _trainer = Doubled::new(0).compile(Sgd::default(), Loss::MeanSquaredError);
 }
