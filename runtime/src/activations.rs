@@ -700,6 +700,7 @@ impl Activation {
     /// Backward pass in place: turns `dy` (the loss gradient with respect to this
     /// activation's output `y`) into the gradient with respect to its input `x`. Elementwise
     /// activations use `x`; softmax and log-softmax use `y` row by row (`last_axis` values).
+    #[inline(always)]
     pub fn backward(&self, x: &[f32], y: &[f32], dy: &mut [f32], last_axis: usize) {
         match *self {
             Activation::Linear => {}
@@ -719,6 +720,16 @@ impl Activation {
                             *d -= crate::math::exp(l) * sum;
                         }
                     }
+                }
+            }
+            Activation::Relu {
+                negative_slope: 0.0,
+                max_value: None,
+                threshold: 0.0,
+            } => {
+                // The common case as one branch-free select per value.
+                for (d, &x) in dy.iter_mut().zip(x) {
+                    *d = if x > 0.0 { *d } else { 0.0 };
                 }
             }
             ref elementwise => {

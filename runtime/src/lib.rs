@@ -10,6 +10,7 @@ extern crate alloc;
 pub mod activations;
 pub mod constraints;
 mod error;
+pub mod gemm;
 pub mod heap;
 pub mod initializers;
 pub mod layers;

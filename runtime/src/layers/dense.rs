@@ -5,11 +5,9 @@ use super::Weights;
 use crate::initializers::{weight_rng, Initializer};
 use alloc::boxed::Box;
 use nalgebra::allocator::Allocator;
+use crate::gemm::{gemm, Strided};
 use crate::tensor::Batch;
-use nalgebra::{
-    Const, DefaultAllocator, Dim, Dyn, Matrix, MatrixView, MatrixViewMut, OMatrix, SMatrix, SVector,
-    Storage,
-};
+use nalgebra::{Const, DefaultAllocator, Dim, Matrix, OMatrix, SMatrix, SVector, Storage};
 
 /// A densely connected layer from `I` to `U` units.
 ///
@@ -105,16 +103,17 @@ impl<const I: usize, const U: usize> Dense<I, U> {
         grad_bias: Option<&mut [f32]>,
     ) {
         let n = x.ncols();
-        let mut gk = MatrixViewMut::<f32, Const<U>, Const<I>>::from_slice(grad_kernel);
-        // xᵀ as a strided view: no copy.
-        let xt = MatrixView::<f32, Dyn, Const<I>, Dyn, Dyn>::from_slice_with_strides_generic(
+        // dz (U x n) · xᵀ (n x I, x read through swapped strides), into the U x I gradient.
+        gemm(
+            1.0,
+            dz.as_slice(),
+            Strided::column_major(U, n),
             x.as_slice(),
-            Dyn(n),
-            Const::<I>,
-            Dyn(I),
-            Dyn(1),
+            Strided::column_major(I, n).t(),
+            1.0,
+            grad_kernel,
+            Strided::column_major(U, I),
         );
-        gk.gemm(1.0, dz, &xt, 1.0);
         if let Some(grad_bias) = grad_bias {
             for column in dz.as_slice().chunks_exact(U) {
                 for (g, d) in grad_bias.iter_mut().zip(column) {
@@ -126,7 +125,19 @@ impl<const I: usize, const U: usize> Dense<I, U> {
 
     /// Training: the loss gradient with respect to the input, `kernel · dz` (`I x N`).
     pub fn input_gradient(&self, dz: &Batch<U>) -> Batch<I> {
-        self.kernel.tr_mul(dz)
+        let mut dx = Batch::<I>::zeros(dz.ncols());
+        // The stored `kernelᵀ` (U x I) read transposed: I x U.
+        gemm(
+            1.0,
+            self.kernel.as_slice(),
+            Strided::column_major(U, I).t(),
+            dz.as_slice(),
+            Strided::column_major(U, dz.ncols()),
+            0.0,
+            dx.as_mut_slice(),
+            Strided::column_major(I, dz.ncols()),
+        );
+        dx
     }
 }
 

@@ -1,0 +1,161 @@
+//! One training epoch of the digits model (64 -> 128 relu -> 64 relu -> 10 softmax, Adam,
+//! sparse categorical cross-entropy, batch 32, 1,437 samples) in kiln, beside the same epoch
+//! written by hand with nalgebra `DMatrix` GEMMs (forward, backward and Adam spelled out).
+//! Keras (JAX) and PyTorch times for the same epoch come from `tools/bench_fit.py`.
+//!
+//! Run with `RUSTFLAGS="-C target-cpu=native" cargo bench --bench fit`; results are in
+//! BENCHMARKS.md.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use kiln::{Adam, FitOptions, Loss, Model};
+use nalgebra::DMatrix;
+use std::hint::black_box;
+use std::time::Duration;
+
+kiln::model! {
+    DigitNet = Sequential([
+        Input(shape = (64,)),
+        Dense(128, activation = "relu"),
+        Dense(64, activation = "relu"),
+        Dense(10, activation = "softmax"),
+    ]);
+}
+
+const BATCH: usize = 32;
+
+/// The training split of the digits example (pixels scaled to 0..1, labels as f32).
+fn digits() -> (Vec<f32>, Vec<f32>) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/digits/digits.csv");
+    let text = std::fs::read_to_string(path).expect("digits.csv ships with the repository");
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for line in text.lines().take(1437) {
+        let values: Vec<f32> = line.split(',').map(|v| v.parse().expect("a number")).collect();
+        x.extend(values[..64].iter().map(|p| p / 16.0));
+        y.push(values[64]);
+    }
+    (x, y)
+}
+
+/// A dense layer's parameters and Adam moments, by hand.
+struct HandLayer {
+    w: DMatrix<f32>,
+    b: DMatrix<f32>,
+    m: [DMatrix<f32>; 2],
+    v: [DMatrix<f32>; 2],
+}
+
+impl HandLayer {
+    fn from(model: &DigitNet, name: &str, inputs: usize, units: usize) -> HandLayer {
+        // Keras kernel (inputs, units) row-major == W (units x inputs) column-major.
+        let kernel = model.get_weight(&format!("{name}/kernel")).expect("kernel");
+        let bias = model.get_weight(&format!("{name}/bias")).expect("bias");
+        let zeros = |r, c| DMatrix::<f32>::zeros(r, c);
+        HandLayer {
+            w: DMatrix::from_column_slice(units, inputs, &kernel),
+            b: DMatrix::from_column_slice(units, 1, &bias),
+            m: [zeros(units, inputs), zeros(units, 1)],
+            v: [zeros(units, inputs), zeros(units, 1)],
+        }
+    }
+
+    fn forward(&self, x: &DMatrix<f32>) -> DMatrix<f32> {
+        let mut z = &self.w * x;
+        for mut column in z.column_iter_mut() {
+            column += self.b.column(0);
+        }
+        z
+    }
+}
+
+/// Keras's Adam on one tensor, written out.
+fn adam(p: &mut DMatrix<f32>, g: &DMatrix<f32>, m: &mut DMatrix<f32>, v: &mut DMatrix<f32>, t: i32) {
+    let (lr, b1, b2, eps) = (0.001f32, 0.9f32, 0.999f32, 1e-7f32);
+    let alpha = lr * (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t));
+    for (((p, g), m), v) in p.iter_mut().zip(g.iter()).zip(m.iter_mut()).zip(v.iter_mut()) {
+        *m += (g - *m) * (1.0 - b1);
+        *v += (g * g - *v) * (1.0 - b2);
+        *p -= alpha * *m / (v.sqrt() + eps);
+    }
+}
+
+/// One epoch by hand: the same batches (in file order), forward, fused softmax +
+/// cross-entropy gradient, backward through relu and the three dense layers, Adam.
+fn hand_epoch(layers: &mut [HandLayer; 3], x: &[f32], y: &[f32], step: &mut i32) {
+    let n = y.len();
+    for start in (0..n).step_by(BATCH) {
+        let end = (start + BATCH).min(n);
+        let xb = DMatrix::from_column_slice(64, end - start, &x[start * 64..end * 64]);
+        let z1 = layers[0].forward(&xb);
+        let a1 = z1.map(|v| v.max(0.0));
+        let z2 = layers[1].forward(&a1);
+        let a2 = z2.map(|v| v.max(0.0));
+        let mut p = layers[2].forward(&a2);
+        for mut column in p.column_iter_mut() {
+            let max = column.max();
+            column.apply(|v| *v = (*v - max).exp());
+            let sum = column.sum();
+            column /= sum;
+        }
+        let rows = (end - start) as f32;
+        let mut dz3 = p;
+        for (j, &label) in y[start..end].iter().enumerate() {
+            dz3[(label as usize, j)] -= 1.0;
+        }
+        dz3 /= rows;
+        let grads3 = (&dz3 * a2.transpose(), dz3.column_sum());
+        let dz2 = (layers[2].w.transpose() * &dz3).component_mul(&z2.map(|v| f32::from(v > 0.0)));
+        let grads2 = (&dz2 * a1.transpose(), dz2.column_sum());
+        let dz1 = (layers[1].w.transpose() * &dz2).component_mul(&z1.map(|v| f32::from(v > 0.0)));
+        let grads1 = (&dz1 * xb.transpose(), dz1.column_sum());
+        *step += 1;
+        for (layer, (gw, gb)) in layers.iter_mut().zip([grads1, grads2, grads3]) {
+            let HandLayer { w, b, m, v } = layer;
+            let [mw, mb] = m;
+            let [vw, vb] = v;
+            adam(w, &gw, mw, vw, *step);
+            adam(b, &DMatrix::from_column_slice(gb.len(), 1, gb.as_slice()), mb, vb, *step);
+        }
+    }
+}
+
+fn fit_epoch(c: &mut Criterion) {
+    let (x, y) = digits();
+    let model = DigitNet::new(0);
+    let mut hand = [
+        HandLayer::from(&model, "dense", 64, 128),
+        HandLayer::from(&model, "dense_1", 128, 64),
+        HandLayer::from(&model, "dense_2", 64, 10),
+    ];
+    let mut trainer = model.compile(Adam::default(), Loss::SparseCategoricalCrossentropy { from_logits: false });
+    // No shuffling on either side, so both see the same batches; check they agree once.
+    let options = FitOptions { epochs: 1, batch_size: BATCH, shuffle: false, verbose: false, ..FitOptions::default() };
+    let mut step = 0;
+    trainer.fit(&x, &y, &options).expect("fit");
+    hand_epoch(&mut hand, &x, &y, &mut step);
+    let kernel = trainer.model().get_weight("dense_2/kernel").expect("kernel");
+    let max_diff = kernel
+        .iter()
+        .zip(hand[2].w.as_slice())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(max_diff < 1e-4, "kiln and the hand-written epoch disagree by {max_diff}");
+
+    let mut group = c.benchmark_group("fit epoch, digits 64-128-64-10, batch 32");
+    group.bench_function("kiln", |b| b.iter(|| black_box(trainer.fit(black_box(&x), black_box(&y), &options))));
+    group.bench_function("nalgebra by hand", |b| b.iter(|| hand_epoch(&mut hand, black_box(&x), black_box(&y), &mut step)));
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(4))
+        .sample_size(30)
+}
+
+criterion_group! {
+    name = fit;
+    config = config();
+    targets = fit_epoch
+}
+criterion_main!(fit);
