@@ -3,7 +3,7 @@
 same data, model, optimizer and batch size as `examples/digits.rs` / `benches/fit.rs`.
 
     pip install keras jax torch
-    python3 tools/bench_fit.py [--epochs 10]
+    python3 tools/bench_fit.py [--epochs 10] [--single-thread]
 
 Prints the median seconds per epoch (after one warm-up epoch) for each framework.
 """
@@ -76,7 +76,17 @@ def torch_epochs(x, y, epochs):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument(
+        "--single-thread",
+        action="store_true",
+        help="limit XLA and PyTorch to one thread, as kiln's training loop uses",
+    )
     args = parser.parse_args()
+    if args.single_thread:
+        os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        import torch
+
+        torch.set_num_threads(1)
     x, y, _, _ = load()
     print(f"train samples: {len(x)}, batch {BATCH}, model 64-{'-'.join(map(str, HIDDEN))}-10")
     for name, run in [("keras-jax", keras_epochs), ("pytorch", torch_epochs)]:
