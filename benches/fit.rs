@@ -25,11 +25,17 @@ const BATCH: usize = 32;
 
 /// The training split of the digits example (pixels scaled to 0..1, labels as f32).
 fn digits() -> (Vec<f32>, Vec<f32>) {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/digits/digits.csv");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/data/digits/digits.csv"
+    );
     let text = std::fs::read_to_string(path).expect("digits.csv ships with the repository");
     let (mut x, mut y) = (Vec::new(), Vec::new());
     for line in text.lines().take(1437) {
-        let values: Vec<f32> = line.split(',').map(|v| v.parse().expect("a number")).collect();
+        let values: Vec<f32> = line
+            .split(',')
+            .map(|v| v.parse().expect("a number"))
+            .collect();
         x.extend(values[..64].iter().map(|p| p / 16.0));
         y.push(values[64]);
     }
@@ -68,10 +74,21 @@ impl HandLayer {
 }
 
 /// Keras's Adam on one tensor, written out.
-fn adam(p: &mut DMatrix<f32>, g: &DMatrix<f32>, m: &mut DMatrix<f32>, v: &mut DMatrix<f32>, t: i32) {
+fn adam(
+    p: &mut DMatrix<f32>,
+    g: &DMatrix<f32>,
+    m: &mut DMatrix<f32>,
+    v: &mut DMatrix<f32>,
+    t: i32,
+) {
     let (lr, b1, b2, eps) = (0.001f32, 0.9f32, 0.999f32, 1e-7f32);
     let alpha = lr * (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t));
-    for (((p, g), m), v) in p.iter_mut().zip(g.iter()).zip(m.iter_mut()).zip(v.iter_mut()) {
+    for (((p, g), m), v) in p
+        .iter_mut()
+        .zip(g.iter())
+        .zip(m.iter_mut())
+        .zip(v.iter_mut())
+    {
         *m += (g - *m) * (1.0 - b1);
         *v += (g * g - *v) * (1.0 - b2);
         *p -= alpha * *m / (v.sqrt() + eps);
@@ -113,7 +130,13 @@ fn hand_epoch(layers: &mut [HandLayer; 3], x: &[f32], y: &[f32], step: &mut i32)
             let [mw, mb] = m;
             let [vw, vb] = v;
             adam(w, &gw, mw, vw, *step);
-            adam(b, &DMatrix::from_column_slice(gb.len(), 1, gb.as_slice()), mb, vb, *step);
+            adam(
+                b,
+                &DMatrix::from_column_slice(gb.len(), 1, gb.as_slice()),
+                mb,
+                vb,
+                *step,
+            );
         }
     }
 }
@@ -126,23 +149,42 @@ fn fit_epoch(c: &mut Criterion) {
         HandLayer::from(&model, "dense_1", 128, 64),
         HandLayer::from(&model, "dense_2", 64, 10),
     ];
-    let mut trainer = model.compile(Adam::default(), Loss::SparseCategoricalCrossentropy { from_logits: false });
+    let mut trainer = model.compile(
+        Adam::default(),
+        Loss::SparseCategoricalCrossentropy { from_logits: false },
+    );
     // No shuffling on either side, so both see the same batches; check they agree once.
-    let options = FitOptions { epochs: 1, batch_size: BATCH, shuffle: false, verbose: false, ..FitOptions::default() };
+    let options = FitOptions {
+        epochs: 1,
+        batch_size: BATCH,
+        shuffle: false,
+        verbose: false,
+        ..FitOptions::default()
+    };
     let mut step = 0;
     trainer.fit(&x, &y, &options).expect("fit");
     hand_epoch(&mut hand, &x, &y, &mut step);
-    let kernel = trainer.model().get_weight("dense_2/kernel").expect("kernel");
+    let kernel = trainer
+        .model()
+        .get_weight("dense_2/kernel")
+        .expect("kernel");
     let max_diff = kernel
         .iter()
         .zip(hand[2].w.as_slice())
         .map(|(a, b)| (a - b).abs())
         .fold(0.0f32, f32::max);
-    assert!(max_diff < 1e-4, "kiln and the hand-written epoch disagree by {max_diff}");
+    assert!(
+        max_diff < 1e-4,
+        "kiln and the hand-written epoch disagree by {max_diff}"
+    );
 
     let mut group = c.benchmark_group("fit epoch, digits 64-128-64-10, batch 32");
-    group.bench_function("kiln", |b| b.iter(|| black_box(trainer.fit(black_box(&x), black_box(&y), &options))));
-    group.bench_function("nalgebra by hand", |b| b.iter(|| hand_epoch(&mut hand, black_box(&x), black_box(&y), &mut step)));
+    group.bench_function("kiln", |b| {
+        b.iter(|| black_box(trainer.fit(black_box(&x), black_box(&y), &options)))
+    });
+    group.bench_function("nalgebra by hand", |b| {
+        b.iter(|| hand_epoch(&mut hand, black_box(&x), black_box(&y), &mut step))
+    });
     group.finish();
 }
 

@@ -30,24 +30,38 @@ struct Digits {
 
 /// Reads `digits.csv`: 64 integers 0..16 then the label 0..9 per line.
 fn load() -> Result<Digits, String> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/digits/digits.csv");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/data/digits/digits.csv"
+    );
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
     let mut digits = Digits {
         pixels: Vec::new(),
         labels: Vec::new(),
     };
-    for (number, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (number, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let values: Vec<f32> = line
             .split(',')
             .map(|v| v.trim().parse::<f32>())
             .collect::<Result<_, _>>()
             .map_err(|e| format!("{path}:{}: {e}", number + 1))?;
         if values.len() != 65 {
-            return Err(format!("{path}:{}: expected 65 values, found {}", number + 1, values.len()));
+            return Err(format!(
+                "{path}:{}: expected 65 values, found {}",
+                number + 1,
+                values.len()
+            ));
         }
         let label = values[64];
         if !(0.0..=9.0).contains(&label) || label.fract() != 0.0 {
-            return Err(format!("{path}:{}: label {label} is not a digit", number + 1));
+            return Err(format!(
+                "{path}:{}: label {label} is not a digit",
+                number + 1
+            ));
         }
         digits.pixels.extend(values[..64].iter().map(|p| p / 16.0));
         digits.labels.push(label);
@@ -98,7 +112,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..FitOptions::default()
     };
     let history = trainer.fit(&train_x, &train_y, &options)?;
-    let (loss, accuracy) = (history.get("loss"), history.get("sparse_categorical_accuracy"));
+    let (loss, accuracy) = (
+        history.get("loss"),
+        history.get("sparse_categorical_accuracy"),
+    );
     let (val_loss, val_accuracy) = (
         history.get("val_loss"),
         history.get("val_sparse_categorical_accuracy"),
@@ -121,7 +138,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let test_accuracy = logs
         .get("sparse_categorical_accuracy")
         .ok_or("the trainer reports no accuracy")?;
-    println!("test loss {:.4}; trained in {:.2} s", logs.loss, trained.as_secs_f64());
+    println!(
+        "test loss {:.4}; trained in {:.2} s",
+        logs.loss,
+        trained.as_secs_f64()
+    );
     println!("test_accuracy={test_accuracy:.4}");
     Ok(())
 }

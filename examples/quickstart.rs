@@ -22,10 +22,11 @@ fn main() -> Result<(), kiln::Error> {
     // One sample, row-major: a gradient image from 0 to 1.
     let pixels: Vec<f32> = (0..64).map(|i| i as f32 / 63.0).collect();
     let probabilities = model.predict_slice(&pixels)?;
-    let (best, p) = probabilities
-        .iter()
-        .enumerate()
-        .fold((0, f32::MIN), |acc, (i, &p)| if p > acc.1 { (i, p) } else { acc });
+    let (best, p) =
+        probabilities.iter().enumerate().fold(
+            (0, f32::MIN),
+            |acc, (i, &p)| if p > acc.1 { (i, p) } else { acc },
+        );
     println!("class probabilities: {probabilities:.3?}");
     println!("most likely class: {best} (p = {p:.3})");
     Ok(())

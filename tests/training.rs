@@ -36,21 +36,44 @@ fn fit_learns_xor_and_is_deterministic() {
     let y = [0.0, 1.0, 1.0, 0.0f32];
     let run = || {
         let mut trainer = Xor::new(1)
-            .compile(Adam { learning_rate: 0.05, ..Adam::default() }, Loss::BinaryCrossentropy { from_logits: false })
+            .compile(
+                Adam {
+                    learning_rate: 0.05,
+                    ..Adam::default()
+                },
+                Loss::BinaryCrossentropy { from_logits: false },
+            )
             .with_metrics(&[Metric::Accuracy]);
-        let options = FitOptions { epochs: 300, batch_size: 2, verbose: false, seed: 9, ..Default::default() };
+        let options = FitOptions {
+            epochs: 300,
+            batch_size: 2,
+            verbose: false,
+            seed: 9,
+            ..Default::default()
+        };
         let history = trainer.fit(&x, &y, &options).expect("fit");
         (history, trainer.into_model())
     };
     let (history, model) = run();
     let losses = history.get("loss").expect("loss history");
     assert_eq!(losses.len(), 300);
-    assert!(losses[299] < 0.05 * losses[0], "loss {} -> {}", losses[0], losses[299]);
+    assert!(
+        losses[299] < 0.05 * losses[0],
+        "loss {} -> {}",
+        losses[0],
+        losses[299]
+    );
     assert_eq!(history.get("binary_accuracy").map(|a| a[299]), Some(1.0));
     let (_, again) = run();
     for name in Xor::WEIGHT_NAMES {
-        let (a, b) = (model.get_weight(name).unwrap(), again.get_weight(name).unwrap());
-        assert!(a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()), "{name} differs between runs");
+        let (a, b) = (
+            model.get_weight(name).unwrap(),
+            again.get_weight(name).unwrap(),
+        );
+        assert!(
+            a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()),
+            "{name} differs between runs"
+        );
     }
 }
 
@@ -59,5 +82,14 @@ fn trainer_rejects_mismatched_labels() {
     let mut trainer = Xor::new(0).compile(Adam::default(), Loss::MeanSquaredError);
     let err = trainer.train_on_batch(&[0.0; 4], &[0.0; 3]).unwrap_err();
     assert!(err.to_string().contains("expected 2 label values"), "{err}");
-    assert!(trainer.fit(&[0.0; 4], &[0.0; 2], &FitOptions { batch_size: 0, ..Default::default() }).is_err());
+    assert!(trainer
+        .fit(
+            &[0.0; 4],
+            &[0.0; 2],
+            &FitOptions {
+                batch_size: 0,
+                ..Default::default()
+            }
+        )
+        .is_err());
 }

@@ -13,7 +13,12 @@ pub type Entry = (&'static str, &'static str, &'static [&'static str]);
 
 /// The table entry `arg` names, and its arguments as a call (empty for a bare name).
 /// `kind` ("regularizer") and `example` (`` `l2(0.01)` ``) word the errors.
-pub fn lookup(arg: &Arg, table: &'static [Entry], kind: &str, example: &str) -> Result<(Entry, LayerCall), Error> {
+pub fn lookup(
+    arg: &Arg,
+    table: &'static [Entry],
+    kind: &str,
+    example: &str,
+) -> Result<(Entry, LayerCall), Error> {
     let names = || table.iter().flat_map(|(s, c, _)| [*s, *c]);
     let (name, call) = match &arg.value {
         Value::Str(s) => (s.clone(), None),
@@ -31,9 +36,14 @@ pub fn lookup(arg: &Arg, table: &'static [Entry], kind: &str, example: &str) -> 
     };
     let Some(&entry) = table.iter().find(|(s, c, _)| *s == name || *c == name) else {
         let capitalised = name.starts_with(|c: char| c.is_ascii_uppercase());
-        let candidates = table.iter().map(|(s, c, _)| if capitalised { *c } else { *s });
+        let candidates = table
+            .iter()
+            .map(|(s, c, _)| if capitalised { *c } else { *s });
         let hint = did_you_mean(&name, candidates);
-        return Err(Error::new_spanned(&arg.expr, format!("unknown {kind} `{name}`{hint}")));
+        return Err(Error::new_spanned(
+            &arg.expr,
+            format!("unknown {kind} `{name}`{hint}"),
+        ));
     };
     let call = LayerCall {
         class: match call {

@@ -158,7 +158,10 @@ pub fn check(def: &ModelDef) -> Result<Model, Error> {
 
         let output = code.output_shape();
         let weights = code.weights();
-        if errors.ok(check_sizes(call, &name, &output, &weights)).is_none() {
+        if errors
+            .ok(check_sizes(call, &name, &output, &weights))
+            .is_none()
+        {
             known_shape = false;
             continue;
         }
@@ -224,7 +227,11 @@ impl Names {
         let base = layers::snake_case(class);
         let n = self.counters.entry(base.clone()).or_insert(0);
         loop {
-            let name = if *n == 0 { base.clone() } else { format!("{base}_{n}") };
+            let name = if *n == 0 {
+                base.clone()
+            } else {
+                format!("{base}_{n}")
+            };
             *n += 1;
             if self.taken.insert(name.clone()) {
                 return name;
@@ -235,7 +242,12 @@ impl Names {
 
 /// Refuses outputs and weights too large to be anything but a typo (and that would not fit
 /// a `predict` stack or memory).
-fn check_sizes(call: &LayerCall, name: &str, output: &Shape, weights: &[Weight]) -> Result<(), Error> {
+fn check_sizes(
+    call: &LayerCall,
+    name: &str,
+    output: &Shape,
+    weights: &[Weight],
+) -> Result<(), Error> {
     let class = &call.class;
     if output.elements().is_none_or(|n| n > MAX_ELEMENTS) {
         return Err(Error::new(

@@ -14,7 +14,11 @@ use syn::Error;
 
 const TABLE: &[Entry] = &[
     ("max_norm", "MaxNorm", &["max_value", "axis"]),
-    ("min_max_norm", "MinMaxNorm", &["min_value", "max_value", "rate", "axis"]),
+    (
+        "min_max_norm",
+        "MinMaxNorm",
+        &["min_value", "max_value", "rate", "axis"],
+    ),
     ("non_neg", "NonNeg", &[]),
     ("unit_norm", "UnitNorm", &["axis"]),
 ];
@@ -26,24 +30,39 @@ pub fn resolve(arg: &Arg, rank: usize) -> Result<Option<TokenStream>, Error> {
         return Ok(None);
     }
     let ((snake, _, params), call) = lookup(arg, TABLE, "constraint", "`max_norm(2.0)`")?;
-    let b = bind_call(&call, &Signature { params, required: 0 })?;
+    let b = bind_call(
+        &call,
+        &Signature {
+            params,
+            required: 0,
+        },
+    )?;
     let non_negative = |name: &str, default: f64| -> Result<f32, Error> {
         let v = b.float(name, default)?;
         if v < 0.0 {
             let at = b.get(name).unwrap_or(arg);
             return Err(Error::new_spanned(
                 &at.expr,
-                format!("`{name}` of `{}` must be non-negative, found `{v}`", b.class()),
+                format!(
+                    "`{name}` of `{}` must be non-negative, found `{v}`",
+                    b.class()
+                ),
             ));
         }
         Ok(v as f32)
     };
     let axis = || -> Result<usize, Error> {
-        let Some(at) = b.get("axis") else { return Ok(0) };
+        let Some(at) = b.get("axis") else {
+            return Ok(0);
+        };
         let crate::ast::Value::Int(a) = at.value else {
             return Err(Error::new_spanned(
                 &at.expr,
-                format!("expected an integer for `axis` of `{}`, found {}", b.class(), at.value.describe()),
+                format!(
+                    "expected an integer for `axis` of `{}`, found {}",
+                    b.class(),
+                    at.value.describe()
+                ),
             ));
         };
         let r = rank as i128;
@@ -73,7 +92,9 @@ pub fn resolve(arg: &Arg, rank: usize) -> Result<Option<TokenStream>, Error> {
             if min > max {
                 return Err(Error::new_spanned(
                     &arg.expr,
-                    format!("`min_value` ({min}) of `MinMaxNorm` is larger than `max_value` ({max})"),
+                    format!(
+                        "`min_value` ({min}) of `MinMaxNorm` is larger than `max_value` ({max})"
+                    ),
                 ));
             }
             let rate = f32_lit(non_negative("rate", 1.0)?);

@@ -219,7 +219,8 @@ fn trainable(model: &Model) -> TokenStream {
             return TokenStream::new();
         };
         let (input, output, c) = (var(i), var(i + 1), cache(i));
-        let bind = quote!(let x = &#input; let y = &#output; let cache = #c; let _ = (&x, &y, &cache););
+        let bind =
+            quote!(let x = &#input; let y = &#output; let cache = #c; let _ = (&x, &y, &cache););
         backward.push(if i > 0 {
             let ty = layer.input.tensor_type(Mode::Batch);
             quote_spanned!(layer.span=> let dy: #ty = { #bind #code };)

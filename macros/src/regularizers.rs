@@ -10,7 +10,11 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::Error;
 
-const TABLE: &[Entry] = &[("l1", "L1", &["l1"]), ("l2", "L2", &["l2"]), ("l1_l2", "L1L2", &["l1", "l2"])];
+const TABLE: &[Entry] = &[
+    ("l1", "L1", &["l1"]),
+    ("l2", "L2", &["l2"]),
+    ("l1_l2", "L1L2", &["l1", "l2"]),
+];
 
 /// A `Regularizer` expression for `arg`; `None` for Python's `None`.
 pub fn resolve(arg: &Arg) -> Result<Option<TokenStream>, Error> {
@@ -18,14 +22,23 @@ pub fn resolve(arg: &Arg) -> Result<Option<TokenStream>, Error> {
         return Ok(None);
     }
     let ((snake, _, params), call) = lookup(arg, TABLE, "regularizer", "`l2(0.01)`")?;
-    let b = bind_call(&call, &Signature { params, required: 0 })?;
+    let b = bind_call(
+        &call,
+        &Signature {
+            params,
+            required: 0,
+        },
+    )?;
     let coefficient = |name: &str, default: f64| -> Result<TokenStream, Error> {
         let v = b.float(name, default)?;
         if v < 0.0 {
             let arg = b.get(name).unwrap_or(arg);
             return Err(Error::new_spanned(
                 &arg.expr,
-                format!("`{name}` of `{}` must be non-negative, found `{v}`", b.class()),
+                format!(
+                    "`{name}` of `{}` must be non-negative, found `{v}`",
+                    b.class()
+                ),
             ));
         }
         Ok(f32_lit(v as f32))

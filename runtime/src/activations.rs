@@ -708,7 +708,10 @@ impl Activation {
                 if last_axis == 0 {
                     return;
                 }
-                for (y, dy) in y.chunks_exact(last_axis).zip(dy.chunks_exact_mut(last_axis)) {
+                for (y, dy) in y
+                    .chunks_exact(last_axis)
+                    .zip(dy.chunks_exact_mut(last_axis))
+                {
                     if *self == Activation::Softmax {
                         let dot: f32 = y.iter().zip(dy.iter()).map(|(a, b)| a * b).sum();
                         for (d, &p) in dy.iter_mut().zip(y) {

@@ -19,7 +19,12 @@ pub struct Strided {
 impl Strided {
     /// A column-major `rows x cols` matrix (nalgebra's layout).
     pub fn column_major(rows: usize, cols: usize) -> Strided {
-        Strided { rows, cols, row_stride: 1, col_stride: rows }
+        Strided {
+            rows,
+            cols,
+            row_stride: 1,
+            col_stride: rows,
+        }
     }
 
     /// The transpose of this matrix, as the same memory read with swapped strides.
@@ -37,9 +42,11 @@ impl Strided {
         if self.rows == 0 || self.cols == 0 {
             return true;
         }
-        let last = (self.rows - 1)
-            .checked_mul(self.row_stride)
-            .and_then(|r| (self.cols - 1).checked_mul(self.col_stride).and_then(|c| r.checked_add(c)));
+        let last = (self.rows - 1).checked_mul(self.row_stride).and_then(|r| {
+            (self.cols - 1)
+                .checked_mul(self.col_stride)
+                .and_then(|c| r.checked_add(c))
+        });
         last.is_some_and(|last| last < len)
     }
 }
@@ -51,12 +58,28 @@ impl Strided {
 /// does not fit its slice — internal errors, never user input (layer shapes are fixed at
 /// compile time).
 #[allow(clippy::too_many_arguments)]
-pub fn gemm(alpha: f32, a: &[f32], sa: Strided, b: &[f32], sb: Strided, beta: f32, c: &mut [f32], sc: Strided) {
-    assert!(sa.cols == sb.rows && sc.rows == sa.rows && sc.cols == sb.cols, "gemm shapes do not chain");
-    assert!(sa.fits(a.len()) && sb.fits(b.len()) && sc.fits(c.len()), "gemm matrix outside its slice");
+pub fn gemm(
+    alpha: f32,
+    a: &[f32],
+    sa: Strided,
+    b: &[f32],
+    sb: Strided,
+    beta: f32,
+    c: &mut [f32],
+    sc: Strided,
+) {
+    assert!(
+        sa.cols == sb.rows && sc.rows == sa.rows && sc.cols == sb.cols,
+        "gemm shapes do not chain"
+    );
+    assert!(
+        sa.fits(a.len()) && sb.fits(b.len()) && sc.fits(c.len()),
+        "gemm matrix outside its slice"
+    );
     // Writes through `c` must not alias: a column-major or row-major `c` never does.
     assert!(
-        sc.row_stride == 1 && sc.col_stride >= sc.rows.max(1) || sc.col_stride == 1 && sc.row_stride >= sc.cols.max(1),
+        sc.row_stride == 1 && sc.col_stride >= sc.rows.max(1)
+            || sc.col_stride == 1 && sc.row_stride >= sc.cols.max(1),
         "gemm output must be dense"
     );
     let (m, k, n) = (sa.rows, sa.cols, sb.cols);
@@ -95,7 +118,16 @@ mod tests {
         let a = nalgebra::DMatrix::<f32>::from_fn(3, 4, |r, c| (r * 4 + c) as f32 - 5.0);
         let b = nalgebra::DMatrix::<f32>::from_fn(3, 2, |r, c| (r + 2 * c) as f32 * 0.5);
         let mut c = vec![1.0f32; 4 * 2];
-        gemm(1.0, a.as_slice(), Strided::column_major(3, 4).t(), b.as_slice(), Strided::column_major(3, 2), 0.0, &mut c, Strided::column_major(4, 2));
+        gemm(
+            1.0,
+            a.as_slice(),
+            Strided::column_major(3, 4).t(),
+            b.as_slice(),
+            Strided::column_major(3, 2),
+            0.0,
+            &mut c,
+            Strided::column_major(4, 2),
+        );
         let expected = a.transpose() * &b;
         assert_eq!(c.as_slice(), expected.as_slice());
     }
@@ -104,6 +136,15 @@ mod tests {
     #[should_panic(expected = "outside its slice")]
     fn refuses_a_matrix_longer_than_its_slice() {
         let mut c = vec![0.0f32; 4];
-        gemm(1.0, &[0.0; 3], Strided::column_major(2, 2), &[0.0; 4], Strided::column_major(2, 2), 0.0, &mut c, Strided::column_major(2, 2));
+        gemm(
+            1.0,
+            &[0.0; 3],
+            Strided::column_major(2, 2),
+            &[0.0; 4],
+            Strided::column_major(2, 2),
+            0.0,
+            &mut c,
+            Strided::column_major(2, 2),
+        );
     }
 }

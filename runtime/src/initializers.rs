@@ -305,9 +305,11 @@ mod tests {
     #[test]
     fn he_normal_has_the_expected_spread() {
         let mut w = vec![0.0; 200 * 100];
-        Initializer::from_name("he_normal")
-            .unwrap()
-            .fill(&mut w, &[200, 100], &mut weight_rng(3, 0));
+        Initializer::from_name("he_normal").unwrap().fill(
+            &mut w,
+            &[200, 100],
+            &mut weight_rng(3, 0),
+        );
         let var: f32 = w.iter().map(|v| v * v).sum::<f32>() / w.len() as f32;
         assert!((var - 2.0 / 200.0).abs() < 0.001, "{var}");
     }

@@ -26,13 +26,13 @@ pub mod training;
 
 pub use activations::Activation;
 pub use constraints::Constraint;
-pub use losses::Loss;
-pub use metrics::{Mean, MeanMetric, Metric};
-pub use optimizers::{Adagrad, Adam, AdamW, GradientClip, Optimizer, RmsProp, Sgd};
-pub use regularizers::Regularizer;
 pub use error::{Error, ShapeDisplay};
 pub use initializers::Initializer;
+pub use losses::Loss;
+pub use metrics::{Mean, MeanMetric, Metric};
 pub use model::{LayerInfo, Model, Pass};
+pub use optimizers::{Adagrad, Adam, AdamW, GradientClip, Optimizer, RmsProp, Sgd};
+pub use regularizers::Regularizer;
 pub use tensor::{Batch, Sample, Tensor};
 pub use training::{FitOptions, Gradients, History, Logs, Trainable, Trainer};
 

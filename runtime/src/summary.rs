@@ -14,7 +14,11 @@ pub fn render(name: &str, layers: &[LayerInfo]) -> String {
         .map(|l| {
             let mut shape = String::new();
             let _ = write_shape(&mut shape, Some("None"), l.output_shape);
-            [format!("{} ({})", l.name, l.class), shape, group_thousands(l.params)]
+            [
+                format!("{} ({})", l.name, l.class),
+                shape,
+                group_thousands(l.params),
+            ]
         })
         .collect();
     let headers = ["Layer (type)", "Output Shape", "Param #"];

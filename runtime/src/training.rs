@@ -93,7 +93,12 @@ pub fn add_activity_loss(pass: &mut Pass, regularizer: &Regularizer, y: &[f32], 
 }
 
 /// Adds the gradient of [`add_activity_loss`]'s term with respect to `y` into `dy`.
-pub fn add_activity_gradient(regularizer: &Regularizer, y: &[f32], dy: &mut [f32], per_sample: usize) {
+pub fn add_activity_gradient(
+    regularizer: &Regularizer,
+    y: &[f32],
+    dy: &mut [f32],
+    per_sample: usize,
+) {
     let samples = (y.len() / per_sample.max(1)).max(1);
     scaled(regularizer, 1.0 / samples as f32).add_gradient(y, dy);
 }
@@ -140,7 +145,10 @@ impl Logs {
         if name == "loss" {
             return Some(self.loss);
         }
-        self.metrics.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+        self.metrics
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
     }
 }
 
@@ -440,10 +448,7 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
             None if options.validation_split > 0.0 => {
                 let held = ((n as f32) * options.validation_split) as usize;
                 let train = n - held;
-                (
-                    train,
-                    Some((&x[train * in_len..], &y[train * label_len..])),
-                )
+                (train, Some((&x[train * in_len..], &y[train * label_len..])))
             }
             None => (n, None),
         };
@@ -518,9 +523,9 @@ impl Progress {
             use std::io::IsTerminal;
             let bar = (verbose && std::io::stderr().is_terminal()).then(|| {
                 let bar = indicatif::ProgressBar::new(steps as u64);
-                if let Ok(style) = indicatif::ProgressStyle::with_template(
-                    "{prefix} {bar:30} {pos}/{len} {msg}",
-                ) {
+                if let Ok(style) =
+                    indicatif::ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} {msg}")
+                {
                     bar.set_style(style);
                 }
                 bar

@@ -57,7 +57,9 @@ impl Layer for Activation {
 
     fn backward(&self, b: &Backward) -> Option<TokenStream> {
         if !b.need_input_grad {
-            return Some(quote!({ let _ = dy; }));
+            return Some(quote!({
+                let _ = dy;
+            }));
         }
         if self.activation.name == "linear" {
             return Some(quote!(dy));

@@ -98,7 +98,10 @@ fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
         bias_initializer,
     )
     else {
-        return Err(Error::new_spanned(&b.call.call, "invalid `Dense` arguments"));
+        return Err(Error::new_spanned(
+            &b.call.call,
+            "invalid `Dense` arguments",
+        ));
     };
     Ok(Box::new(Dense {
         inputs: input.shape.last(),

@@ -2,11 +2,11 @@
 //! kernel here computes the affine part; the model applies the activation after it.
 
 use super::Weights;
+use crate::gemm::{gemm, Strided};
 use crate::initializers::{weight_rng, Initializer};
+use crate::tensor::Batch;
 use alloc::boxed::Box;
 use nalgebra::allocator::Allocator;
-use crate::gemm::{gemm, Strided};
-use crate::tensor::Batch;
 use nalgebra::{Const, DefaultAllocator, Dim, Matrix, OMatrix, SMatrix, SVector, Storage};
 
 /// A densely connected layer from `I` to `U` units.
@@ -162,13 +162,7 @@ mod tests {
     use crate::tensor::{Batch, Sample, Tensor};
 
     fn layer() -> Dense<3, 2> {
-        let mut d = Dense::<3, 2>::new(
-            true,
-            Initializer::Zeros,
-            Initializer::Zeros,
-            0,
-            0,
-        );
+        let mut d = Dense::<3, 2>::new(true, Initializer::Zeros, Initializer::Zeros, 0, 0);
         // Keras kernel (3, 2) row-major: [[1, 2], [3, 4], [5, 6]]
         d.kernel
             .as_mut_slice()
