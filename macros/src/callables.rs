@@ -12,12 +12,13 @@ use syn::Error;
 pub type Entry = (&'static str, &'static str, &'static [&'static str]);
 
 /// The table entry `arg` names, and its arguments as a call (empty for a bare name).
-/// `kind` ("regularizer") and `example` (`` `l2(0.01)` ``) word the errors.
+/// `kind` ("regularizer") and `expected` ("a regularizer name like ... or a call like ...")
+/// word the errors.
 pub fn lookup(
     arg: &Arg,
     table: &'static [Entry],
     kind: &str,
-    example: &str,
+    expected: &str,
 ) -> Result<(Entry, LayerCall), Error> {
     let names = || table.iter().flat_map(|(s, c, _)| [*s, *c]);
     let (name, call) = match &arg.value {
@@ -27,7 +28,7 @@ pub fn lookup(
             return Err(Error::new_spanned(
                 &arg.expr,
                 format!(
-                    "expected a {kind} name or a call like {example}, found {}{}",
+                    "expected {expected}, found {}{}",
                     other.describe(),
                     quote_hint(&arg.expr, names()),
                 ),

@@ -29,7 +29,12 @@ pub fn resolve(arg: &Arg, rank: usize) -> Result<Option<TokenStream>, Error> {
     if matches!(arg.value, crate::ast::Value::None) {
         return Ok(None);
     }
-    let ((snake, _, params), call) = lookup(arg, TABLE, "constraint", "`max_norm(2.0)`")?;
+    let ((snake, _, params), call) = lookup(
+        arg,
+        TABLE,
+        "constraint",
+        "a constraint name like `\"non_neg\"` or a call like `max_norm(2.0)`",
+    )?;
     let b = bind_call(
         &call,
         &Signature {

@@ -1,16 +1,17 @@
 //! Initializer names and calls of the DSL -> the runtime's `Initializer` constants:
 //! `kernel_initializer = "he_normal"` or `kernel_initializer = RandomNormal(stddev = 0.1)`.
 
-use crate::activations::{f32_lit, quote_hint};
+use crate::activations::f32_lit;
 use crate::args::{bind_call, Signature};
-use crate::ast::{Arg, LayerCall, Value};
+use crate::ast::Arg;
+use crate::callables::{lookup, Entry};
 use crate::suggest::did_you_mean;
 use proc_macro2::TokenStream;
 use quote::quote;
 use syn::Error;
 
 /// (snake_case name, Keras class name, call arguments).
-const TABLE: &[(&str, &str, &[&str])] = &[
+const TABLE: &[Entry] = &[
     ("zeros", "Zeros", &[]),
     ("ones", "Ones", &[]),
     ("constant", "Constant", &["value"]),
@@ -33,42 +34,12 @@ const TABLE: &[(&str, &str, &[&str])] = &[
 
 /// Resolves an initializer argument to a runtime `Initializer` expression.
 pub fn resolve(arg: &Arg) -> Result<TokenStream, Error> {
-    let names = || TABLE.iter().flat_map(|(s, c, _)| [*s, *c]);
-    let (name, call) = match &arg.value {
-        Value::Str(s) => (s.clone(), None),
-        Value::Call(f, args) => (f.to_string(), Some((f, args.as_slice()))),
-        other => {
-            return Err(Error::new_spanned(
-                &arg.expr,
-                format!(
-                    "expected an initializer name like `\"glorot_uniform\"` or a call like `RandomNormal(stddev = 0.1)`, found {}{}",
-                    other.describe(),
-                    quote_hint(&arg.expr, names()),
-                ),
-            ))
-        }
-    };
-    let Some(&(snake, class, params)) = TABLE.iter().find(|(s, c, _)| *s == name || *c == name)
-    else {
-        // Suggest in the spelling the user chose: `he_normal` or `HeNormal`.
-        let capitalised = name.starts_with(|c: char| c.is_ascii_uppercase());
-        let candidates = TABLE
-            .iter()
-            .map(|(s, c, _)| if capitalised { *c } else { *s });
-        let hint = did_you_mean(&name, candidates);
-        return Err(Error::new_spanned(
-            &arg.expr,
-            format!("unknown initializer `{name}`{hint}"),
-        ));
-    };
-    let call = LayerCall {
-        class: match call {
-            Some((ident, _)) => ident.clone(),
-            None => syn::Ident::new(class, proc_macro2::Span::call_site()),
-        },
-        args: call.map_or(&[][..], |(_, args)| args).to_vec(),
-        call: arg.expr.clone(),
-    };
+    let ((snake, _, params), call) = lookup(
+        arg,
+        TABLE,
+        "initializer",
+        "an initializer name like `\"glorot_uniform\"` or a call like `RandomNormal(stddev = 0.1)`",
+    )?;
     let b = bind_call(
         &call,
         &Signature {

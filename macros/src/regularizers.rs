@@ -21,7 +21,12 @@ pub fn resolve(arg: &Arg) -> Result<Option<TokenStream>, Error> {
     if matches!(arg.value, crate::ast::Value::None) {
         return Ok(None);
     }
-    let ((snake, _, params), call) = lookup(arg, TABLE, "regularizer", "`l2(0.01)`")?;
+    let ((snake, _, params), call) = lookup(
+        arg,
+        TABLE,
+        "regularizer",
+        "a regularizer name like `\"l2\"` or a call like `l2(0.01)`",
+    )?;
     let b = bind_call(
         &call,
         &Signature {
