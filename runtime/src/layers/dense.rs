@@ -23,6 +23,19 @@ use nalgebra::{Const, DefaultAllocator, Dim, Matrix, OMatrix, SMatrix, SVector, 
 /// - `bias`: `(U,)`, present when `use_bias` (the default).
 ///
 /// Both live on the heap, so a `Dense(4096)` on a 4096-wide input fits any thread's stack.
+///
+/// # Example
+/// ```
+/// use kiln_runtime::layers::{Dense, Weights};
+/// use kiln_runtime::{Initializer, Sample, Tensor};
+///
+/// // Keras: Dense(2) on 3 inputs, kernel [[1, 2], [3, 4], [5, 6]], bias [0.5, -0.5].
+/// let mut dense = Dense::<3, 2>::new(true, Initializer::Zeros, Initializer::Zeros, 0, 0);
+/// dense.weight_mut(0).copy_from_slice(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+/// dense.weight_mut(1).copy_from_slice(&[0.5, -0.5]);
+/// let y = dense.forward(&Sample::<3, 1>::from_values(&[1.0, 0.0, 1.0]));
+/// assert_eq!(y.values(), &[6.5, 7.5]);
+/// ```
 #[derive(Debug, Clone)]
 pub struct Dense<const I: usize, const U: usize> {
     /// `kernelᵀ`: row `u` holds the weights into unit `u`.
