@@ -73,6 +73,15 @@ impl Shape {
     }
 }
 
+/// A tuple of (possibly negative) integers as Python writes it: `(3, 4)`, `(-1,)`.
+pub fn tuple_text(dims: &[i128]) -> String {
+    let items: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+    match items.as_slice() {
+        [one] => format!("({one},)"),
+        _ => format!("({})", items.join(", ")),
+    }
+}
+
 impl fmt::Display for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "(")?;

@@ -16,7 +16,6 @@
 //!
 //! Shape rule: output shape = input shape, any rank. No weights; the mask passes on.
 
-use super::reshape::input_phrase;
 use super::{Backward, Forward, Layer, LayerInput, LayerKind, MaskRule};
 use crate::args::{Bound, Errors, Signature};
 use crate::ast::{Arg, Value};
@@ -140,7 +139,7 @@ fn noise_shape(b: &Bound, input: &LayerInput) -> Result<(Vec<usize>, bool), Erro
             format!(
                 "`noise_shape` of `Dropout` has {} entries, but {} has rank {rank}, {} with the batch axis\n  help: Keras's `noise_shape` starts with the batch axis, e.g. `({})`",
                 items.len(),
-                input_phrase(input),
+                input.phrase(),
                 rank + 1,
                 example(dims)
             ),
@@ -178,7 +177,7 @@ fn noise_shape(b: &Bound, input: &LayerInput) -> Result<(Vec<usize>, bool), Erro
                         "entry {} of `noise_shape` of `Dropout` does not broadcast to axis {} of {}, which has {dim} values: expected `None`, `1` or `{dim}`, found {}",
                         axis + 1,
                         axis + 1,
-                        input_phrase(input),
+                        input.phrase(),
                         item.value.describe()
                     ),
                 ));

@@ -8,10 +8,10 @@
 //! (`Tensor::reshaped`), never moves a value; its backward pass renames the gradient back
 //! to the input's shape.
 
-use super::reshape::{input_phrase, tuple_text};
 use super::{Backward, Forward, Layer, LayerInput, LayerKind};
 use crate::args::{Bound, Signature};
 use crate::ast::Value;
+use crate::shape::tuple_text;
 use crate::shape::Shape;
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -47,7 +47,7 @@ fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
                     format!(
                         "`Flatten` supports only `data_format = \"channels_last\"`, found `\"channels_first\"`\n  help: to flatten channels first, put `Permute({})` before a channels-last `Flatten()` for {}",
                         tuple_text(&order),
-                        input_phrase(input)
+                        input.phrase()
                     ),
                 ));
             }

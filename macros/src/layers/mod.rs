@@ -64,6 +64,18 @@ pub struct LayerInput<'a> {
     pub source: &'a str,
 }
 
+impl LayerInput<'_> {
+    /// How messages name the input: "its input (3, 4) from layer `dense_1`", or
+    /// "the model input (12,)".
+    pub fn phrase(&self) -> String {
+        if self.source.starts_with("layer") {
+            format!("its input {} from {}", self.shape, self.source)
+        } else {
+            format!("{} {}", self.source, self.shape)
+        }
+    }
+}
+
 /// How a layer treats a Keras mask arriving with its input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MaskRule {

@@ -8,10 +8,10 @@
 //! `kiln_runtime::layers::permute::permute` (0-based dims), and the backward pass
 //! `permute_backward` (the inverse permutation); the identity permutation emits nothing.
 
-use super::reshape::{input_phrase, tuple_text};
 use super::{Backward, Forward, Layer, LayerInput, LayerKind};
 use crate::args::{Bound, Errors, Signature};
 use crate::ast::Value;
+use crate::shape::tuple_text;
 use crate::shape::Shape;
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -66,7 +66,7 @@ fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
                 "`Permute` dims {text} have {} {}, but {} has rank {rank}\n  help: {expected}",
                 dims.len(),
                 if dims.len() == 1 { "entry" } else { "entries" },
-                input_phrase(input),
+                input.phrase(),
             ),
         ));
     }
@@ -76,7 +76,7 @@ fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
                 &item.expr,
                 format!(
                     "`Permute` index `{d}` in {text} is out of range for {} of rank {rank}\n  help: {expected}",
-                    input_phrase(input)
+                    input.phrase()
                 ),
             ));
         }
@@ -104,7 +104,7 @@ fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
                 "`Permute` dims {text} repeat index `{d}` and miss {} {}, but {} has rank {rank}\n  help: {expected}",
                 if missing.len() == 1 { "index" } else { "indices" },
                 missing.join(", "),
-                input_phrase(input)
+                input.phrase()
             ),
         ));
     }

@@ -16,7 +16,6 @@
 //!
 //! Shape rule: output shape = input shape, any rank. Masks pass through.
 
-use super::reshape::input_phrase;
 use super::{Backward, Forward, Layer, LayerInput, LayerKind, MaskRule, Weight};
 use crate::args::{Bound, Errors, Signature};
 use crate::ast::{Arg, Value};
@@ -124,7 +123,7 @@ fn alpha_shape(b: &Bound, input: &LayerInput) -> Result<Shape, Error> {
                 &axis.expr,
                 format!(
                     "shared axis `{a}` of `PReLU` is out of range for {} of rank {rank}\n  help: expected axes in 1..={rank} (1-based, without the batch axis)",
-                    input_phrase(input)
+                    input.phrase()
                 ),
             ));
         } else if seen.contains(&a) {

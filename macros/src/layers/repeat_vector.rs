@@ -6,7 +6,6 @@
 //! The generated code calls the runtime kernel `kiln_runtime::layers::repeat_vector`, and
 //! in training `repeat_vector_backward` (the sum of the copies' gradients).
 
-use super::reshape::input_phrase;
 use super::{Backward, Forward, Layer, LayerInput, LayerKind};
 use crate::args::{Bound, Errors, Signature};
 use crate::shape::Shape;
@@ -37,7 +36,7 @@ fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
             b.call.class.span(),
             format!(
                 "`RepeatVector` expects a rank-1 input `(features,)`, but {} has rank {rank}\n  help: put `Flatten()` before it to repeat all {} values",
-                input_phrase(input),
+                input.phrase(),
                 input.shape.len()
             ),
         ));

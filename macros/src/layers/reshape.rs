@@ -1,6 +1,5 @@
 //! `Reshape(target_shape)`: each sample takes the shape `target_shape`, values kept in
-//! row-major order. Also home of the helpers the shape layers share for their messages
-//! ([`input_phrase`], [`tuple_text`]).
+//! row-major order.
 //!
 //! Shape rule: `(d1, ..., dn)` -> `target_shape`, whose element count must equal the input's.
 //! At most one dimension may be `-1`; it is inferred as the input's element count divided
@@ -14,6 +13,7 @@
 use super::{Backward, Forward, Layer, LayerInput, LayerKind};
 use crate::args::{Bound, Errors, Signature};
 use crate::ast::Value;
+use crate::shape::tuple_text;
 use crate::shape::Shape;
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -34,25 +34,6 @@ const MAX_RANK: usize = 4;
 struct Reshape {
     input: Shape,
     output: Shape,
-}
-
-/// How messages name a layer's input: "its input (3, 4) from layer `dense_1`", or
-/// "the model input (12,)".
-pub(super) fn input_phrase(input: &LayerInput) -> String {
-    if input.source.starts_with("layer") {
-        format!("its input {} from {}", input.shape, input.source)
-    } else {
-        format!("{} {}", input.source, input.shape)
-    }
-}
-
-/// A tuple as Python writes it: `(3, 4)`, `(-1,)`.
-pub(super) fn tuple_text(dims: &[i128]) -> String {
-    let items: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
-    match items.as_slice() {
-        [one] => format!("({one},)"),
-        _ => format!("({})", items.join(", ")),
-    }
 }
 
 fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
@@ -134,7 +115,7 @@ fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
                 &arg.expr,
                 format!(
                     "cannot infer the `-1` in `Reshape` target {target}: {} has {elements} elements, which is not a multiple of {product} (the product of the other dimensions)",
-                    input_phrase(input)
+                    input.phrase()
                 ),
             ));
         }
@@ -145,7 +126,7 @@ fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
                 &arg.expr,
                 format!(
                     "`Reshape` target {target} has {count} elements, but {} has {elements}",
-                    input_phrase(input)
+                    input.phrase()
                 ),
             ));
         }

@@ -16,7 +16,6 @@
 //!
 //! Shape rule: output shape = input shape, any rank. The mask passes on unchanged.
 
-use super::reshape::input_phrase;
 use super::{Backward, Forward, Layer, LayerInput, LayerKind, MaskRule};
 use crate::args::{Bound, Signature};
 use crate::ast::Value;
@@ -83,7 +82,7 @@ fn sample_axis(b: &Bound, input: &LayerInput) -> Result<usize, Error> {
                 &arg.expr,
                 format!(
                     "axis `{axis}` of `Softmax` is the batch axis; kiln normalises within each sample\n  help: {} has axes 1..={r} (or -{r}..=-1)",
-                    input_phrase(input)
+                    input.phrase()
                 ),
             ))
         }
@@ -92,7 +91,7 @@ fn sample_axis(b: &Bound, input: &LayerInput) -> Result<usize, Error> {
                 &arg.expr,
                 format!(
                     "axis `{axis}` of `Softmax` is out of range for {} of rank {r}\n  help: expected an axis in 1..={r} or -{r}..=-1 (without the batch axis)",
-                    input_phrase(input)
+                    input.phrase()
                 ),
             ))
         }
