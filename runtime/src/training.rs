@@ -403,11 +403,9 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
             return Ok(self.empty_logs());
         }
         let classes = Self::classes();
-        let (pred, _) = self.model.__forward_batch(x, &mut Pass::inference());
-        let mut loss = self.loss.value(&pred, y, classes);
         let mut pass = Pass::inference();
-        self.model.__forward_batch(x, &mut pass);
-        loss += pass.activity_loss;
+        let (pred, _) = self.model.__forward_batch(x, &mut pass);
+        let mut loss = self.loss.value(&pred, y, classes) + pass.activity_loss;
         for (index, regularizer) in M::REGULARIZERS.iter().enumerate() {
             if let Some(regularizer) = regularizer {
                 loss += regularizer.loss(self.model.__weight(index));
