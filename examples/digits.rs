@@ -112,14 +112,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..FitOptions::default()
     };
     let history = trainer.fit(&train_x, &train_y, &options)?;
-    let (loss, accuracy) = (
-        history.get("loss"),
-        history.get("sparse_categorical_accuracy"),
-    );
-    let (val_loss, val_accuracy) = (
-        history.get("val_loss"),
-        history.get("val_sparse_categorical_accuracy"),
-    );
+    let (loss, accuracy) = (history.get("loss"), history.get("accuracy"));
+    let (val_loss, val_accuracy) = (history.get("val_loss"), history.get("val_accuracy"));
     for epoch in 0..options.epochs {
         let at = |h: Option<&[f32]>| h.and_then(|v| v.get(epoch).copied()).unwrap_or(f32::NAN);
         println!(
@@ -136,7 +130,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let logs = trainer.evaluate(&test_x, &test_y)?;
     let test_accuracy = logs
-        .get("sparse_categorical_accuracy")
+        .get("accuracy")
         .ok_or("the trainer reports no accuracy")?;
     println!(
         "test loss {:.4}; trained in {:.2} s",

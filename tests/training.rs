@@ -63,7 +63,7 @@ fn fit_learns_xor_and_is_deterministic() {
         losses[0],
         losses[299]
     );
-    assert_eq!(history.get("binary_accuracy").map(|a| a[299]), Some(1.0));
+    assert_eq!(history.get("accuracy").map(|a| a[299]), Some(1.0));
     let (_, again) = run();
     for name in Xor::WEIGHT_NAMES {
         let (a, b) = (

@@ -217,7 +217,9 @@ pub struct Trainer<M: Trainable, O: Optimizer> {
     model: M,
     optimizer: O,
     loss: Loss,
-    metrics: Vec<Metric>,
+    /// Each compiled metric under the name Keras logs it by (`"accuracy"` stays
+    /// `"accuracy"` whichever accuracy it resolves to).
+    metrics: Vec<(&'static str, Metric)>,
     grads: Gradients,
     step: u64,
     batch_buffers: (Vec<f32>, Vec<f32>),
@@ -239,15 +241,15 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
 
     /// Keras's `compile(metrics = [...])`. `Metric::Accuracy` is resolved the way Keras
     /// resolves `"accuracy"`: binary, categorical or sparse categorical by the shapes of the
-    /// outputs and labels.
+    /// outputs and labels, still logged as `"accuracy"` (and `"val_accuracy"`).
     pub fn with_metrics(mut self, metrics: &[Metric]) -> Self {
         let classes = Self::classes();
         let label_last = if self.loss.is_sparse() { 1 } else { classes };
         self.metrics = metrics
             .iter()
             .map(|m| match m {
-                Metric::Accuracy => Metric::resolve_accuracy(classes, label_last),
-                other => *other,
+                Metric::Accuracy => ("accuracy", Metric::resolve_accuracy(classes, label_last)),
+                other => (other.name(), *other),
             })
             .collect();
         self
@@ -324,7 +326,7 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
     fn empty_logs(&self) -> Logs {
         Logs {
             loss: 0.0,
-            metrics: self.metrics.iter().map(|m| (m.name(), 0.0)).collect(),
+            metrics: self.metrics.iter().map(|(name, _)| (*name, 0.0)).collect(),
         }
     }
 
@@ -347,8 +349,8 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
         let mut metric_values: Vec<(&'static str, f32)> = Vec::with_capacity(metrics.len());
         let mut head = |y_pred: &[f32], dy: &mut [f32]| -> bool {
             loss_value = loss.value(y_pred, y, classes);
-            for m in metrics {
-                metric_values.push((m.name(), m.value(y_pred, y, classes)));
+            for (name, m) in metrics {
+                metric_values.push((*name, m.value(y_pred, y, classes)));
             }
             if fuse && loss.fused_gradient(y_pred, y, classes, dy) {
                 return true;
@@ -416,7 +418,7 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
             metrics: self
                 .metrics
                 .iter()
-                .map(|m| (m.name(), m.value(&pred, y, classes)))
+                .map(|(name, m)| (*name, m.value(&pred, y, classes)))
                 .collect(),
         })
     }
@@ -482,8 +484,8 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
                 progress.step(step + 1, loss.result(), &self.metric_results(&metrics));
             }
             history.push("loss".into(), loss.result());
-            for (m, mean) in self.metrics.iter().zip(&metrics) {
-                history.push(m.name().into(), mean.result());
+            for ((name, _), mean) in self.metrics.iter().zip(&metrics) {
+                history.push((*name).into(), mean.result());
             }
             if let Some((vx, vy)) = validation {
                 let logs = self.evaluate(vx, vy)?;
@@ -501,7 +503,7 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
         self.metrics
             .iter()
             .zip(means)
-            .map(|(m, mean)| (m.name(), mean.result()))
+            .map(|((name, _), mean)| (*name, mean.result()))
             .collect()
     }
 }
