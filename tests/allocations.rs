@@ -95,8 +95,10 @@ kiln::model! {
     ]);
 }
 
-/// Not zero yet (issue 4 asks for none): each layer's output and gradient matrix is a fresh
-/// allocation per step. The bound keeps the count from growing unnoticed.
+/// kiln's own code allocates nothing per step once the first steps have sized the tensor
+/// pool and the optimizer state. What remains is matrixmultiply's packing buffer, allocated
+/// inside each of the step's 8 GEMM calls (3 forward, 3 kernel gradients, 2 input
+/// gradients); the bound fails as soon as anything else allocates.
 #[test]
 fn a_training_step_allocates_a_bounded_number_of_times() {
     let mut trainer = Mlp::new(0).compile(
@@ -112,5 +114,5 @@ fn a_training_step_allocates_a_bounded_number_of_times() {
         trainer.train_on_batch(&x, &y).expect("step");
     });
     println!("allocations per training step: {count}");
-    assert!(count <= 24, "a training step allocated {count} times");
+    assert!(count <= 8, "a training step allocated {count} times");
 }

@@ -461,6 +461,7 @@ fn dropout_backward_uses_the_training_mask() {
         activity_loss: 0.0,
         seed: 12,
         step,
+        ..Pass::default()
     };
     check_training_pass::<DropoutBetween>(10, 4, pass(0), 1e-2, 2e-3);
     check_training_pass::<DropoutBetween>(11, 3, pass(7), 1e-2, 2e-3);
@@ -504,6 +505,7 @@ fn training_output<M: Trainable>(x: &[f32], seed: u64, step: u64) -> Vec<f32> {
         activity_loss: 0.0,
         seed,
         step,
+        ..Pass::default()
     };
     model.__train_batch(x, &mut pass, &mut head, &mut Gradients::for_model::<M>());
     seen

@@ -200,9 +200,9 @@ fn trainable(model: &Model) -> TokenStream {
         forward.push(if layer.code.mask_rule() == MaskRule::Produce {
             let mask = format_ident!("mask{}", i + 1);
             live_mask = Some(mask.clone());
-            quote_spanned!(layer.span=> let ((#output, #mask), #c): ((#ty, _), _) = { let x = #input.clone(); #code };)
+            quote_spanned!(layer.span=> let ((#output, #mask), #c): ((#ty, _), _) = { let x = pass.pool.copy_of(&#input); #code };)
         } else {
-            quote_spanned!(layer.span=> let (#output, #c): (#ty, _) = { let x = #input.clone(); #code };)
+            quote_spanned!(layer.span=> let (#output, #c): (#ty, _) = { let x = pass.pool.copy_of(&#input); #code };)
         });
     }
     let mut backward = Vec::new();
@@ -245,6 +245,8 @@ fn trainable(model: &Model) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     let (x0, last) = (var(0), var(n));
+    // Every layer's input and output goes back to the pool once the backward pass is done.
+    let all_vars: Vec<Ident> = (0..=n).map(var).collect();
     let input_ty = model.input.tensor_type(Mode::Batch);
     let output_ty = model.output().tensor_type(Mode::Batch);
     quote! {
@@ -261,14 +263,15 @@ fn trainable(model: &Model) -> TokenStream {
                 head: &mut dyn FnMut(&[f32], &mut [f32]) -> bool,
                 grads: &mut ::kiln::__private::Gradients,
             ) {
-                let #x0: #input_ty = ::kiln::__private::Tensor::from_values(xs);
+                let #x0: #input_ty = pass.pool.from_values(xs);
                 #(#forward)*
-                let mut dy: #output_ty = #last.clone();
+                let mut dy: #output_ty = pass.pool.copy_of(&#last);
                 let fused = head(
                     ::kiln::__private::Tensor::values(&#last),
                     ::kiln::__private::Tensor::values_mut(&mut dy),
                 );
                 #(#backward)*
+                #(pass.pool.give(#all_vars);)*
             }
         }
     }

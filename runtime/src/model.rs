@@ -23,6 +23,8 @@ pub struct Pass {
     pub seed: u64,
     /// Training step number, counted from 0 for each `Trainer`.
     pub step: u64,
+    /// Tensor storage the generated training code recycles across steps.
+    pub pool: crate::pool::Pool,
 }
 
 impl Pass {

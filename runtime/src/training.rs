@@ -223,6 +223,10 @@ pub struct Trainer<M: Trainable, O: Optimizer> {
     grads: Gradients,
     step: u64,
     batch_buffers: (Vec<f32>, Vec<f32>),
+    /// The last step's metric values, in `metrics` order (reused: no allocation per step).
+    metric_values: Vec<f32>,
+    /// Tensor storage lent to each step's forward and backward pass.
+    pool: crate::pool::Pool,
 }
 
 impl<M: Trainable, O: Optimizer> Trainer<M, O> {
@@ -236,6 +240,8 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
             grads: Gradients::for_model::<M>(),
             step: 0,
             batch_buffers: (Vec::new(), Vec::new()),
+            metric_values: Vec::new(),
+            pool: crate::pool::Pool::default(),
         }
     }
 
@@ -320,7 +326,20 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
         if n == 0 {
             return Ok(self.empty_logs());
         }
-        Ok(self.step_unchecked(x, y, 0))
+        let loss = self.step_unchecked(x, y, 0);
+        Ok(Logs {
+            loss,
+            metrics: self.metric_logs(),
+        })
+    }
+
+    /// The last step's metrics as `(name, value)` pairs.
+    fn metric_logs(&self) -> Vec<(&'static str, f32)> {
+        self.metrics
+            .iter()
+            .zip(&self.metric_values)
+            .map(|((name, _), value)| (*name, *value))
+            .collect()
     }
 
     fn empty_logs(&self) -> Logs {
@@ -330,7 +349,10 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
         }
     }
 
-    fn step_unchecked(&mut self, x: &[f32], y: &[f32], seed: u64) -> Logs {
+    /// One step on a checked batch; returns the loss (with regularization) and leaves the
+    /// metrics in `self.metric_values`. Allocation-free once the buffers are sized, for
+    /// models whose layers draw their tensors from the pool.
+    fn step_unchecked(&mut self, x: &[f32], y: &[f32], seed: u64) -> f32 {
         let classes = Self::classes();
         let loss = self.loss;
         let fuse = matches!(
@@ -345,12 +367,13 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
             )
         );
         let metrics = &self.metrics;
+        let metric_values = &mut self.metric_values;
+        metric_values.clear();
         let mut loss_value = 0.0;
-        let mut metric_values: Vec<(&'static str, f32)> = Vec::with_capacity(metrics.len());
         let mut head = |y_pred: &[f32], dy: &mut [f32]| -> bool {
             loss_value = loss.value(y_pred, y, classes);
-            for (name, m) in metrics {
-                metric_values.push((*name, m.value(y_pred, y, classes)));
+            for (_, m) in metrics {
+                metric_values.push(m.value(y_pred, y, classes));
             }
             if fuse && loss.fused_gradient(y_pred, y, classes, dy) {
                 return true;
@@ -363,10 +386,12 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
             activity_loss: 0.0,
             seed,
             step: self.step,
+            pool: core::mem::take(&mut self.pool),
         };
         self.grads.zero();
         self.model
             .__train_batch(x, &mut pass, &mut head, &mut self.grads);
+        self.pool = core::mem::take(&mut pass.pool);
         self.step += 1;
 
         // Keras: the reported loss includes the regularization losses.
@@ -378,9 +403,10 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
                 regularizer.add_gradient(w, self.grads.slot(index));
             }
         }
-        self.optimizer
-            .gradient_clip()
-            .apply(&mut self.grads.all_mut());
+        let clip = self.optimizer.gradient_clip();
+        if clip != crate::optimizers::GradientClip::None {
+            clip.apply(&mut self.grads.all_mut());
+        }
         self.optimizer.step_begin();
         for index in 0..M::WEIGHT_NAMES.len() {
             self.optimizer
@@ -391,10 +417,7 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
                 constraint.apply(self.model.__weight_mut(index), M::WEIGHT_SHAPES[index]);
             }
         }
-        Logs {
-            loss: total,
-            metrics: metric_values,
-        }
+        total
     }
 
     /// Keras's `evaluate`: loss (with regularization) and metrics over `x`, `y` in
@@ -475,13 +498,15 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
                     bx.extend_from_slice(&x[i * in_len..(i + 1) * in_len]);
                     by.extend_from_slice(&y[i * label_len..(i + 1) * label_len]);
                 }
-                let logs = self.step_unchecked(&bx, &by, options.seed);
+                let step_loss = self.step_unchecked(&bx, &by, options.seed);
                 self.batch_buffers = (bx, by);
-                loss.add_weighted(logs.loss, chunk.len() as f32);
-                for (mean, (_, value)) in metrics.iter_mut().zip(&logs.metrics) {
+                loss.add_weighted(step_loss, chunk.len() as f32);
+                for (mean, value) in metrics.iter_mut().zip(&self.metric_values) {
                     mean.add_weighted(*value, chunk.len() as f32);
                 }
-                progress.step(step + 1, loss.result(), &self.metric_results(&metrics));
+                if progress.visible() {
+                    progress.step(step + 1, loss.result(), &self.metric_results(&metrics));
+                }
             }
             history.push("loss".into(), loss.result());
             for ((name, _), mean) in self.metrics.iter().zip(&metrics) {
@@ -536,6 +561,18 @@ impl Progress {
         {
             let _ = (verbose, steps);
             Progress { epochs }
+        }
+    }
+
+    /// Whether anything is drawn (the caller skips building messages otherwise).
+    fn visible(&self) -> bool {
+        #[cfg(feature = "std")]
+        {
+            self.bar.is_some()
+        }
+        #[cfg(not(feature = "std"))]
+        {
+            false
         }
     }
 

@@ -185,11 +185,18 @@ impl Layer for Dense {
     }
 
     fn forward_train(&self, f: &Forward) -> TokenStream {
-        let state = &f.state;
+        // Every tensor comes from and goes back to the step's pool: no allocation per step.
+        let (state, units) = (&f.state, self.units);
         let activity = self.activity_loss();
+        let affine = quote! {
+            let mut z = pass.pool.take::<#units>(x.ncols());
+            #state.forward_into(&x, &mut z);
+            pass.pool.give(x);
+        };
         if self.activation.name == "linear" {
             return quote!({
-                let y = #state.forward(&x);
+                #affine
+                let y = z;
                 #activity
                 (y, ())
             });
@@ -197,8 +204,8 @@ impl Layer for Dense {
         let apply = self.activation.apply(&quote!(y), self.units);
         // The pre-activation `z` is the cache: the activation's derivative needs it.
         quote!({
-            let z = #state.forward(&x);
-            let mut y = z.clone();
+            #affine
+            let mut y = pass.pool.copy_of(&z);
             #apply
             #activity
             (y, z)
@@ -230,14 +237,26 @@ impl Layer for Dense {
             })
         };
         let (k, use_bias) = (b.first_weight, self.use_bias);
+        let inputs = self.inputs;
         let input_grad = if b.need_input_grad {
-            quote!(#state.input_gradient(&dz))
+            quote! {
+                let mut dx = pass.pool.take::<#inputs>(dz.ncols());
+                #state.input_gradient_into(&dz, &mut dx);
+                pass.pool.give(dz);
+                dx
+            }
         } else {
+            quote!(pass.pool.give(dz);)
+        };
+        let give_cache = if self.activation.name == "linear" {
             quote!()
+        } else {
+            quote!(pass.pool.give(cache);)
         };
         let result = quote!({
             let (grad_kernel, grad_bias) = grads.pair(#k, #use_bias);
             #state.accumulate_gradients(x, &dz, grad_kernel, grad_bias);
+            #give_cache
             #input_grad
         });
         Some(quote!({

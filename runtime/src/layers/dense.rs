@@ -136,9 +136,38 @@ impl<const I: usize, const U: usize> Dense<I, U> {
         }
     }
 
+    /// Training: `x · kernel + bias` into `out` (`U x N`, e.g. from the step's pool), the
+    /// batch forward pass without allocating.
+    pub fn forward_into(&self, x: &Batch<I>, out: &mut Batch<U>) {
+        let n = x.ncols();
+        gemm(
+            1.0,
+            self.kernel.as_slice(),
+            Strided::column_major(U, I),
+            x.as_slice(),
+            Strided::column_major(I, n),
+            0.0,
+            out.as_mut_slice(),
+            Strided::column_major(U, n),
+        );
+        if self.use_bias {
+            for column in out.as_mut_slice().chunks_exact_mut(U) {
+                for (v, b) in column.iter_mut().zip(self.bias.iter()) {
+                    *v += b;
+                }
+            }
+        }
+    }
+
     /// Training: the loss gradient with respect to the input, `kernel · dz` (`I x N`).
     pub fn input_gradient(&self, dz: &Batch<U>) -> Batch<I> {
         let mut dx = Batch::<I>::zeros(dz.ncols());
+        self.input_gradient_into(dz, &mut dx);
+        dx
+    }
+
+    /// [`Dense::input_gradient`] into `dx` (`I x N`), without allocating.
+    pub fn input_gradient_into(&self, dz: &Batch<U>, dx: &mut Batch<I>) {
         // The stored `kernelᵀ` (U x I) read transposed: I x U.
         gemm(
             1.0,
@@ -150,7 +179,6 @@ impl<const I: usize, const U: usize> Dense<I, U> {
             dx.as_mut_slice(),
             Strided::column_major(I, dz.ncols()),
         );
-        dx
     }
 }
 

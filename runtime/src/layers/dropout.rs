@@ -140,6 +140,7 @@ mod tests {
             activity_loss: 0.0,
             seed,
             step,
+            ..Pass::default()
         }
     }
 

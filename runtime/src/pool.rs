@@ -1,0 +1,74 @@
+//! [`Pool`]: batch-tensor storage recycled across training steps, so that a steady run of
+//! steps of the same batch size allocates nothing once the first step has sized the buffers.
+
+use crate::tensor::Batch;
+use alloc::vec::Vec;
+use nalgebra::{Const, Dyn, VecStorage};
+
+/// Free buffers, handed out by [`Pool::take`] and returned by [`Pool::give`].
+#[derive(Debug, Clone, Default)]
+pub struct Pool {
+    free: Vec<Vec<f32>>,
+}
+
+impl Pool {
+    /// A zeroed batch tensor with `R` rows and `cols` columns. Takes the smallest free buffer
+    /// that holds it (best fit: steps that ask for the same sizes in the same order get the
+    /// same buffers back), and allocates only when none does.
+    pub fn take<const R: usize>(&mut self, cols: usize) -> Batch<R> {
+        let len = R * cols;
+        let best = self
+            .free
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.capacity() >= len)
+            .min_by_key(|(_, v)| v.capacity())
+            .map(|(i, _)| i);
+        let mut values = match best {
+            Some(i) => self.free.swap_remove(i),
+            None => Vec::with_capacity(len),
+        };
+        values.clear();
+        values.resize(len, 0.0);
+        Batch::<R>::from_data(VecStorage::new(Const::<R>, Dyn(cols), values))
+    }
+
+    /// A pooled copy of `values` as a batch tensor with `R` rows.
+    pub fn from_values<const R: usize>(&mut self, values: &[f32]) -> Batch<R> {
+        let mut tensor = self.take::<R>(values.len() / R.max(1));
+        tensor.as_mut_slice().copy_from_slice(values);
+        tensor
+    }
+
+    /// A pooled copy of `tensor`.
+    pub fn copy_of<const R: usize>(&mut self, tensor: &Batch<R>) -> Batch<R> {
+        self.from_values::<R>(tensor.as_slice())
+    }
+
+    /// Returns a tensor's storage for later steps.
+    pub fn give<const R: usize>(&mut self, tensor: Batch<R>) {
+        self.free.push(tensor.data.into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_come_back_in_later_steps() {
+        let mut pool = Pool::default();
+        let a = pool.take::<4>(8);
+        let b = pool.take::<2>(3);
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        pool.give(a);
+        pool.give(b);
+        // Same requests, same buffers (best fit), and zeroed again.
+        let a2 = pool.take::<4>(8);
+        let b2 = pool.take::<2>(3);
+        assert_eq!((a2.as_ptr(), b2.as_ptr()), (pa, pb));
+        assert!(a2.iter().all(|v| *v == 0.0));
+        let copy = pool.copy_of(&b2);
+        assert_eq!(copy.as_slice(), b2.as_slice());
+    }
+}
