@@ -133,21 +133,45 @@ impl Layer for Permute {
         quote!(::kiln::__private::layers::permute::permute::<_, #rows, #cols>(&x, #shape, &[#(#order),*]))
     }
 
+    fn forward_train(&self, f: &Forward) -> TokenStream {
+        if self.is_identity() {
+            return quote!((x, ()));
+        }
+        let _ = f;
+        // Training draws the output from the step's pool and returns the input to it.
+        let rows = self.output.last();
+        let shape = self.input.slice_tokens();
+        let order = &self.order;
+        quote!({
+            let mut y = pass.pool.take::<#rows>(x.len() / #rows);
+            ::kiln::__private::layers::permute::permute_into(x.as_slice(), #shape, &[#(#order),*], y.as_mut_slice());
+            pass.pool.give(x);
+            (y, ())
+        })
+    }
+
     fn backward(&self, b: &Backward) -> Option<TokenStream> {
         if !b.need_input_grad {
             return Some(quote!({
-                let _ = dy;
+                pass.pool.give(dy);
             }));
         }
         if self.is_identity() {
             return Some(quote!(dy));
         }
-        let (rows, cols) = (self.input.last(), self.input.positions());
-        let shape = self.input.slice_tokens();
-        let order = &self.order;
-        Some(
-            quote!(::kiln::__private::layers::permute::permute_backward::<_, #rows, #cols>(&dy, #shape, &[#(#order),*])),
-        )
+        // The inverse permutation, read from the output's layout back to the input's.
+        let mut inverse = vec![0usize; self.order.len()];
+        for (k, &axis) in self.order.iter().enumerate() {
+            inverse[axis] = k;
+        }
+        let rows = self.input.last();
+        let out_shape = self.output.slice_tokens();
+        Some(quote!({
+            let mut dx = pass.pool.take::<#rows>(dy.len() / #rows);
+            ::kiln::__private::layers::permute::permute_into(dy.as_slice(), #out_shape, &[#(#inverse),*], dx.as_mut_slice());
+            pass.pool.give(dy);
+            dx
+        }))
     }
 }
 

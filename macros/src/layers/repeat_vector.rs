@@ -64,16 +64,30 @@ impl Layer for RepeatVector {
         quote!(::kiln::__private::layers::repeat_vector::repeat_vector::<_, #features, #n>(&x))
     }
 
+    fn forward_train(&self, _f: &Forward) -> TokenStream {
+        // Training draws the output from the step's pool and returns the input to it.
+        let (features, n) = (self.features, self.n);
+        quote!({
+            let mut y = pass.pool.take::<#features>(x.ncols() * #n);
+            ::kiln::__private::layers::repeat_vector::repeat_vector_into::<#features, #n>(x.as_slice(), y.as_mut_slice());
+            pass.pool.give(x);
+            (y, ())
+        })
+    }
+
     fn backward(&self, b: &Backward) -> Option<TokenStream> {
         if !b.need_input_grad {
             return Some(quote!({
-                let _ = dy;
+                pass.pool.give(dy);
             }));
         }
         let (features, n) = (self.features, self.n);
-        Some(
-            quote!(::kiln::__private::layers::repeat_vector::repeat_vector_backward::<_, #features, #n>(&dy)),
-        )
+        Some(quote!({
+            let mut dx = pass.pool.take::<#features>(dy.ncols() / #n);
+            ::kiln::__private::layers::repeat_vector::repeat_vector_backward_into::<#features, #n>(dy.as_slice(), dx.as_mut_slice());
+            pass.pool.give(dy);
+            dx
+        }))
     }
 }
 

@@ -23,15 +23,18 @@ pub fn repeat_vector<T: Tensor, const F: usize, const N: usize>(x: &T) -> T::Sha
     let input = x.values();
     let samples = input.len() / F.max(1);
     let mut y = T::zeros_shaped::<F, N>(samples);
-    for (vector, out) in input
-        .chunks_exact(F)
-        .zip(y.values_mut().chunks_exact_mut(F * N))
-    {
+    repeat_vector_into::<F, N>(input, y.values_mut());
+    y
+}
+
+/// [`repeat_vector`] on slices of whole samples: `output` holds `N` copies of each
+/// `F`-vector of `input`.
+pub fn repeat_vector_into<const F: usize, const N: usize>(input: &[f32], output: &mut [f32]) {
+    for (vector, out) in input.chunks_exact(F).zip(output.chunks_exact_mut(F * N)) {
         for copy in out.chunks_exact_mut(F) {
             copy.copy_from_slice(vector);
         }
     }
-    y
 }
 
 /// The backward pass of [`repeat_vector`]: each input value feeds `N` outputs, so its
@@ -53,20 +56,23 @@ pub fn repeat_vector_backward<T: Tensor, const F: usize, const N: usize>(
     let grads = dy.values();
     let samples = grads.len() / (F * N).max(1);
     let mut dx = T::zeros_shaped::<F, 1>(samples);
+    repeat_vector_backward_into::<F, N>(grads, dx.values_mut());
+    dx
+}
+
+/// [`repeat_vector_backward`] on slices of whole samples, accumulating into `dx` (which
+/// starts at zero).
+pub fn repeat_vector_backward_into<const F: usize, const N: usize>(dy: &[f32], dx: &mut [f32]) {
     if F * N == 0 {
-        return dx;
+        return;
     }
-    for (copies, sum) in grads
-        .chunks_exact(F * N)
-        .zip(dx.values_mut().chunks_exact_mut(F))
-    {
+    for (copies, sum) in dy.chunks_exact(F * N).zip(dx.chunks_exact_mut(F)) {
         for copy in copies.chunks_exact(F) {
             for (s, &g) in sum.iter_mut().zip(copy) {
                 *s += g;
             }
         }
     }
-    dx
 }
 
 #[cfg(test)]
