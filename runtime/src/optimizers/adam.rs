@@ -71,6 +71,18 @@ impl Optimizer for Adam {
         let state = self.state.get(slot, n, parts, 0.0);
         let (m, rest) = state.split_at_mut(n);
         let (v, v_hat) = rest.split_at_mut(n);
+        if !self.amsgrad {
+            // The common case gets its own branch-free loop: with `self.amsgrad` tested (and
+            // reloaded) inside the loop and `v_hat` indexed, LLVM kept this scalar, and it
+            // was 64% of a digits `fit` epoch (BENCHMARKS.md, "Training"). Same arithmetic
+            // in the same order, so the results are bit-identical.
+            for ((p, g), (m, v)) in params.iter_mut().zip(grads).zip(m.iter_mut().zip(v)) {
+                *m += (g - *m) * one_minus_b1;
+                *v += (g * g - *v) * one_minus_b2;
+                *p -= *m * alpha / (math::sqrt(*v) + epsilon);
+            }
+            return;
+        }
         for i in 0..n {
             let g = grads[i];
             m[i] += (g - m[i]) * one_minus_b1;
