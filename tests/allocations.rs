@@ -118,7 +118,7 @@ fn a_training_step_allocates_a_bounded_number_of_times() {
 }
 
 kiln::model! {
-    /// Layers whose training code still allocates its own tensors (see the note below).
+    /// Most layer kinds in one model, for the training-step count below.
     Mixed = Sequential([
         Input(shape = (4, 6)),
         Dense(8, activation = "tanh"),
@@ -133,9 +133,9 @@ kiln::model! {
     ]);
 }
 
-/// Measured, not asserted: layers other than `Dense` and the in-place activation layers
-/// still build their outputs and gradients as fresh tensors in training, about one or two
-/// allocations each per step. This prints the count so a change is visible in the log.
+/// Every trainable layer but `Masking` and `Lambda` takes its training tensors from the
+/// pool too: what remains is matrixmultiply's packing buffer in each of this model's 5 GEMM
+/// calls (2 forward, 2 kernel gradients, 1 input gradient).
 #[test]
 fn training_allocations_of_other_layers_are_reported() {
     let mut trainer = Mixed::new(0).compile(
@@ -151,5 +151,5 @@ fn training_allocations_of_other_layers_are_reported() {
         trainer.train_on_batch(&x, &y).expect("step");
     });
     println!("allocations per training step with PReLU, Permute, Flatten, RepeatVector, Softmax(axis=1), Dropout, ActivityRegularization: {count}");
-    assert!(count < 100, "{count}");
+    assert!(count <= 5, "a training step allocated {count} times");
 }

@@ -16,7 +16,12 @@ impl Pool {
     /// that holds it (best fit: steps that ask for the same sizes in the same order get the
     /// same buffers back), and allocates only when none does.
     pub fn take<const R: usize>(&mut self, cols: usize) -> Batch<R> {
-        let len = R * cols;
+        let values = self.take_vec(R * cols);
+        Batch::<R>::from_data(VecStorage::new(Const::<R>, Dyn(cols), values))
+    }
+
+    /// `len` zeros in recycled storage (best fit, as [`Pool::take`]).
+    pub fn take_vec(&mut self, len: usize) -> Vec<f32> {
         let best = self
             .free
             .iter()
@@ -30,7 +35,12 @@ impl Pool {
         };
         values.clear();
         values.resize(len, 0.0);
-        Batch::<R>::from_data(VecStorage::new(Const::<R>, Dyn(cols), values))
+        values
+    }
+
+    /// Returns plain storage for later steps.
+    pub fn give_vec(&mut self, values: Vec<f32>) {
+        self.free.push(values);
     }
 
     /// A pooled copy of `values` as a batch tensor with `R` rows.
@@ -47,7 +57,7 @@ impl Pool {
 
     /// Returns a tensor's storage for later steps.
     pub fn give<const R: usize>(&mut self, tensor: Batch<R>) {
-        self.free.push(tensor.data.into());
+        self.give_vec(tensor.data.into());
     }
 }
 

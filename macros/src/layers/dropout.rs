@@ -248,7 +248,10 @@ impl Layer for Dropout {
     fn backward(&self, b: &Backward) -> Option<TokenStream> {
         if !b.need_input_grad {
             return Some(quote!({
-                let _ = dy;
+                pass.pool.give(dy);
+                if let ::core::option::Option::Some(multipliers) = cache {
+                    pass.pool.give_vec(multipliers);
+                }
             }));
         }
         Some(quote!({
@@ -257,6 +260,9 @@ impl Layer for Dropout {
                 cache.as_deref(),
                 ::kiln::__private::Tensor::values_mut(&mut dx),
             );
+            if let ::core::option::Option::Some(multipliers) = cache {
+                pass.pool.give_vec(multipliers);
+            }
             dx
         }))
     }

@@ -20,9 +20,9 @@ use rand::{RngExt, SeedableRng};
 /// ```
 /// use kiln_runtime::{layers::dropout::Dropout, Pass};
 /// let dropout = Dropout { rate: 0.5, shape: &[2, 3], noise_shape: &[1, 3], per_sample: true, seed: 7 };
-/// let pass = Pass { training: true, ..Pass::default() };
+/// let mut pass = Pass { training: true, ..Pass::default() };
 /// let mut x = [1.0f32; 12]; // two samples of shape (2, 3)
-/// let m = dropout.train(&pass, &mut x).expect("training draws a mask");
+/// let m = dropout.train(&mut pass, &mut x).expect("training draws a mask");
 /// // Both rows of a sample share their mask; kept values are scaled by 1 / (1 - 0.5).
 /// assert_eq!(x[0..3], x[3..6]);
 /// assert!(x.iter().zip(&m).all(|(v, m)| *v == *m && (*m == 0.0 || *m == 2.0)));
@@ -58,13 +58,18 @@ impl Dropout<'_> {
     /// `pass.training` and `rate > 0`, returning the factor each value was multiplied by
     /// (0 or `1 / (1 - rate)`) for the backward pass; otherwise leaves `values` alone and
     /// returns `None`.
-    pub fn train(&self, pass: &Pass, values: &mut [f32]) -> Option<Vec<f32>> {
+    pub fn train(&self, pass: &mut Pass, values: &mut [f32]) -> Option<Vec<f32>> {
         if !pass.training || self.rate <= 0.0 {
             return None;
         }
         let per_sample: usize = self.shape.iter().product();
         let samples = values.len() / per_sample.max(1);
-        let multipliers = self.multipliers(samples, &mut self.rng(pass));
+        let mut rng = self.rng(pass);
+        // Both buffers come from the step's pool; the multipliers go back in `backward`.
+        let mut draws = pass.pool.take_vec(0);
+        let mut multipliers = pass.pool.take_vec(0);
+        self.multipliers_into(samples, &mut rng, &mut draws, &mut multipliers);
+        pass.pool.give_vec(draws);
         for (v, m) in values.iter_mut().zip(&multipliers) {
             *v *= m;
         }
@@ -74,40 +79,55 @@ impl Dropout<'_> {
     /// One factor per value of `samples` samples: a keep-mask of the noise shape, each entry
     /// kept with probability `1 - rate`, broadcast to the input and scaled.
     pub fn multipliers(&self, samples: usize, rng: &mut KilnRng) -> Vec<f32> {
+        let (mut draws, mut out) = (Vec::new(), Vec::new());
+        self.multipliers_into(samples, rng, &mut draws, &mut out);
+        out
+    }
+
+    /// [`Dropout::multipliers`] into `out`, with `draws` as scratch for the noise-shaped
+    /// mask; both are cleared first and grow only if too small.
+    pub fn multipliers_into(
+        &self,
+        samples: usize,
+        rng: &mut KilnRng,
+        draws: &mut Vec<f32>,
+        out: &mut Vec<f32>,
+    ) {
+        const AXES: usize = 5; // the batch axis and up to four sample axes
         let keep = 1.0 - self.rate;
         let scale = 1.0 / keep;
-        let mut dims = Vec::with_capacity(self.shape.len() + 1);
-        dims.push(samples);
-        dims.extend_from_slice(self.shape);
-        let mut noise = Vec::with_capacity(dims.len());
-        noise.push(if self.per_sample { samples } else { 1 });
-        noise.extend_from_slice(self.noise_shape);
-        let draws: Vec<f32> = (0..noise.iter().product::<usize>())
-            .map(|_| {
-                if rng.random_bool(f64::from(keep)) {
-                    scale
-                } else {
-                    0.0
-                }
-            })
-            .collect();
+        let rank = self.shape.len() + 1;
+        let (mut dims, mut noise) = ([1usize; AXES], [1usize; AXES]);
+        dims[0] = samples;
+        dims[1..rank].copy_from_slice(self.shape);
+        noise[0] = if self.per_sample { samples } else { 1 };
+        noise[1..rank].copy_from_slice(self.noise_shape);
+        let (dims, noise) = (&dims[..rank], &noise[..rank]);
+        draws.clear();
+        draws.extend((0..noise.iter().product::<usize>()).map(|_| {
+            if rng.random_bool(f64::from(keep)) {
+                scale
+            } else {
+                0.0
+            }
+        }));
         // Row-major strides of the mask, 0 along broadcast axes.
-        let mut strides = vec![0usize; dims.len()];
+        let mut strides = [0usize; AXES];
         let mut stride = 1;
-        for axis in (0..dims.len()).rev() {
+        for axis in (0..rank).rev() {
             if noise[axis] != 1 {
                 strides[axis] = stride;
             }
             stride *= noise[axis];
         }
         let total: usize = dims.iter().product();
-        let mut out = Vec::with_capacity(total);
-        let mut index = vec![0usize; dims.len()];
+        out.clear();
+        let mut index = [0usize; AXES];
         let mut offset = 0;
         for _ in 0..total {
             out.push(draws[offset]);
             // Advance the row-major index like an odometer, keeping `offset` in step.
-            for axis in (0..dims.len()).rev() {
+            for axis in (0..rank).rev() {
                 index[axis] += 1;
                 offset += strides[axis];
                 if index[axis] < dims[axis] {
@@ -117,7 +137,6 @@ impl Dropout<'_> {
                 index[axis] = 0;
             }
         }
-        out
     }
 }
 
@@ -154,9 +173,9 @@ mod tests {
             seed: 1,
         };
         let mut x = [1.0, 2.0, 3.0, 4.0];
-        assert!(d.train(&Pass::inference(), &mut x).is_none());
+        assert!(d.train(&mut Pass::inference(), &mut x).is_none());
         let zero = Dropout { rate: 0.0, ..d };
-        assert!(zero.train(&training(0, 0), &mut x).is_none());
+        assert!(zero.train(&mut training(0, 0), &mut x).is_none());
         assert_eq!(x, [1.0, 2.0, 3.0, 4.0]);
     }
 
@@ -170,7 +189,7 @@ mod tests {
             seed: 3,
         };
         let mut x = vec![1.5f32; 2 * 2000];
-        let m = d.train(&training(11, 2), &mut x).expect("a mask");
+        let m = d.train(&mut training(11, 2), &mut x).expect("a mask");
         let kept = x.iter().filter(|v| **v != 0.0).count() as f32 / x.len() as f32;
         assert!((kept - 0.7).abs() < 0.03, "kept fraction {kept}");
         assert!(x.iter().all(|v| *v == 0.0 || (*v - 1.5 / 0.7).abs() < 1e-6));
