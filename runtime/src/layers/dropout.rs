@@ -5,7 +5,6 @@
 
 use crate::initializers::KilnRng;
 use crate::model::Pass;
-use alloc::vec;
 use alloc::vec::Vec;
 use rand::{RngExt, SeedableRng};
 
