@@ -260,6 +260,29 @@ impl<'a> Bound<'a> {
         }
     }
 
+    /// A finite number `>= 0`, or `default` when absent. Keras's constructors raise
+    /// `ValueError` for negative slopes, thresholds, rates and regularization factors.
+    pub fn non_negative_float(&self, name: &str, default: f64) -> Result<f64, Error> {
+        let v = self.float(name, default)?;
+        match self.get(name) {
+            Some(arg) if v < 0.0 => {
+                let shown = match arg.value {
+                    Value::Int(i) => i.to_string(),
+                    Value::Float(f) => format!("{f:?}"),
+                    _ => arg.value.describe(),
+                };
+                Err(Error::new_spanned(
+                    &arg.expr,
+                    format!(
+                        "`{name}` of `{}` must be at least 0, found `{shown}`",
+                        self.class()
+                    ),
+                ))
+            }
+            _ => Ok(v),
+        }
+    }
+
     /// A number or `None`; absent means `None`.
     pub fn optional_float(&self, name: &str) -> Result<Option<f64>, Error> {
         match self.get(name).map(|a| &a.value) {

@@ -42,20 +42,8 @@ pub fn resolve(arg: &Arg, rank: usize) -> Result<Option<TokenStream>, Error> {
             required: 0,
         },
     )?;
-    let non_negative = |name: &str, default: f64| -> Result<f32, Error> {
-        let v = b.float(name, default)?;
-        if v < 0.0 {
-            let at = b.get(name).unwrap_or(arg);
-            return Err(Error::new_spanned(
-                &at.expr,
-                format!(
-                    "`{name}` of `{}` must be non-negative, found `{v}`",
-                    b.class()
-                ),
-            ));
-        }
-        Ok(v as f32)
-    };
+    let non_negative =
+        |name: &str, default: f64| b.non_negative_float(name, default).map(|v| v as f32);
     let axis = || -> Result<usize, Error> {
         let Some(at) = b.get("axis") else {
             return Ok(0);

@@ -35,18 +35,7 @@ pub fn resolve(arg: &Arg) -> Result<Option<TokenStream>, Error> {
         },
     )?;
     let coefficient = |name: &str, default: f64| -> Result<TokenStream, Error> {
-        let v = b.float(name, default)?;
-        if v < 0.0 {
-            let arg = b.get(name).unwrap_or(arg);
-            return Err(Error::new_spanned(
-                &arg.expr,
-                format!(
-                    "`{name}` of `{}` must be non-negative, found `{v}`",
-                    b.class()
-                ),
-            ));
-        }
-        Ok(f32_lit(v as f32))
+        Ok(f32_lit(b.non_negative_float(name, default)? as f32))
     };
     let path = quote!(::kiln::__private::Regularizer);
     Ok(Some(match snake {

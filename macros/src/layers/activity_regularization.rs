@@ -10,7 +10,6 @@
 //! Shape rule: output shape = input shape, any rank. `l1` and `l2` must be at least 0. No
 //! weights; the mask passes on.
 
-use super::relu::non_negative;
 use super::{Backward, Forward, Layer, LayerInput, LayerKind, MaskRule};
 use crate::args::{Bound, Errors, Signature};
 use crate::shape::{Mode, Shape};
@@ -35,8 +34,8 @@ struct ActivityRegularization {
 
 fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
     let mut errors = Errors::default();
-    let l1 = errors.ok(non_negative(b, "l1", 0.0));
-    let l2 = errors.ok(non_negative(b, "l2", 0.0));
+    let l1 = errors.ok(b.non_negative_float("l1", 0.0));
+    let l2 = errors.ok(b.non_negative_float("l2", 0.0));
     errors.into_result()?;
     let (Some(l1), Some(l2)) = (l1, l2) else {
         return Err(Error::new_spanned(
@@ -141,8 +140,8 @@ mod tests {
         let layer = build(&b, &input).map_err(error)?;
         assert_eq!(layer.output_shape(), shape);
         let l = ActivityRegularization {
-            l1: non_negative(&b, "l1", 0.0).map_err(error)? as f32,
-            l2: non_negative(&b, "l2", 0.0).map_err(error)? as f32,
+            l1: b.non_negative_float("l1", 0.0).map_err(error)? as f32,
+            l2: b.non_negative_float("l2", 0.0).map_err(error)? as f32,
             shape,
         };
         Ok((l.l1, l.l2))

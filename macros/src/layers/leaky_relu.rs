@@ -8,7 +8,7 @@
 //!
 //! Shape rule: output shape = input shape, any rank. Masks pass through.
 
-use super::relu::{non_negative, Elementwise};
+use super::relu::Elementwise;
 use super::{Layer, LayerInput, LayerKind};
 use crate::activations::f32_lit;
 use crate::args::{Bound, Signature};
@@ -39,8 +39,8 @@ fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
                 "`LeakyReLU` takes `negative_slope` or its Keras 2 name `alpha`, not both",
             ))
         }
-        (None, Some(_)) => non_negative(b, "alpha", 0.3)?,
-        _ => non_negative(b, "negative_slope", 0.3)?,
+        (None, Some(_)) => b.non_negative_float("alpha", 0.3)?,
+        _ => b.non_negative_float("negative_slope", 0.3)?,
     };
     let slope = f32_lit(slope as f32);
     Ok(Box::new(Elementwise::new(

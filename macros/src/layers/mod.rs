@@ -228,6 +228,34 @@ pub fn snake_case(class: &str) -> String {
     out
 }
 
+/// For layer unit tests: builds the first layer of `tokens` (a `model!` body) with `kind`
+/// on an input of shape `input` from `source`, giving its output shape or its errors joined
+/// by ` | `.
+#[cfg(test)]
+pub(crate) fn output_shape_for_test(
+    kind: &LayerKind,
+    tokens: TokenStream,
+    input: &[usize],
+    source: &str,
+) -> Result<Shape, String> {
+    let inv: crate::ast::Invocation = syn::parse2(tokens).map_err(|e| e.to_string())?;
+    let b =
+        crate::args::bind(&inv.models[0].layers[0], &kind.signature).map_err(|e| e.to_string())?;
+    let shape = Shape(input.to_vec());
+    let input = LayerInput {
+        shape: &shape,
+        source,
+    };
+    (kind.build)(&b, &input)
+        .map(|l| l.output_shape())
+        .map_err(|e| {
+            e.into_iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join(" | ")
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@
 use super::{Backward, Forward, Layer, LayerInput, LayerKind, MaskRule};
 use crate::activations::relu_tokens;
 use crate::args::{Bound, Errors, Signature};
-use crate::ast::{Arg, Value};
+use crate::ast::Value;
 use crate::shape::Shape;
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -36,10 +36,10 @@ fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
     let max_value = match b.get("max_value") {
         None => Some(None),
         Some(arg) if matches!(arg.value, Value::None) => Some(None),
-        Some(_) => errors.ok(non_negative(b, "max_value", 0.0)).map(Some),
+        Some(_) => errors.ok(b.non_negative_float("max_value", 0.0)).map(Some),
     };
-    let negative_slope = errors.ok(non_negative(b, "negative_slope", 0.0));
-    let threshold = errors.ok(non_negative(b, "threshold", 0.0));
+    let negative_slope = errors.ok(b.non_negative_float("negative_slope", 0.0));
+    let threshold = errors.ok(b.non_negative_float("threshold", 0.0));
     errors.into_result()?;
     let (Some(max_value), Some(negative_slope), Some(threshold)) =
         (max_value, negative_slope, threshold)
@@ -107,32 +107,6 @@ impl Layer for Elementwise {
             );
             dx
         }))
-    }
-}
-
-/// Argument `name` as a finite number `>= 0`, or `default` when absent. Keras's constructors
-/// raise `ValueError` for negative values of these arguments.
-pub(super) fn non_negative(b: &Bound, name: &str, default: f64) -> Result<f64, Error> {
-    let v = b.float(name, default)?;
-    match b.get(name) {
-        Some(arg) if v < 0.0 => Err(Error::new_spanned(
-            &arg.expr,
-            format!(
-                "`{name}` of `{}` must be at least 0, found `{}`",
-                b.class(),
-                shown(arg)
-            ),
-        )),
-        _ => Ok(v),
-    }
-}
-
-/// A number as the user wrote it (`-1`, `-0.5`).
-fn shown(arg: &Arg) -> String {
-    match arg.value {
-        Value::Int(i) => i.to_string(),
-        Value::Float(f) => format!("{f:?}"),
-        _ => arg.value.describe(),
     }
 }
 

@@ -169,24 +169,10 @@ pub(super) fn reshape_back(input: &Shape, b: &Backward) -> TokenStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::args::bind;
-    use crate::ast::Invocation;
     use quote::quote;
 
     fn reshape(tokens: TokenStream, input: &[usize], source: &str) -> Result<Shape, String> {
-        let inv: Invocation = syn::parse2(tokens).map_err(|e| e.to_string())?;
-        let b = bind(&inv.models[0].layers[0], &KIND.signature).map_err(|e| e.to_string())?;
-        let shape = Shape(input.to_vec());
-        let input = LayerInput {
-            shape: &shape,
-            source,
-        };
-        build(&b, &input).map(|l| l.output_shape()).map_err(|e| {
-            e.into_iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join(" | ")
-        })
+        crate::layers::output_shape_for_test(&KIND, tokens, input, source)
     }
 
     #[test]

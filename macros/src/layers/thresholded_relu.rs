@@ -6,7 +6,7 @@
 //!
 //! Shape rule: output shape = input shape, any rank. Masks pass through.
 
-use super::relu::{non_negative, Elementwise};
+use super::relu::Elementwise;
 use super::{Layer, LayerInput, LayerKind};
 use crate::activations::f32_lit;
 use crate::args::{Bound, Signature};
@@ -23,7 +23,7 @@ pub const KIND: LayerKind = LayerKind {
 };
 
 fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
-    let theta = f32_lit(non_negative(b, "theta", 1.0)? as f32);
+    let theta = f32_lit(b.non_negative_float("theta", 1.0)? as f32);
     Ok(Box::new(Elementwise::new(
         quote!(::kiln::__private::Activation::ThresholdedRelu { theta: #theta }),
         input.shape,
