@@ -186,6 +186,7 @@ fn trainable(model: &Model) -> TokenStream {
     // reads the mask they saw going forward even when a later `Masking` replaces it.
     let mut live_mask: Option<Ident> = None;
     let mut mask_at = Vec::new();
+    let mut masks = Vec::new();
     for (i, layer) in model.layers.iter().enumerate() {
         let field = format_ident!("l{}", i);
         let f = Forward {
@@ -200,6 +201,7 @@ fn trainable(model: &Model) -> TokenStream {
         forward.push(if layer.code.mask_rule() == MaskRule::Produce {
             let mask = format_ident!("mask{}", i + 1);
             live_mask = Some(mask.clone());
+            masks.push(mask.clone());
             quote_spanned!(layer.span=> let ((#output, #mask), #c): ((#ty, _), _) = { let x = pass.pool.copy_of(&#input); #code };)
         } else {
             quote_spanned!(layer.span=> let (#output, #c): (#ty, _) = { let x = pass.pool.copy_of(&#input); #code };)
@@ -245,7 +247,8 @@ fn trainable(model: &Model) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     let (x0, last) = (var(0), var(n));
-    // Every layer's input and output goes back to the pool once the backward pass is done.
+    // Every layer's input and output, and every mask, goes back to the pool once the backward
+    // pass is done.
     let all_vars: Vec<Ident> = (0..=n).map(var).collect();
     let input_ty = model.input.tensor_type(Mode::Batch);
     let output_ty = model.output().tensor_type(Mode::Batch);
@@ -272,6 +275,7 @@ fn trainable(model: &Model) -> TokenStream {
                 );
                 #(#backward)*
                 #(pass.pool.give(#all_vars);)*
+                #(pass.pool.give_mask(#masks);)*
             }
         }
     }

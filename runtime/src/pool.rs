@@ -5,10 +5,21 @@ use crate::tensor::Batch;
 use alloc::vec::Vec;
 use nalgebra::{Const, Dyn, VecStorage};
 
-/// Free buffers, handed out by [`Pool::take`] and returned by [`Pool::give`].
+/// Free buffers, handed out by [`Pool::take`] and returned by [`Pool::give`]; `Masking`'s
+/// masks have their own free list ([`Pool::take_mask`], [`Pool::give_mask`]).
 #[derive(Debug, Clone, Default)]
 pub struct Pool {
     free: Vec<Vec<f32>>,
+    masks: Vec<Vec<bool>>,
+}
+
+/// The index of the smallest buffer of `free` that holds `len` values, if any.
+fn best_fit<T>(free: &[Vec<T>], len: usize) -> Option<usize> {
+    free.iter()
+        .enumerate()
+        .filter(|(_, v)| v.capacity() >= len)
+        .min_by_key(|(_, v)| v.capacity())
+        .map(|(i, _)| i)
 }
 
 impl Pool {
@@ -22,14 +33,7 @@ impl Pool {
 
     /// `len` zeros in recycled storage (best fit, as [`Pool::take`]).
     pub fn take_vec(&mut self, len: usize) -> Vec<f32> {
-        let best = self
-            .free
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| v.capacity() >= len)
-            .min_by_key(|(_, v)| v.capacity())
-            .map(|(i, _)| i);
-        let mut values = match best {
+        let mut values = match best_fit(&self.free, len) {
             Some(i) => self.free.swap_remove(i),
             None => Vec::with_capacity(len),
         };
@@ -41,6 +45,29 @@ impl Pool {
     /// Returns plain storage for later steps.
     pub fn give_vec(&mut self, values: Vec<f32>) {
         self.free.push(values);
+    }
+
+    /// `len` `false`s in recycled storage (best fit, as [`Pool::take`]): a batch mask.
+    pub fn take_mask(&mut self, len: usize) -> Vec<bool> {
+        let mut mask = match best_fit(&self.masks, len) {
+            Some(i) => self.masks.swap_remove(i),
+            None => Vec::with_capacity(len),
+        };
+        mask.clear();
+        mask.resize(len, false);
+        mask
+    }
+
+    /// A pooled copy of `mask`.
+    pub fn copy_of_mask(&mut self, mask: &[bool]) -> Vec<bool> {
+        let mut copy = self.take_mask(mask.len());
+        copy.copy_from_slice(mask);
+        copy
+    }
+
+    /// Returns a mask's storage for later steps.
+    pub fn give_mask(&mut self, mask: Vec<bool>) {
+        self.masks.push(mask);
     }
 
     /// A pooled copy of `values` as a batch tensor with `R` rows.
@@ -80,5 +107,21 @@ mod tests {
         assert!(a2.iter().all(|v| *v == 0.0));
         let copy = pool.copy_of(&b2);
         assert_eq!(copy.as_slice(), b2.as_slice());
+    }
+
+    #[test]
+    fn masks_come_back_cleared() {
+        let mut pool = Pool::default();
+        let mut mask = pool.take_mask(6);
+        mask[2] = true;
+        let copy = pool.copy_of_mask(&mask);
+        assert_eq!(copy, [false, false, true, false, false, false]);
+        let ptrs = [mask.as_ptr(), copy.as_ptr()];
+        pool.give_mask(mask);
+        pool.give_mask(copy);
+        // Later requests (a smaller one too) get the same storage back, all `false` again.
+        let (a, b) = (pool.take_mask(4), pool.take_mask(6));
+        assert!(a.iter().chain(&b).all(|keep| !keep));
+        assert!(ptrs.contains(&a.as_ptr()) && ptrs.contains(&b.as_ptr()));
     }
 }

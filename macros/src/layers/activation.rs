@@ -58,7 +58,7 @@ impl Layer for Activation {
     fn backward(&self, b: &Backward) -> Option<TokenStream> {
         if !b.need_input_grad {
             return Some(quote!({
-                let _ = dy;
+                pass.pool.give(dy);
             }));
         }
         if self.activation.name == "linear" {

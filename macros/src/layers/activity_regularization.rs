@@ -101,7 +101,7 @@ impl Layer for ActivityRegularization {
     fn backward(&self, b: &Backward) -> Option<TokenStream> {
         if !b.need_input_grad {
             return Some(quote!({
-                let _ = dy;
+                pass.pool.give(dy);
             }));
         }
         let (reg, per_sample) = (self.regularizer(), self.shape.len());

@@ -202,15 +202,38 @@ impl Layer for Lambda {
         }
     }
 
+    // Training maps into the step's pool and returns the input copy to it.
+    fn forward_train(&self, f: &Forward) -> TokenStream {
+        let state = &f.state;
+        quote!({
+            let y = ::kiln::__private::layers::lambda::map_samples_pooled(
+                &mut pass.pool,
+                &x,
+                #state.function,
+            );
+            pass.pool.give(x);
+            (y, ())
+        })
+    }
+
     fn backward(&self, b: &Backward) -> Option<TokenStream> {
         self.backward.as_ref()?;
         if !b.need_input_grad {
             return Some(quote!({
-                let _ = dy;
+                pass.pool.give(dy);
             }));
         }
         let state = &b.state;
-        Some(quote!(::kiln::__private::layers::lambda::map_gradients(x, &dy, #state.backward)))
+        Some(quote!({
+            let dx = ::kiln::__private::layers::lambda::map_gradients_pooled(
+                &mut pass.pool,
+                x,
+                &dy,
+                #state.backward,
+            );
+            pass.pool.give(dy);
+            dx
+        }))
     }
 }
 

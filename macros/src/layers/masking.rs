@@ -8,8 +8,10 @@
 //! a mask after `Masking` is a compile error (see `check.rs`).
 //!
 //! Generated code returns `(output, mask)`: the mask is a `[bool; positions]` for one sample
-//! and a `Vec<bool>` over every position of every sample for a batch. The backward pass
-//! passes no gradient to masked positions (the derivative of `where`).
+//! and a `Vec<bool>` over every position of every sample for a batch. In training the batch
+//! mask and the layer's copy of it for the backward pass come from the step's pool, and go
+//! back to it when the step ends. The backward pass passes no gradient to masked positions
+//! (the derivative of `where`).
 //!
 //! Shape rule: output shape = input shape, any rank. No weights.
 
@@ -41,18 +43,6 @@ fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
     }))
 }
 
-impl Masking {
-    /// Expression masking `x` in place into a batch mask (`Vec<bool>`).
-    fn batch_mask(&self) -> TokenStream {
-        let (features, value) = (self.shape.last(), self.mask_value);
-        quote!(::kiln::__private::layers::masking::masking(
-            ::kiln::__private::Tensor::values_mut(&mut x),
-            #features,
-            #value,
-        ))
-    }
-}
-
 impl Layer for Masking {
     fn output_shape(&self) -> Shape {
         self.shape.clone()
@@ -79,25 +69,32 @@ impl Layer for Masking {
                     (x, mask)
                 })
             }
-            Mode::Batch => {
-                let mask = self.batch_mask();
-                quote!({
-                    let mut x = x;
-                    let mask = #mask;
-                    (x, mask)
-                })
-            }
+            Mode::Batch => quote!({
+                let mut x = x;
+                let mask = ::kiln::__private::layers::masking::masking(
+                    ::kiln::__private::Tensor::values_mut(&mut x),
+                    #features,
+                    #value,
+                );
+                (x, mask)
+            }),
         }
     }
 
     fn forward_train(&self, _f: &Forward) -> TokenStream {
-        let mask = self.batch_mask();
+        let (features, value) = (self.shape.last(), self.mask_value);
         // The cache is the layer's own mask: by the time the backward pass runs, `mask` names
-        // the mask of the last `Masking` layer of the model.
+        // the mask of the last `Masking` layer of the model. Both come from the step's pool;
+        // the backward pass returns the cache, the end of the step the mask.
         quote!({
             let mut x = x;
-            let mask = #mask;
-            let cache = mask.clone();
+            let mask = ::kiln::__private::layers::masking::masking_pooled(
+                &mut pass.pool,
+                ::kiln::__private::Tensor::values_mut(&mut x),
+                #features,
+                #value,
+            );
+            let cache = pass.pool.copy_of_mask(&mask);
             ((x, mask), cache)
         })
     }
@@ -105,7 +102,8 @@ impl Layer for Masking {
     fn backward(&self, b: &Backward) -> Option<TokenStream> {
         if !b.need_input_grad {
             return Some(quote!({
-                let _ = dy;
+                pass.pool.give(dy);
+                pass.pool.give_mask(cache);
             }));
         }
         let features = self.shape.last();
@@ -116,6 +114,7 @@ impl Layer for Masking {
                 #features,
                 &cache,
             );
+            pass.pool.give_mask(cache);
             dx
         }))
     }

@@ -177,7 +177,12 @@ impl Layer for PReLU {
 
     fn backward(&self, b: &Backward) -> Option<TokenStream> {
         let (state, k, input_grad) = (&b.state, b.first_weight, b.need_input_grad);
-        let result = if input_grad { quote!(dx) } else { quote!(()) };
+        // Without an input gradient the buffer goes back to the step's pool.
+        let result = if input_grad {
+            quote!(dx)
+        } else {
+            quote!(pass.pool.give(dx))
+        };
         Some(quote!({
             let mut dx = dy;
             #state.backward(

@@ -93,7 +93,7 @@ impl Layer for Elementwise {
     fn backward(&self, b: &Backward) -> Option<TokenStream> {
         if !b.need_input_grad {
             return Some(quote!({
-                let _ = dy;
+                pass.pool.give(dy);
             }));
         }
         let (activation, last) = (&self.activation, self.shape.last());

@@ -159,7 +159,7 @@ impl Layer for Reshape {
 pub(super) fn reshape_back(input: &Shape, b: &Backward) -> TokenStream {
     if !b.need_input_grad {
         return quote!({
-            let _ = dy;
+            pass.pool.give(dy);
         });
     }
     let (rows, cols) = (input.last(), input.positions());

@@ -134,7 +134,7 @@ impl Layer for Softmax {
     fn backward(&self, b: &Backward) -> Option<TokenStream> {
         if !b.need_input_grad {
             return Some(quote!({
-                let _ = dy;
+                pass.pool.give(dy);
             }));
         }
         let last = self.shape.last();

@@ -1,11 +1,12 @@
-//! Keras's `Masking`: [`masking`] / [`masking_into`] compute the mask of a tensor and zero the
-//! masked positions; [`mask_gradient`] is the backward pass.
+//! Keras's `Masking`: [`masking`] / [`masking_into`] / [`masking_pooled`] compute the mask of a
+//! tensor and zero the masked positions; [`mask_gradient`] is the backward pass.
 //!
 //! A position is a run of `features` consecutive values (one index of all axes but the last,
 //! a column of kiln's tensor matrix). It is kept when any of its values differs from
 //! `mask_value` (`!=`, so NaN keeps a position), as Keras 3's
 //! `any(not_equal(x, mask_value), axis = -1)`.
 
+use crate::pool::Pool;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -38,6 +39,19 @@ pub fn masking(values: &mut [f32], features: usize, mask_value: f32) -> Vec<bool
     mask
 }
 
+/// [`masking`] with the mask in storage from `pool`: the training step returns it with
+/// [`Pool::give_mask`] when it ends, so steady training allocates no masks.
+pub fn masking_pooled(
+    pool: &mut Pool,
+    values: &mut [f32],
+    features: usize,
+    mask_value: f32,
+) -> Vec<bool> {
+    let mut mask = pool.take_mask(values.len() / features.max(1));
+    masking_into(values, features, mask_value, &mut mask);
+    mask
+}
+
 /// The backward pass of `Masking`: masked positions pass no gradient (`where`'s derivative).
 pub fn mask_gradient(dy: &mut [f32], features: usize, mask: &[bool]) {
     for (position, keep) in dy.chunks_exact_mut(features.max(1)).zip(mask) {
@@ -65,5 +79,22 @@ mod tests {
         let mut dy = [1.0; 8];
         mask_gradient(&mut dy, 2, &mask);
         assert_eq!(dy, [0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn pooled_mask_matches_and_is_recycled() {
+        let mut pool = Pool::default();
+        let mut x = [0.5, 0.5, 0.5, 1.0, 0.5, 0.5];
+        let mask = masking_pooled(&mut pool, &mut x, 2, 0.5);
+        assert_eq!(mask, [false, true, false]);
+        assert_eq!(x, [0.0, 0.0, 0.5, 1.0, 0.0, 0.0]);
+        let ptr = mask.as_ptr();
+        pool.give_mask(mask);
+        let mut x = [1.0, 0.5, 0.5, 0.5, 0.5, 2.0];
+        let again = masking_pooled(&mut pool, &mut x, 2, 0.5);
+        assert_eq!(
+            (again.as_slice(), again.as_ptr()),
+            (&[true, false, true][..], ptr)
+        );
     }
 }

@@ -19,6 +19,12 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use rand::{RngExt, SeedableRng};
+use step::{Objective, OneThread, StepState, Steps};
+
+mod progress;
+mod step;
+
+use progress::Progress;
 
 /// Gradient buffers, one per weight of a model, in `Model::WEIGHT_NAMES` order and Keras's
 /// layout. Allocated once per trainer and zeroed before each step.
@@ -220,13 +226,10 @@ pub struct Trainer<M: Trainable, O: Optimizer> {
     /// Each compiled metric under the name Keras logs it by (`"accuracy"` stays
     /// `"accuracy"` whichever accuracy it resolves to).
     metrics: Vec<(&'static str, Metric)>,
-    grads: Gradients,
+    /// Gradients, tensor pool, last loss and metrics of the steps.
+    state: StepState,
     step: u64,
     batch_buffers: (Vec<f32>, Vec<f32>),
-    /// The last step's metric values, in `metrics` order (reused: no allocation per step).
-    metric_values: Vec<f32>,
-    /// Tensor storage lent to each step's forward and backward pass.
-    pool: crate::pool::Pool,
 }
 
 impl<M: Trainable, O: Optimizer> Trainer<M, O> {
@@ -237,11 +240,9 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
             optimizer,
             loss,
             metrics: Vec::new(),
-            grads: Gradients::for_model::<M>(),
+            state: StepState::for_model::<M>(),
             step: 0,
             batch_buffers: (Vec::new(), Vec::new()),
-            metric_values: Vec::new(),
-            pool: crate::pool::Pool::default(),
         }
     }
 
@@ -326,7 +327,7 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
         if n == 0 {
             return Ok(self.empty_logs());
         }
-        let loss = self.step_unchecked(x, y, 0);
+        let loss = self.one_thread().step(x, y, 0);
         Ok(Logs {
             loss,
             metrics: self.metric_logs(),
@@ -337,7 +338,7 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
     fn metric_logs(&self) -> Vec<(&'static str, f32)> {
         self.metrics
             .iter()
-            .zip(&self.metric_values)
+            .zip(&self.state.metric_values)
             .map(|((name, _), value)| (*name, *value))
             .collect()
     }
@@ -349,75 +350,15 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
         }
     }
 
-    /// One step on a checked batch; returns the loss (with regularization) and leaves the
-    /// metrics in `self.metric_values`. Allocation-free once the buffers are sized, for
-    /// models whose layers draw their tensors from the pool.
-    fn step_unchecked(&mut self, x: &[f32], y: &[f32], seed: u64) -> f32 {
-        let classes = Self::classes();
-        let loss = self.loss;
-        let fuse = matches!(
-            (loss, M::OUTPUT_ACTIVATION),
-            (
-                Loss::CategoricalCrossentropy { from_logits: false }
-                    | Loss::SparseCategoricalCrossentropy { from_logits: false },
-                Some(Activation::Softmax)
-            ) | (
-                Loss::BinaryCrossentropy { from_logits: false },
-                Some(Activation::Sigmoid)
-            )
-        );
-        let metrics = &self.metrics;
-        let metric_values = &mut self.metric_values;
-        metric_values.clear();
-        let mut loss_value = 0.0;
-        let mut head = |y_pred: &[f32], dy: &mut [f32]| -> bool {
-            loss_value = loss.value(y_pred, y, classes);
-            for (_, m) in metrics {
-                metric_values.push(m.value(y_pred, y, classes));
-            }
-            if fuse && loss.fused_gradient(y_pred, y, classes, dy) {
-                return true;
-            }
-            loss.gradient(y_pred, y, classes, dy);
-            false
-        };
-        let mut pass = Pass {
-            training: true,
-            activity_loss: 0.0,
-            seed,
-            step: self.step,
-            pool: core::mem::take(&mut self.pool),
-        };
-        self.grads.zero();
-        self.model
-            .__train_batch(x, &mut pass, &mut head, &mut self.grads);
-        self.pool = core::mem::take(&mut pass.pool);
-        self.step += 1;
-
-        // Keras: the reported loss includes the regularization losses.
-        let mut total = loss_value + pass.activity_loss;
-        for (index, regularizer) in M::REGULARIZERS.iter().enumerate() {
-            if let Some(regularizer) = regularizer {
-                let w = self.model.__weight(index);
-                total += regularizer.loss(w);
-                regularizer.add_gradient(w, self.grads.slot(index));
-            }
+    /// Steps on the calling thread.
+    fn one_thread(&mut self) -> OneThread<'_, M, O> {
+        OneThread {
+            model: &mut self.model,
+            optimizer: &mut self.optimizer,
+            objective: Objective::new::<M>(self.loss, &self.metrics),
+            state: &mut self.state,
+            step: &mut self.step,
         }
-        let clip = self.optimizer.gradient_clip();
-        if clip != crate::optimizers::GradientClip::None {
-            clip.apply(&mut self.grads.all_mut());
-        }
-        self.optimizer.step_begin();
-        for index in 0..M::WEIGHT_NAMES.len() {
-            self.optimizer
-                .update(index, self.model.__weight_mut(index), self.grads.get(index));
-        }
-        for (index, constraint) in M::CONSTRAINTS.iter().enumerate() {
-            if let Some(constraint) = constraint {
-                constraint.apply(self.model.__weight_mut(index), M::WEIGHT_SHAPES[index]);
-            }
-        }
-        total
     }
 
     /// Keras's `evaluate`: loss (with regularization) and metrics over `x`, `y` in
@@ -427,23 +368,7 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
         if n == 0 {
             return Ok(self.empty_logs());
         }
-        let classes = Self::classes();
-        let mut pass = Pass::inference();
-        let (pred, _) = self.model.__forward_batch(x, &mut pass);
-        let mut loss = self.loss.value(&pred, y, classes) + pass.activity_loss;
-        for (index, regularizer) in M::REGULARIZERS.iter().enumerate() {
-            if let Some(regularizer) = regularizer {
-                loss += regularizer.loss(self.model.__weight(index));
-            }
-        }
-        Ok(Logs {
-            loss,
-            metrics: self
-                .metrics
-                .iter()
-                .map(|(name, m)| (*name, m.value(&pred, y, classes)))
-                .collect(),
-        })
+        Objective::new::<M>(self.loss, &self.metrics).evaluate(&self.model, x, y)
     }
 
     /// Keras's `fit`: `epochs` passes over `x`, `y` in batches of `batch_size`, shuffled
@@ -475,143 +400,92 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
             }
             None => (n, None),
         };
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(options.seed);
-        let mut order: Vec<usize> = (0..train_n).collect();
-        let mut history = History::default();
-        let steps = train_n.div_ceil(options.batch_size);
-        let mut progress = Progress::new(options.verbose, options.epochs, steps);
-        for epoch in 0..options.epochs {
-            if options.shuffle {
-                for i in (1..order.len()).rev() {
-                    let j = rng.random_range(0..=i);
-                    order.swap(i, j);
-                }
-            }
-            let mut loss = Mean::new();
-            let mut metrics: Vec<Mean> = self.metrics.iter().map(|_| Mean::new()).collect();
-            progress.start_epoch(epoch);
-            for (step, chunk) in order.chunks(options.batch_size).enumerate() {
-                let (mut bx, mut by) = core::mem::take(&mut self.batch_buffers);
-                bx.clear();
-                by.clear();
-                for &i in chunk {
-                    bx.extend_from_slice(&x[i * in_len..(i + 1) * in_len]);
-                    by.extend_from_slice(&y[i * label_len..(i + 1) * label_len]);
-                }
-                let step_loss = self.step_unchecked(&bx, &by, options.seed);
-                self.batch_buffers = (bx, by);
-                loss.add_weighted(step_loss, chunk.len() as f32);
-                for (mean, value) in metrics.iter_mut().zip(&self.metric_values) {
-                    mean.add_weighted(*value, chunk.len() as f32);
-                }
-                if progress.visible() {
-                    progress.step(step + 1, loss.result(), &self.metric_results(&metrics));
-                }
-            }
-            history.push("loss".into(), loss.result());
-            for ((name, _), mean) in self.metrics.iter().zip(&metrics) {
-                history.push((*name).into(), mean.result());
-            }
-            if let Some((vx, vy)) = validation {
-                let logs = self.evaluate(vx, vy)?;
-                history.push("val_loss".into(), logs.loss);
-                for (name, value) in &logs.metrics {
-                    history.push(alloc::format!("val_{name}"), *value);
-                }
-            }
-            progress.end_epoch(&history);
-        }
-        Ok(history)
-    }
-
-    fn metric_results(&self, means: &[Mean]) -> Vec<(&'static str, f32)> {
-        self.metrics
-            .iter()
-            .zip(means)
-            .map(|((name, _), mean)| (*name, mean.result()))
-            .collect()
+        let plan = Plan {
+            x,
+            y,
+            train_n,
+            validation,
+            in_len,
+            label_len,
+            options,
+        };
+        let mut buffers = core::mem::take(&mut self.batch_buffers);
+        let metrics = self.metrics.clone();
+        let history = fit_epochs(&mut self.one_thread(), &plan, &metrics, &mut buffers);
+        self.batch_buffers = buffers;
+        history
     }
 }
 
-/// The progress bar of `fit` (indicatif), shown only when verbose and attached to a
-/// terminal; without `std` it shows nothing.
-struct Progress {
-    #[cfg(feature = "std")]
-    bar: Option<indicatif::ProgressBar>,
-    epochs: usize,
+/// What `fit` trains on, after its checks.
+struct Plan<'d> {
+    x: &'d [f32],
+    y: &'d [f32],
+    /// Training samples: the first `train_n` of `x` (the rest is the validation split).
+    train_n: usize,
+    validation: Option<(&'d [f32], &'d [f32])>,
+    in_len: usize,
+    label_len: usize,
+    options: &'d FitOptions<'d>,
 }
 
-impl Progress {
-    fn new(verbose: bool, epochs: usize, steps: usize) -> Progress {
-        #[cfg(feature = "std")]
-        {
-            use std::io::IsTerminal;
-            let bar = (verbose && std::io::stderr().is_terminal()).then(|| {
-                let bar = indicatif::ProgressBar::new(steps as u64);
-                if let Ok(style) =
-                    indicatif::ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} {msg}")
-                {
-                    bar.set_style(style);
-                }
-                bar
-            });
-            Progress { bar, epochs }
-        }
-        #[cfg(not(feature = "std"))]
-        {
-            let _ = (verbose, steps);
-            Progress { epochs }
-        }
-    }
-
-    /// Whether anything is drawn (the caller skips building messages otherwise).
-    fn visible(&self) -> bool {
-        #[cfg(feature = "std")]
-        {
-            self.bar.is_some()
-        }
-        #[cfg(not(feature = "std"))]
-        {
-            false
-        }
-    }
-
-    fn start_epoch(&mut self, epoch: usize) {
-        #[cfg(feature = "std")]
-        if let Some(bar) = &self.bar {
-            bar.reset();
-            bar.set_prefix(alloc::format!("Epoch {}/{}", epoch + 1, self.epochs));
-        }
-        let _ = (epoch, self.epochs);
-    }
-
-    fn step(&mut self, step: usize, loss: f32, metrics: &[(&'static str, f32)]) {
-        #[cfg(feature = "std")]
-        if let Some(bar) = &self.bar {
-            use core::fmt::Write;
-            bar.set_position(step as u64);
-            let mut msg = alloc::format!("loss: {loss:.4}");
-            for (name, value) in metrics {
-                let _ = write!(msg, " - {name}: {value:.4}");
+/// `fit`'s epochs: shuffle, gather each batch, step, log, validate.
+fn fit_epochs(
+    steps: &mut dyn Steps,
+    plan: &Plan,
+    compiled: &[(&'static str, Metric)],
+    (bx, by): &mut (Vec<f32>, Vec<f32>),
+) -> Result<History, Error> {
+    let options = plan.options;
+    let (in_len, label_len) = (plan.in_len, plan.label_len);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(options.seed);
+    let mut order: Vec<usize> = (0..plan.train_n).collect();
+    let mut history = History::default();
+    let batches = plan.train_n.div_ceil(options.batch_size);
+    let mut progress = Progress::new(options.verbose, options.epochs, batches);
+    for epoch in 0..options.epochs {
+        if options.shuffle {
+            for i in (1..order.len()).rev() {
+                let j = rng.random_range(0..=i);
+                order.swap(i, j);
             }
-            bar.set_message(msg);
         }
-        let _ = (step, loss, metrics);
-    }
-
-    fn end_epoch(&mut self, history: &History) {
-        #[cfg(feature = "std")]
-        if let Some(bar) = &self.bar {
-            use core::fmt::Write;
-            let mut msg = String::new();
-            for (name, values) in &history.history {
-                if let Some(v) = values.last() {
-                    let _ = write!(msg, "{name}: {v:.4} ");
-                }
+        let mut loss = Mean::new();
+        let mut metrics: Vec<Mean> = compiled.iter().map(|_| Mean::new()).collect();
+        progress.start_epoch(epoch);
+        for (step, chunk) in order.chunks(options.batch_size).enumerate() {
+            bx.clear();
+            by.clear();
+            for &i in chunk {
+                bx.extend_from_slice(&plan.x[i * in_len..(i + 1) * in_len]);
+                by.extend_from_slice(&plan.y[i * label_len..(i + 1) * label_len]);
             }
-            bar.finish_with_message(msg);
-            bar.println("");
+            let step_loss = steps.step(bx, by, options.seed);
+            loss.add_weighted(step_loss, chunk.len() as f32);
+            for (mean, value) in metrics.iter_mut().zip(steps.metric_values()) {
+                mean.add_weighted(*value, chunk.len() as f32);
+            }
+            if progress.visible() {
+                let results: Vec<(&'static str, f32)> = compiled
+                    .iter()
+                    .zip(&metrics)
+                    .map(|((name, _), mean)| (*name, mean.result()))
+                    .collect();
+                progress.step(step + 1, loss.result(), &results);
+            }
         }
-        let _ = history;
+        history.push("loss".into(), loss.result());
+        for ((name, _), mean) in compiled.iter().zip(&metrics) {
+            history.push((*name).into(), mean.result());
+        }
+        if let Some((vx, vy)) = plan.validation {
+            let logs = steps.evaluate(vx, vy)?;
+            history.push("val_loss".into(), logs.loss);
+            for (name, value) in &logs.metrics {
+                history.push(alloc::format!("val_{name}"), *value);
+            }
+        }
+        progress.end_epoch(&history);
     }
+    Ok(history)
 }

@@ -1,0 +1,218 @@
+//! One training step in two pieces: the forward and backward pass over a batch
+//! ([`run_pass`]) and the weight update ([`apply_update`]); [`Steps`] is how `fit` runs them.
+
+use super::{Gradients, Logs, Trainable};
+use crate::activations::Activation;
+use crate::error::Error;
+use crate::losses::Loss;
+use crate::metrics::Metric;
+use crate::model::Pass;
+use crate::optimizers::{GradientClip, Optimizer};
+use crate::pool::Pool;
+use alloc::vec::Vec;
+
+/// What a training step's pass produced, and the buffers it reuses from step to step.
+#[derive(Debug, Clone)]
+pub(super) struct StepState {
+    /// Weight gradients of the mean loss over the batch.
+    pub grads: Gradients,
+    /// Tensor storage lent to each pass.
+    pub pool: Pool,
+    /// Mean loss over the batch, without regularization.
+    pub loss: f32,
+    /// Activity-regularization loss of the pass (Keras divides it by the batch size).
+    pub activity_loss: f32,
+    /// Metric values over the batch, in the compiled order.
+    pub metric_values: Vec<f32>,
+}
+
+impl StepState {
+    pub fn for_model<M: Trainable>() -> StepState {
+        StepState {
+            grads: Gradients::for_model::<M>(),
+            pool: Pool::default(),
+            loss: 0.0,
+            activity_loss: 0.0,
+            metric_values: Vec::new(),
+        }
+    }
+}
+
+/// The compiled loss and metrics.
+#[derive(Clone, Copy)]
+pub(super) struct Objective<'m> {
+    pub loss: Loss,
+    pub metrics: &'m [(&'static str, Metric)],
+    /// Output classes (the last axis), for losses and metrics over class scores.
+    pub classes: usize,
+    /// Whether the loss gradient fuses with the output activation (softmax or sigmoid with
+    /// a cross-entropy on probabilities): exact and stable where the separate chain is not.
+    pub fuse: bool,
+}
+
+impl<'m> Objective<'m> {
+    pub fn new<M: Trainable>(loss: Loss, metrics: &'m [(&'static str, Metric)]) -> Self {
+        let fuse = matches!(
+            (loss, M::OUTPUT_ACTIVATION),
+            (
+                Loss::CategoricalCrossentropy { from_logits: false }
+                    | Loss::SparseCategoricalCrossentropy { from_logits: false },
+                Some(Activation::Softmax)
+            ) | (
+                Loss::BinaryCrossentropy { from_logits: false },
+                Some(Activation::Sigmoid)
+            )
+        );
+        Objective {
+            loss,
+            metrics,
+            classes: M::OUTPUT_SHAPE.last().copied().unwrap_or(1).max(1),
+            fuse,
+        }
+    }
+
+    /// Keras's `evaluate` of `model` on checked data: loss (with regularization) and
+    /// metrics in inference mode, averaged over samples.
+    pub fn evaluate<M: Trainable>(&self, model: &M, x: &[f32], y: &[f32]) -> Result<Logs, Error> {
+        let mut pass = Pass::inference();
+        let (pred, _) = model.__forward_batch(x, &mut pass);
+        let mut loss = self.loss.value(&pred, y, self.classes) + pass.activity_loss;
+        for (index, regularizer) in M::REGULARIZERS.iter().enumerate() {
+            if let Some(regularizer) = regularizer {
+                loss += regularizer.loss(model.__weight(index));
+            }
+        }
+        Ok(Logs {
+            loss,
+            metrics: self
+                .metrics
+                .iter()
+                .map(|(name, m)| (*name, m.value(&pred, y, self.classes)))
+                .collect(),
+        })
+    }
+}
+
+/// The forward and backward pass of `model` over the samples `x`, `y` (checked lengths)
+/// into `state`: its gradients, mean loss, activity loss and metrics. Allocation-free once
+/// the state's pool holds the step's tensors.
+pub(super) fn run_pass<M: Trainable>(
+    model: &M,
+    objective: Objective,
+    x: &[f32],
+    y: &[f32],
+    seed: u64,
+    step: u64,
+    state: &mut StepState,
+) {
+    let Objective {
+        loss,
+        metrics,
+        classes,
+        fuse,
+    } = objective;
+    let metric_values = &mut state.metric_values;
+    metric_values.clear();
+    let mut loss_value = 0.0;
+    let mut head = |y_pred: &[f32], dy: &mut [f32]| -> bool {
+        loss_value = loss.value(y_pred, y, classes);
+        for (_, m) in metrics {
+            metric_values.push(m.value(y_pred, y, classes));
+        }
+        if fuse && loss.fused_gradient(y_pred, y, classes, dy) {
+            return true;
+        }
+        loss.gradient(y_pred, y, classes, dy);
+        false
+    };
+    let mut pass = Pass {
+        training: true,
+        activity_loss: 0.0,
+        seed,
+        step,
+        pool: core::mem::take(&mut state.pool),
+    };
+    state.grads.zero();
+    model.__train_batch(x, &mut pass, &mut head, &mut state.grads);
+    state.pool = core::mem::take(&mut pass.pool);
+    state.loss = loss_value;
+    state.activity_loss = pass.activity_loss;
+}
+
+/// Keras's `optimizer.apply` after a step's gradients: regularizer losses and gradients,
+/// clipping, the optimizer's update of each weight, then constraints. Returns the
+/// regularization loss (Keras reports it inside the loss).
+pub(super) fn apply_update<M: Trainable, O: Optimizer>(
+    model: &mut M,
+    optimizer: &mut O,
+    grads: &mut Gradients,
+) -> f32 {
+    let mut regularization = 0.0;
+    for (index, regularizer) in M::REGULARIZERS.iter().enumerate() {
+        if let Some(regularizer) = regularizer {
+            let w = model.__weight(index);
+            regularization += regularizer.loss(w);
+            regularizer.add_gradient(w, grads.slot(index));
+        }
+    }
+    let clip = optimizer.gradient_clip();
+    if clip != GradientClip::None {
+        clip.apply(&mut grads.all_mut());
+    }
+    optimizer.step_begin();
+    for index in 0..M::WEIGHT_NAMES.len() {
+        optimizer.update(index, model.__weight_mut(index), grads.get(index));
+    }
+    for (index, constraint) in M::CONSTRAINTS.iter().enumerate() {
+        if let Some(constraint) = constraint {
+            constraint.apply(model.__weight_mut(index), M::WEIGHT_SHAPES[index]);
+        }
+    }
+    regularization
+}
+
+/// How `fit` runs its steps (one implementation today, [`OneThread`]; a split of batches
+/// across threads would be another).
+pub(super) trait Steps {
+    /// One step on a gathered batch (checked lengths); returns the loss with regularization
+    /// and leaves the metrics in `metric_values`.
+    fn step(&mut self, x: &[f32], y: &[f32], seed: u64) -> f32;
+    /// The metric values of the last step.
+    fn metric_values(&self) -> &[f32];
+    /// Validation on checked data.
+    fn evaluate(&self, x: &[f32], y: &[f32]) -> Result<Logs, Error>;
+}
+
+/// Steps on the calling thread.
+pub(super) struct OneThread<'t, M, O> {
+    pub model: &'t mut M,
+    pub optimizer: &'t mut O,
+    pub objective: Objective<'t>,
+    pub state: &'t mut StepState,
+    pub step: &'t mut u64,
+}
+
+impl<M: Trainable, O: Optimizer> Steps for OneThread<'_, M, O> {
+    fn step(&mut self, x: &[f32], y: &[f32], seed: u64) -> f32 {
+        run_pass(
+            &*self.model,
+            self.objective,
+            x,
+            y,
+            seed,
+            *self.step,
+            self.state,
+        );
+        *self.step += 1;
+        let regularization = apply_update(self.model, self.optimizer, &mut self.state.grads);
+        self.state.loss + self.state.activity_loss + regularization
+    }
+
+    fn metric_values(&self) -> &[f32] {
+        &self.state.metric_values
+    }
+
+    fn evaluate(&self, x: &[f32], y: &[f32]) -> Result<Logs, Error> {
+        self.objective.evaluate(&*self.model, x, y)
+    }
+}
