@@ -198,13 +198,20 @@ fn trainable(model: &Model) -> TokenStream {
         let code = layer.code.forward_train(&f);
         let ty = layer.output.tensor_type(Mode::Batch);
         let (input, output, c) = (var(i), var(i + 1), cache(i));
+        // The input stays alive for the backward pass; a layer that changes `x` in place
+        // gets a pooled copy.
+        let take_input = if layer.code.borrows_training_input() {
+            quote!(let x = &#input;)
+        } else {
+            quote!(let x = pass.pool.copy_of(&#input);)
+        };
         forward.push(if layer.code.mask_rule() == MaskRule::Produce {
             let mask = format_ident!("mask{}", i + 1);
             live_mask = Some(mask.clone());
             masks.push(mask.clone());
-            quote_spanned!(layer.span=> let ((#output, #mask), #c): ((#ty, _), _) = { let x = pass.pool.copy_of(&#input); #code };)
+            quote_spanned!(layer.span=> let ((#output, #mask), #c): ((#ty, _), _) = { #take_input #code };)
         } else {
-            quote_spanned!(layer.span=> let (#output, #c): (#ty, _) = { let x = pass.pool.copy_of(&#input); #code };)
+            quote_spanned!(layer.span=> let (#output, #c): (#ty, _) = { #take_input #code };)
         });
     }
     let mut backward = Vec::new();

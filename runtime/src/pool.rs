@@ -31,14 +31,33 @@ impl Pool {
         Batch::<R>::from_data(VecStorage::new(Const::<R>, Dyn(cols), values))
     }
 
-    /// `len` zeros in recycled storage (best fit, as [`Pool::take`]).
-    pub fn take_vec(&mut self, len: usize) -> Vec<f32> {
+    /// Like [`Pool::take`], for a caller that overwrites every value (a GEMM with
+    /// `beta = 0`, a copy): recycled storage keeps the values of its last use, which saves
+    /// zeroing it.
+    pub fn take_to_overwrite<const R: usize>(&mut self, cols: usize) -> Batch<R> {
+        let values = self.recycled(R * cols);
+        Batch::<R>::from_data(VecStorage::new(Const::<R>, Dyn(cols), values))
+    }
+
+    /// `len` values of recycled storage, left as they are (plus zeros where it was shorter),
+    /// for a caller that overwrites them all.
+    pub fn take_vec_to_overwrite(&mut self, len: usize) -> Vec<f32> {
+        self.recycled(len)
+    }
+
+    fn recycled(&mut self, len: usize) -> Vec<f32> {
         let mut values = match best_fit(&self.free, len) {
             Some(i) => self.free.swap_remove(i),
             None => Vec::with_capacity(len),
         };
-        values.clear();
         values.resize(len, 0.0);
+        values
+    }
+
+    /// `len` zeros in recycled storage (best fit, as [`Pool::take`]).
+    pub fn take_vec(&mut self, len: usize) -> Vec<f32> {
+        let mut values = self.recycled(len);
+        values.fill(0.0);
         values
     }
 
@@ -72,7 +91,7 @@ impl Pool {
 
     /// A pooled copy of `values` as a batch tensor with `R` rows.
     pub fn from_values<const R: usize>(&mut self, values: &[f32]) -> Batch<R> {
-        let mut tensor = self.take::<R>(values.len() / R.max(1));
+        let mut tensor = self.take_to_overwrite::<R>(values.len() / R.max(1));
         tensor.as_mut_slice().copy_from_slice(values);
         tensor
     }

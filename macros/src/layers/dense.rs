@@ -184,14 +184,17 @@ impl Layer for Dense {
         })
     }
 
+    fn borrows_training_input(&self) -> bool {
+        true
+    }
+
     fn forward_train(&self, f: &Forward) -> TokenStream {
         // Every tensor comes from and goes back to the step's pool: no allocation per step.
         let (state, units) = (&f.state, self.units);
         let activity = self.activity_loss();
         let affine = quote! {
-            let mut z = pass.pool.take::<#units>(x.ncols());
-            #state.forward_into(&x, &mut z);
-            pass.pool.give(x);
+            let mut z = pass.pool.take_to_overwrite::<#units>(x.ncols());
+            #state.forward_into(x, &mut z);
         };
         if self.activation.name == "linear" {
             return quote!({
@@ -240,8 +243,8 @@ impl Layer for Dense {
         let inputs = self.inputs;
         let input_grad = if b.need_input_grad {
             quote! {
-                let mut dx = pass.pool.take::<#inputs>(dz.ncols());
-                #state.input_gradient_into(&dz, &mut dx);
+                let mut dx = pass.pool.take_to_overwrite::<#inputs>(dz.ncols());
+                #state.input_gradient_into(&dz, &mut dx, &mut pass.pool);
                 pass.pool.give(dz);
                 dx
             }

@@ -175,9 +175,17 @@ pub trait Layer {
     /// being `[bool; positions]` in `Mode::Sample` and `Vec<bool>` in `Mode::Batch`.
     fn forward(&self, f: &Forward) -> TokenStream;
 
+    /// Whether `forward_train` reads `x` as a borrowed `&Batch` instead of owning a pooled
+    /// copy of the input: layers that write a new tensor anyway (Dense's product) skip the
+    /// copy.
+    fn borrows_training_input(&self) -> bool {
+        false
+    }
+
     /// Like `forward` in `Mode::Batch` during training, but evaluating to `(output, cache)`
     /// where `cache` is whatever `backward` needs beyond the input and output (a `Produce`
-    /// layer evaluates to `((output, mask), cache)`).
+    /// layer evaluates to `((output, mask), cache)`). `x` is owned, or borrowed when
+    /// `borrows_training_input`.
     fn forward_train(&self, f: &Forward) -> TokenStream {
         let forward = self.forward(f);
         quote::quote!((#forward, ()))

@@ -329,3 +329,79 @@ fn reduce16(x: &[__m512; 16]) -> __m512 {
         _mm512_shuffle_ps::<0b11_10_11_10>(w[0], w[1]),
     )
 }
+
+/// `dst = srcᵀ` for column-major `src` (`rows x cols`, column stride `rows`) into
+/// column-major `dst` (`cols x rows`, column stride `cols`): 16 x 16 blocks through the
+/// registers (three rounds of lane shuffles), the edges one value at a time.
+///
+/// # Safety
+/// The CPU supports AVX-512F; `src` holds `rows · cols` values and `dst` as many.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    let (full_rows, full_cols) = (rows - rows % 16, cols - cols % 16);
+    let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
+    // SAFETY (whole body): every block lies inside both matrices (`full_*` bounds).
+    unsafe {
+        for c0 in (0..full_cols).step_by(16) {
+            for r0 in (0..full_rows).step_by(16) {
+                // v[c] = src[r0..r0 + 16, c0 + c]
+                let v: [__m512; 16] =
+                    core::array::from_fn(|c| _mm512_loadu_ps(s.add(r0 + (c0 + c) * rows)));
+                let w = transpose16(v);
+                // w[r] = src[r0 + r, c0..c0 + 16] = dst[c0..c0 + 16, r0 + r]
+                for (r, row) in w.iter().enumerate() {
+                    _mm512_storeu_ps(d.add(c0 + (r0 + r) * cols), *row);
+                }
+            }
+        }
+    }
+    for c in 0..cols {
+        let start = if c < full_cols { full_rows } else { 0 };
+        for r in start..rows {
+            dst[c + r * cols] = src[r + c * rows];
+        }
+    }
+}
+
+/// A 16 x 16 transpose in registers: lane `j` of output `i` is lane `i` of input `j`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn transpose16(v: [__m512; 16]) -> [__m512; 16] {
+    // Interleave pairs of rows: 2 x 2 blocks.
+    let t: [__m512; 16] = core::array::from_fn(|i| {
+        let (a, b) = (v[i & !1], v[i | 1]);
+        if i % 2 == 0 {
+            _mm512_unpacklo_ps(a, b)
+        } else {
+            _mm512_unpackhi_ps(a, b)
+        }
+    });
+    // 4 x 4 blocks inside each 128-bit lane.
+    let r: [__m512; 16] = core::array::from_fn(|i| {
+        let base = (i / 4) * 4;
+        let (a, b) = (t[base + (i % 4) / 2], t[base + 2 + (i % 4) / 2]);
+        if i % 2 == 0 {
+            _mm512_shuffle_ps::<0x44>(a, b)
+        } else {
+            _mm512_shuffle_ps::<0xEE>(a, b)
+        }
+    });
+    // 128-bit lanes: pairs of 4-row groups, then pairs of 8-row groups.
+    let t: [__m512; 16] = core::array::from_fn(|i| {
+        let base = (i / 8) * 8;
+        let (a, b) = (r[base + i % 4], r[base + 4 + i % 4]);
+        if (i % 8) < 4 {
+            _mm512_shuffle_f32x4::<0x88>(a, b)
+        } else {
+            _mm512_shuffle_f32x4::<0xDD>(a, b)
+        }
+    });
+    core::array::from_fn(|i| {
+        let (a, b) = (t[i % 8], t[8 + i % 8]);
+        if i < 8 {
+            _mm512_shuffle_f32x4::<0x88>(a, b)
+        } else {
+            _mm512_shuffle_f32x4::<0xDD>(a, b)
+        }
+    })
+}

@@ -163,6 +163,25 @@ fn gemm_on(
     }
 }
 
+/// `dst = srcᵀ`: `src` is column-major `rows x cols`, `dst` becomes column-major
+/// `cols x rows`. Lets a product with a transposed operand run on the outer-product kernel
+/// (see `Dense::input_gradient_into`).
+///
+/// # Panics
+/// If `src` or `dst` does not hold `rows · cols` values (an internal error).
+pub fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    assert!(
+        src.len() == rows * cols && dst.len() == rows * cols,
+        "transpose lengths"
+    );
+    match best_isa() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the CPU has AVX-512F (checked by `best_isa`); lengths checked above.
+        Isa::Avx512 => unsafe { avx512::transpose(src, rows, cols, dst) },
+        _ => portable::transpose(src, rows, cols, dst),
+    }
+}
+
 /// `c = alpha · a · b + beta · c` with `a`'s columns contiguous (`a[i, p]` at `i + p · lda`,
 /// `b[p, j]` at `p · b_row + j · b_col`, `c[i, j]` at `i + j · ldc`).
 struct Outer<'s> {
@@ -433,6 +452,36 @@ mod tests {
             }
         }
         assert!(checked > 0);
+    }
+
+    #[test]
+    fn transposes_match_on_every_instruction_set() {
+        let mut values = Values(3);
+        for (rows, cols) in [
+            (1, 1),
+            (16, 16),
+            (64, 128),
+            (128, 64),
+            (10, 64),
+            (17, 33),
+            (3, 40),
+        ] {
+            let src = values.vec(rows * cols);
+            let mut dst = vec![f32::NAN; rows * cols];
+            transpose(&src, rows, cols, &mut dst);
+            for r in 0..rows {
+                for c in 0..cols {
+                    assert_eq!(
+                        dst[c + r * cols],
+                        src[r + c * rows],
+                        "{rows}x{cols} at ({r}, {c})"
+                    );
+                }
+            }
+            let mut portable = vec![f32::NAN; rows * cols];
+            portable::transpose(&src, rows, cols, &mut portable);
+            assert_eq!(portable, dst, "portable transpose of {rows}x{cols}");
+        }
     }
 
     #[test]

@@ -70,3 +70,16 @@ fn dot8(a: &[f32], b: &[f32]) -> f32 {
     }
     sums.iter().sum::<f32>() + tail
 }
+
+/// `dst = srcᵀ` (column-major both), in 8 x 8 blocks so both sides stay in cache lines.
+pub(super) fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    for c0 in (0..cols).step_by(8) {
+        for r0 in (0..rows).step_by(8) {
+            for c in c0..(c0 + 8).min(cols) {
+                for r in r0..(r0 + 8).min(rows) {
+                    dst[c + r * cols] = src[r + c * rows];
+                }
+            }
+        }
+    }
+}
