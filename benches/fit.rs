@@ -202,6 +202,17 @@ fn fit_epoch(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
+    let two_threads = FitOptions {
+        threads: 2,
+        ..options.clone()
+    };
+    group.bench_function("kiln, 2 threads", |b| {
+        b.iter_batched(
+            || after_one_epoch(&x, &y, &options).0,
+            |mut trainer| black_box(trainer.fit(black_box(&x), black_box(&y), &two_threads)),
+            BatchSize::PerIteration,
+        )
+    });
     group.bench_function("nalgebra by hand", |b| {
         b.iter_batched(
             || {
@@ -215,6 +226,24 @@ fn fit_epoch(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
+    group.finish();
+
+    // A larger batch gives each thread more work per hand-off.
+    let mut group = c.benchmark_group("fit epoch, digits 64-128-64-10, batch 128");
+    for threads in [1, 2] {
+        let options = FitOptions {
+            batch_size: 128,
+            threads,
+            ..options.clone()
+        };
+        group.bench_function(format!("kiln, {threads} thread(s)"), |b| {
+            b.iter_batched(
+                || after_one_epoch(&x, &y, &options).0,
+                |mut trainer| black_box(trainer.fit(black_box(&x), black_box(&y), &options)),
+                BatchSize::PerIteration,
+            )
+        });
+    }
     group.finish();
 }
 

@@ -25,6 +25,10 @@ pub struct Pass {
     pub step: u64,
     /// Tensor storage the generated training code recycles across steps.
     pub pool: crate::pool::Pool,
+    /// Which share of the step's batch this pass runs when `fit` splits batches across
+    /// threads (`FitOptions::threads`), from 0. Layers that draw random numbers (Dropout)
+    /// give each share its own stream; share 0's is the stream of a one-thread step.
+    pub part: u64,
 }
 
 impl Pass {

@@ -50,6 +50,11 @@ impl Dropout<'_> {
         seed[16..24].copy_from_slice(&self.seed.to_le_bytes());
         // A tag keeps these streams apart from `weight_rng`'s, which seed from a `u64`.
         seed[24..].copy_from_slice(b"dropout\0");
+        // Each share of a batch split across threads draws its own stream; share 0's is the
+        // stream of a step on one thread.
+        for (byte, part) in seed[24..].iter_mut().zip(pass.part.to_le_bytes()) {
+            *byte ^= part;
+        }
         KilnRng::from_seed(seed)
     }
 

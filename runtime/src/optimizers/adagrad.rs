@@ -1,7 +1,6 @@
 //! [`Adagrad`], as `keras.optimizers.Adagrad`.
 
-use super::{apply_weight_decay, check, GradientClip, Optimizer, Slots};
-use crate::math;
+use super::{ElementwiseRule, GradientClip, Optimizer, Slots};
 
 /// Adagrad (Duchi et al. 2011), Keras 3's form. With an accumulator `s` that starts at
 /// `initial_accumulator_value`: `s += g^2`, then `w -= lr * g / sqrt(s + epsilon)`.
@@ -34,24 +33,24 @@ impl Default for Adagrad {
     }
 }
 
+impl Adagrad {
+    /// This step's rule.
+    pub fn rule(&self) -> ElementwiseRule {
+        ElementwiseRule::Adagrad {
+            learning_rate: self.learning_rate,
+            epsilon: self.epsilon,
+            initial_accumulator_value: self.initial_accumulator_value,
+            weight_decay: self.weight_decay,
+        }
+    }
+}
+
 impl Optimizer for Adagrad {
     fn step_begin(&mut self) {
         self.state.step_begin();
     }
 
-    fn update(&mut self, slot: usize, params: &mut [f32], grads: &[f32]) {
-        check(params, grads);
-        let lr = self.learning_rate;
-        apply_weight_decay(params, self.weight_decay, lr);
-        let epsilon = self.epsilon;
-        let accumulator = self
-            .state
-            .get(slot, params.len(), 1, self.initial_accumulator_value);
-        for ((w, &g), s) in params.iter_mut().zip(grads).zip(accumulator) {
-            *s += g * g;
-            *w -= lr * g / math::sqrt(*s + epsilon);
-        }
-    }
+    super::elementwise_update!();
 
     super::bookkeeping!("adagrad");
 }

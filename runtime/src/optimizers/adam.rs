@@ -1,6 +1,6 @@
 //! [`Adam`], as `keras.optimizers.Adam`; [`super::AdamW`] shares its step.
 
-use super::{apply_weight_decay, check, GradientClip, Optimizer, Slots};
+use super::{ElementwiseRule, GradientClip, Optimizer, Slots};
 use crate::math;
 
 /// Adam (Kingma & Ba 2014), Keras 3's form. With moments `m`, `v` (zero at first) and step
@@ -52,52 +52,31 @@ impl Default for Adam {
     }
 }
 
+impl Adam {
+    /// This step's rule (after `step_begin`). `t = 0` would divide by `1 - beta_1^0 = 0`: a
+    /// missing `step_begin` counts as step 1.
+    pub fn rule(&self) -> ElementwiseRule {
+        let t = self.state.iterations().max(1) as f32;
+        let lr = self.learning_rate;
+        let (beta_1, beta_2) = (self.beta_1, self.beta_2);
+        ElementwiseRule::Adam {
+            learning_rate: lr,
+            alpha: lr * math::sqrt(1.0 - math::powf(beta_2, t)) / (1.0 - math::powf(beta_1, t)),
+            beta_1,
+            beta_2,
+            epsilon: self.epsilon,
+            amsgrad: self.amsgrad,
+            weight_decay: self.weight_decay,
+        }
+    }
+}
+
 impl Optimizer for Adam {
     fn step_begin(&mut self) {
         self.state.step_begin();
     }
 
-    fn update(&mut self, slot: usize, params: &mut [f32], grads: &[f32]) {
-        check(params, grads);
-        apply_weight_decay(params, self.weight_decay, self.learning_rate);
-        // t = 0 would divide by 1 - beta_1^0 = 0: a missing step_begin counts as step 1.
-        let t = self.state.iterations().max(1) as f32;
-        let lr = self.learning_rate;
-        let (beta_1, beta_2, epsilon) = (self.beta_1, self.beta_2, self.epsilon);
-        let alpha = lr * math::sqrt(1.0 - math::powf(beta_2, t)) / (1.0 - math::powf(beta_1, t));
-        let (one_minus_b1, one_minus_b2) = (1.0 - beta_1, 1.0 - beta_2);
-        let n = params.len();
-        let parts = if self.amsgrad { 3 } else { 2 };
-        let state = self.state.get(slot, n, parts, 0.0);
-        let (m, rest) = state.split_at_mut(n);
-        let (v, v_hat) = rest.split_at_mut(n);
-        if !self.amsgrad {
-            // The common case gets its own branch-free loop: with `self.amsgrad` tested (and
-            // reloaded) inside the loop and `v_hat` indexed, LLVM kept this scalar, and it
-            // was 64% of a digits `fit` epoch (BENCHMARKS.md, "Training"). Same arithmetic
-            // in the same order, so the results are bit-identical.
-            for ((p, g), (m, v)) in params.iter_mut().zip(grads).zip(m.iter_mut().zip(v)) {
-                *m += (g - *m) * one_minus_b1;
-                *v += (g * g - *v) * one_minus_b2;
-                *p -= *m * alpha / (math::sqrt(*v) + epsilon);
-            }
-            return;
-        }
-        for i in 0..n {
-            let g = grads[i];
-            m[i] += (g - m[i]) * one_minus_b1;
-            v[i] += (g * g - v[i]) * one_minus_b2;
-            let v_used = if self.amsgrad {
-                if v[i] > v_hat[i] {
-                    v_hat[i] = v[i];
-                }
-                v_hat[i]
-            } else {
-                v[i]
-            };
-            params[i] -= m[i] * alpha / (math::sqrt(v_used) + epsilon);
-        }
-    }
+    super::elementwise_update!();
 
     super::bookkeeping!("adam");
 }

@@ -1,6 +1,6 @@
 //! [`AdamW`], as `keras.optimizers.AdamW`: Adam with decoupled weight decay on by default.
 
-use super::{Adam, GradientClip, Optimizer};
+use super::{Adam, ElementwiseRule, GradientClip, Optimizer};
 
 /// Adam with decoupled weight decay (Loshchilov & Hutter 2019), Keras 3's `AdamW`: each
 /// step first shrinks the weight, `w -= w * weight_decay * lr`, then takes the
@@ -31,6 +31,18 @@ impl Optimizer for AdamW {
     fn update(&mut self, slot: usize, params: &mut [f32], grads: &[f32]) {
         self.adam.weight_decay = Some(self.weight_decay);
         self.adam.update(slot, params, grads);
+    }
+
+    fn elementwise_rule(&self) -> Option<ElementwiseRule> {
+        let mut rule = self.adam.rule();
+        if let ElementwiseRule::Adam { weight_decay, .. } = &mut rule {
+            *weight_decay = Some(self.weight_decay);
+        }
+        Some(rule)
+    }
+
+    fn state_buffer(&mut self, slot: usize, len: usize) -> Option<&mut [f32]> {
+        self.adam.state_buffer(slot, len)
     }
 
     fn iterations(&self) -> u64 {

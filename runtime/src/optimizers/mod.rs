@@ -23,12 +23,14 @@ mod adagrad;
 mod adam;
 mod adamw;
 mod rmsprop;
+mod rule;
 mod sgd;
 
 pub use adagrad::Adagrad;
 pub use adam::Adam;
 pub use adamw::AdamW;
 pub use rmsprop::RmsProp;
+pub use rule::{ElementwiseRule, MAX_STATE_PARTS};
 pub use sgd::Sgd;
 
 use crate::math;
@@ -66,6 +68,31 @@ macro_rules! bookkeeping {
 }
 pub(crate) use bookkeeping;
 
+/// `update`, `elementwise_rule` and `state_buffer` of an optimizer whose inherent
+/// `rule()` gives this step's [`ElementwiseRule`] and whose `state` is a [`Slots`] table: the
+/// arithmetic lives in the rule, once for every optimizer.
+macro_rules! elementwise_update {
+    () => {
+        fn update(&mut self, slot: usize, params: &mut [f32], grads: &[f32]) {
+            super::check(params, grads);
+            let rule = self.rule();
+            let (parts, init) = rule.state_parts();
+            let state = self.state.get(slot, params.len(), parts, init);
+            rule.apply_whole(params, grads, state);
+        }
+
+        fn elementwise_rule(&self) -> Option<ElementwiseRule> {
+            Some(self.rule())
+        }
+
+        fn state_buffer(&mut self, slot: usize, len: usize) -> Option<&mut [f32]> {
+            let (parts, init) = self.rule().state_parts();
+            Some(self.state.get(slot, len, parts, init))
+        }
+    };
+}
+pub(crate) use elementwise_update;
+
 /// A gradient-descent rule with per-weight state.
 ///
 /// ```
@@ -89,6 +116,21 @@ pub trait Optimizer {
     /// If `grads` and `params` differ in length, or `slot` was first used with a weight of
     /// another length.
     fn update(&mut self, slot: usize, params: &mut [f32], grads: &[f32]);
+
+    /// This step's update as an [`ElementwiseRule`] (asked after
+    /// [`Optimizer::step_begin`]), for updating pieces of a weight on several threads
+    /// (`fit` with `FitOptions::threads`). `None` (the default, for optimizers outside kiln)
+    /// keeps the update on one thread through [`Optimizer::update`].
+    fn elementwise_rule(&self) -> Option<ElementwiseRule> {
+        None
+    }
+
+    /// The state of `slot` for a weight of `len` values, laid out as the rule's
+    /// `state_parts` buffers of `len` values back to back, created on first use. `None`
+    /// when [`Optimizer::elementwise_rule`] is.
+    fn state_buffer(&mut self, _slot: usize, _len: usize) -> Option<&mut [f32]> {
+        None
+    }
 
     /// Completed [`Optimizer::step_begin`] calls (Keras's `optimizer.iterations`, counted
     /// from the start of the current step).
@@ -239,16 +281,6 @@ fn global_norm_scale(sum_of_squares: f32, c: f32) -> f32 {
     // Keras adds `norm - norm`: 0 for a finite norm, NaN otherwise.
     let poison = if norm.is_finite() { 0.0 } else { f32::NAN };
     c * (if a < b { a } else { b }) + poison
-}
-
-/// Keras's decoupled weight decay, `w = w - w * wd * lr`, run before each update step.
-#[inline]
-fn apply_weight_decay(params: &mut [f32], weight_decay: Option<f32>, learning_rate: f32) {
-    if let Some(wd) = weight_decay {
-        params
-            .iter_mut()
-            .for_each(|w| *w -= *w * wd * learning_rate);
-    }
 }
 
 /// Per-weight optimizer state: for each slot, `parts` buffers of the weight's length back to

@@ -1,7 +1,6 @@
 //! [`RmsProp`], as `keras.optimizers.RMSprop`.
 
-use super::{apply_weight_decay, check, GradientClip, Optimizer, Slots};
-use crate::math;
+use super::{ElementwiseRule, GradientClip, Optimizer, Slots};
 
 /// RMSprop (Hinton), Keras 3's form. With a mean square `v`, a mean gradient `a`
 /// (`centered` only) and a momentum buffer `m` (`momentum > 0` only), all zero at first:
@@ -50,42 +49,26 @@ impl Default for RmsProp {
     }
 }
 
+impl RmsProp {
+    /// This step's rule.
+    pub fn rule(&self) -> ElementwiseRule {
+        ElementwiseRule::RmsProp {
+            learning_rate: self.learning_rate,
+            rho: self.rho,
+            momentum: self.momentum,
+            epsilon: self.epsilon,
+            centered: self.centered,
+            weight_decay: self.weight_decay,
+        }
+    }
+}
+
 impl Optimizer for RmsProp {
     fn step_begin(&mut self) {
         self.state.step_begin();
     }
 
-    fn update(&mut self, slot: usize, params: &mut [f32], grads: &[f32]) {
-        check(params, grads);
-        let lr = self.learning_rate;
-        apply_weight_decay(params, self.weight_decay, lr);
-        let (rho, epsilon, momentum) = (self.rho, self.epsilon, self.momentum);
-        let one_minus_rho = 1.0 - rho;
-        let n = params.len();
-        // Buffers: velocity, then the momentum and the mean gradient when enabled.
-        let use_momentum = momentum > 0.0;
-        let parts = 1 + usize::from(use_momentum) + usize::from(self.centered);
-        let state = self.state.get(slot, n, parts, 0.0);
-        let (velocity, rest) = state.split_at_mut(n);
-        let (mom, avg) = rest.split_at_mut(if use_momentum { n } else { 0 });
-        for i in 0..n {
-            let g = grads[i];
-            velocity[i] = rho * velocity[i] + one_minus_rho * (g * g);
-            let denominator = if self.centered {
-                avg[i] = rho * avg[i] + one_minus_rho * g;
-                velocity[i] - avg[i] * avg[i] + epsilon
-            } else {
-                velocity[i] + epsilon
-            };
-            let increment = lr * g / math::sqrt(denominator);
-            if use_momentum {
-                mom[i] = momentum * mom[i] + increment;
-                params[i] -= mom[i];
-            } else {
-                params[i] -= increment;
-            }
-        }
-    }
+    super::elementwise_update!();
 
     super::bookkeeping!("rmsprop");
 }

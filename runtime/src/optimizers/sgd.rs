@@ -1,6 +1,6 @@
 //! [`Sgd`]: gradient descent, optionally with (Nesterov) momentum, as `keras.optimizers.SGD`.
 
-use super::{apply_weight_decay, check, GradientClip, Optimizer, Slots};
+use super::{ElementwiseRule, GradientClip, Optimizer, Slots};
 
 /// Stochastic gradient descent (Keras `SGD`).
 ///
@@ -36,33 +36,24 @@ impl Default for Sgd {
     }
 }
 
+impl Sgd {
+    /// This step's rule.
+    pub fn rule(&self) -> ElementwiseRule {
+        ElementwiseRule::Sgd {
+            learning_rate: self.learning_rate,
+            momentum: self.momentum,
+            nesterov: self.nesterov,
+            weight_decay: self.weight_decay,
+        }
+    }
+}
+
 impl Optimizer for Sgd {
     fn step_begin(&mut self) {
         self.state.step_begin();
     }
 
-    fn update(&mut self, slot: usize, params: &mut [f32], grads: &[f32]) {
-        check(params, grads);
-        let lr = self.learning_rate;
-        apply_weight_decay(params, self.weight_decay, lr);
-        // Keras keeps no velocity at all when momentum is 0.
-        if self.momentum == 0.0 {
-            for (w, &g) in params.iter_mut().zip(grads) {
-                *w -= g * lr;
-            }
-            return;
-        }
-        let momentum = self.momentum;
-        let velocity = self.state.get(slot, params.len(), 1, 0.0);
-        for ((w, &g), m) in params.iter_mut().zip(grads).zip(velocity) {
-            *m = *m * momentum - g * lr;
-            if self.nesterov {
-                *w += *m * momentum - g * lr;
-            } else {
-                *w += *m;
-            }
-        }
-    }
+    super::elementwise_update!();
 
     super::bookkeeping!("sgd");
 }

@@ -23,6 +23,8 @@ use step::{Objective, OneThread, StepState, Steps};
 
 mod progress;
 mod step;
+#[cfg(feature = "std")]
+mod team;
 
 use progress::Progress;
 
@@ -202,6 +204,15 @@ pub struct FitOptions<'a> {
     pub validation_data: Option<(&'a [f32], &'a [f32])>,
     /// Show a progress bar (only when standard error is a terminal).
     pub verbose: bool,
+    /// Threads that share each batch (kiln's addition; default 1). With `n > 1`, `fit`
+    /// starts `n - 1` worker threads for the call; every step cuts its batch into `n`
+    /// contiguous shares that the threads pass forward and backward at once, then each
+    /// thread updates its piece of every weight (see `training/team.rs`). A step equals the
+    /// one-thread step up to rounding, and the same seed, data and thread count give
+    /// bit-identical weights (Dropout draws one stream per share). Worth it when a step has
+    /// work for several cores: larger batches and layers (BENCHMARKS.md has measurements).
+    /// Without the `std` feature, steps run on the calling thread.
+    pub threads: usize,
 }
 
 impl Default for FitOptions<'_> {
@@ -214,6 +225,7 @@ impl Default for FitOptions<'_> {
             validation_split: 0.0,
             validation_data: None,
             verbose: true,
+            threads: 1,
         }
     }
 }
@@ -373,11 +385,20 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
 
     /// Keras's `fit`: `epochs` passes over `x`, `y` in batches of `batch_size`, shuffled
     /// per epoch with `seed`, with optional validation. Returns the per-epoch history.
-    pub fn fit(&mut self, x: &[f32], y: &[f32], options: &FitOptions) -> Result<History, Error> {
+    pub fn fit(&mut self, x: &[f32], y: &[f32], options: &FitOptions) -> Result<History, Error>
+    where
+        M: Send + Sync,
+    {
         let n = self.samples(x, y)?;
         if options.batch_size == 0 {
             return Err(Error::InvalidOption {
                 name: "batch_size",
+                reason: "must be at least 1",
+            });
+        }
+        if options.threads == 0 {
+            return Err(Error::InvalidOption {
+                name: "threads",
                 reason: "must be at least 1",
             });
         }
@@ -410,6 +431,33 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
             options,
         };
         let mut buffers = core::mem::take(&mut self.batch_buffers);
+        #[cfg(feature = "std")]
+        if options.threads > 1 {
+            let shared = team::Shared::new(&mut self.model, options.threads);
+            let objective = Objective::new::<M>(self.loss, &self.metrics);
+            let history = std::thread::scope(|scope| {
+                let workers = (1..options.threads)
+                    .map(|t| {
+                        let shared = &shared;
+                        scope
+                            .spawn(move || team::work(shared, t, objective))
+                            .thread()
+                            .clone()
+                    })
+                    .collect();
+                let mut team = team::Team {
+                    shared: &shared,
+                    optimizer: &mut self.optimizer,
+                    objective,
+                    state: &mut self.state,
+                    step: &mut self.step,
+                    workers,
+                };
+                fit_epochs(&mut team, &plan, &self.metrics, &mut buffers)
+            });
+            self.batch_buffers = buffers;
+            return history;
+        }
         let metrics = self.metrics.clone();
         let history = fit_epochs(&mut self.one_thread(), &plan, &metrics, &mut buffers);
         self.batch_buffers = buffers;

@@ -93,6 +93,15 @@ impl<'m> Objective<'m> {
     }
 }
 
+/// Where a pass sits: the run's seed, the step number, and which share of a batch split
+/// across threads it is (0 on one thread).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Position {
+    pub seed: u64,
+    pub step: u64,
+    pub part: u64,
+}
+
 /// The forward and backward pass of `model` over the samples `x`, `y` (checked lengths)
 /// into `state`: its gradients, mean loss, activity loss and metrics. Allocation-free once
 /// the state's pool holds the step's tensors.
@@ -101,8 +110,7 @@ pub(super) fn run_pass<M: Trainable>(
     objective: Objective,
     x: &[f32],
     y: &[f32],
-    seed: u64,
-    step: u64,
+    position: Position,
     state: &mut StepState,
 ) {
     let Objective {
@@ -128,9 +136,10 @@ pub(super) fn run_pass<M: Trainable>(
     let mut pass = Pass {
         training: true,
         activity_loss: 0.0,
-        seed,
-        step,
+        seed: position.seed,
+        step: position.step,
         pool: core::mem::take(&mut state.pool),
+        part: position.part,
     };
     state.grads.zero();
     model.__train_batch(x, &mut pass, &mut head, &mut state.grads);
@@ -139,9 +148,10 @@ pub(super) fn run_pass<M: Trainable>(
     state.activity_loss = pass.activity_loss;
 }
 
-/// Keras's `optimizer.apply` after a step's gradients: regularizer losses and gradients,
-/// clipping, the optimizer's update of each weight, then constraints. Returns the
-/// regularization loss (Keras reports it inside the loss).
+/// Keras's `optimizer.apply` after a step's gradients, once the caller has begun the
+/// optimizer's step (`step_begin`): regularizer losses and gradients, clipping, the
+/// optimizer's update of each weight, then constraints. Returns the regularization loss
+/// (Keras reports it inside the loss).
 pub(super) fn apply_update<M: Trainable, O: Optimizer>(
     model: &mut M,
     optimizer: &mut O,
@@ -159,7 +169,6 @@ pub(super) fn apply_update<M: Trainable, O: Optimizer>(
     if clip != GradientClip::None {
         clip.apply(&mut grads.all_mut());
     }
-    optimizer.step_begin();
     for index in 0..M::WEIGHT_NAMES.len() {
         optimizer.update(index, model.__weight_mut(index), grads.get(index));
     }
@@ -194,16 +203,14 @@ pub(super) struct OneThread<'t, M, O> {
 
 impl<M: Trainable, O: Optimizer> Steps for OneThread<'_, M, O> {
     fn step(&mut self, x: &[f32], y: &[f32], seed: u64) -> f32 {
-        run_pass(
-            &*self.model,
-            self.objective,
-            x,
-            y,
+        let position = Position {
             seed,
-            *self.step,
-            self.state,
-        );
+            step: *self.step,
+            part: 0,
+        };
+        run_pass(&*self.model, self.objective, x, y, position, self.state);
         *self.step += 1;
+        self.optimizer.step_begin();
         let regularization = apply_update(self.model, self.optimizer, &mut self.state.grads);
         self.state.loss + self.state.activity_loss + regularization
     }
