@@ -220,6 +220,8 @@ struct Dot<'s> {
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Isa {
     Avx512,
+    // Detected at run time, which needs `std`.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
     Avx2Fma,
     Portable,
 }

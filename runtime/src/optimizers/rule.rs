@@ -234,7 +234,7 @@ mod tests {
                     state.chunks_mut(n).map(|part| &mut part[lo..hi]).collect();
                 views.resize_with(MAX_STATE_PARTS, || &mut []);
                 let [a, b, c]: [&mut [f32]; MAX_STATE_PARTS] =
-                    views.try_into().ok().expect("three");
+                    views.try_into().expect("three parts");
                 assert!(parts <= MAX_STATE_PARTS);
                 rule.apply(&mut w_pieces[lo..hi], &grads[lo..hi], [a, b, c]);
             }

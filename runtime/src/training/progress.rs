@@ -1,7 +1,6 @@
 //! The progress bar of `fit`.
 
 use super::History;
-use alloc::string::String;
 
 /// The progress bar of `fit` (indicatif), shown only when verbose and attached to a
 /// terminal; without `std` it shows nothing.
@@ -73,7 +72,7 @@ impl Progress {
         #[cfg(feature = "std")]
         if let Some(bar) = &self.bar {
             use core::fmt::Write;
-            let mut msg = String::new();
+            let mut msg = alloc::string::String::new();
             for (name, values) in &history.history {
                 if let Some(v) = values.last() {
                     let _ = write!(msg, "{name}: {v:.4} ");
