@@ -213,6 +213,19 @@ fn fit_epoch(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
+    // Five epochs per `fit` call (time per call; divide by 5): the workers start once per
+    // call, as Keras's epochs inside one `fit` share its setup.
+    let five_epochs = FitOptions {
+        epochs: 5,
+        ..two_threads.clone()
+    };
+    group.bench_function("kiln, 2 threads, 5 epochs per fit call", |b| {
+        b.iter_batched(
+            || after_one_epoch(&x, &y, &options).0,
+            |mut trainer| black_box(trainer.fit(black_box(&x), black_box(&y), &five_epochs)),
+            BatchSize::PerIteration,
+        )
+    });
     group.bench_function("nalgebra by hand", |b| {
         b.iter_batched(
             || {
