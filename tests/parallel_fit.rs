@@ -181,3 +181,44 @@ fn a_panic_on_a_worker_reaches_the_caller() {
     };
     let _ = trainer.fit(&x, &y, &options);
 }
+
+/// Plain gradient descent written outside kiln: it offers no element-wise rule, so the
+/// threads share the passes and the calling thread updates whole weights.
+#[derive(Clone, Default)]
+struct OwnDescent {
+    steps: u64,
+}
+
+impl Optimizer for OwnDescent {
+    fn step_begin(&mut self) {
+        self.steps += 1;
+    }
+    fn update(&mut self, _slot: usize, params: &mut [f32], grads: &[f32]) {
+        for (w, g) in params.iter_mut().zip(grads) {
+            *w -= 0.05 * g;
+        }
+    }
+    fn iterations(&self) -> u64 {
+        self.steps
+    }
+    fn learning_rate(&self) -> f32 {
+        0.05
+    }
+    fn set_learning_rate(&mut self, _learning_rate: f32) {}
+    fn gradient_clip(&self) -> GradientClip {
+        GradientClip::None
+    }
+    fn reset(&mut self) {
+        self.steps = 0;
+    }
+    fn name(&self) -> &'static str {
+        "own_descent"
+    }
+}
+
+#[test]
+fn an_optimizer_without_a_rule_updates_on_the_calling_thread() {
+    let (one, ..) = train::<Plain, _>(OwnDescent::default(), 1, 16);
+    let (two, ..) = train::<Plain, _>(OwnDescent::default(), 2, 16);
+    assert_close(&one, &two, 1e-4, "optimizer without a rule");
+}

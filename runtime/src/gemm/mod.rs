@@ -127,6 +127,14 @@ fn gemm_on(
     };
     let (m, k, n) = (sa.rows, sa.cols, sb.cols);
     let ldc = sc.col_stride;
+    if k == 0 {
+        // An empty product: `c = beta · c`. The kernels would offset pointers into the
+        // empty `a` and `b`.
+        for j in 0..n {
+            portable::scale(&mut c[j * ldc..j * ldc + m], beta);
+        }
+        return;
+    }
     if sa.row_stride == 1 || m == 1 {
         let mut problem = Outer {
             m,
@@ -170,8 +178,9 @@ fn gemm_on(
 /// # Panics
 /// If `src` or `dst` does not hold `rows · cols` values (an internal error).
 pub fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    let len = rows.checked_mul(cols);
     assert!(
-        src.len() == rows * cols && dst.len() == rows * cols,
+        len.is_some_and(|len| src.len() == len && dst.len() == len),
         "transpose lengths"
     );
     match best_isa() {
@@ -484,6 +493,13 @@ mod tests {
             portable::transpose(&src, rows, cols, &mut portable);
             assert_eq!(portable, dst, "portable transpose of {rows}x{cols}");
         }
+    }
+
+    #[test]
+    #[should_panic(expected = "transpose lengths")]
+    fn refuses_a_transpose_whose_size_overflows() {
+        // rows · cols wraps to 0 in release arithmetic: the check must not.
+        transpose(&[], 1 << 40, 1 << 40, &mut []);
     }
 
     #[test]

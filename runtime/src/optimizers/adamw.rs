@@ -1,6 +1,6 @@
 //! [`AdamW`], as `keras.optimizers.AdamW`: Adam with decoupled weight decay on by default.
 
-use super::{Adam, ElementwiseRule, GradientClip, Optimizer};
+use super::{Adam, ElementwiseRule, GradientClip, Optimizer, Slots};
 
 /// Adam with decoupled weight decay (Loshchilov & Hutter 2019), Keras 3's `AdamW`: each
 /// step first shrinks the weight, `w -= w * weight_decay * lr`, then takes the
@@ -33,16 +33,12 @@ impl Optimizer for AdamW {
         self.adam.update(slot, params, grads);
     }
 
-    fn elementwise_rule(&self) -> Option<ElementwiseRule> {
+    fn elementwise(&mut self) -> Option<(ElementwiseRule, &mut Slots)> {
         let mut rule = self.adam.rule();
         if let ElementwiseRule::Adam { weight_decay, .. } = &mut rule {
             *weight_decay = Some(self.weight_decay);
         }
-        Some(rule)
-    }
-
-    fn state_buffer(&mut self, slot: usize, len: usize) -> Option<&mut [f32]> {
-        self.adam.state_buffer(slot, len)
+        Some((rule, &mut self.adam.state))
     }
 
     fn iterations(&self) -> u64 {

@@ -68,7 +68,7 @@ macro_rules! bookkeeping {
 }
 pub(crate) use bookkeeping;
 
-/// `update`, `elementwise_rule` and `state_buffer` of an optimizer whose inherent
+/// `update` and `elementwise` of an optimizer whose inherent
 /// `rule()` gives this step's [`ElementwiseRule`] and whose `state` is a [`Slots`] table: the
 /// arithmetic lives in the rule, once for every optimizer.
 macro_rules! elementwise_update {
@@ -81,13 +81,8 @@ macro_rules! elementwise_update {
             rule.apply_whole(params, grads, state);
         }
 
-        fn elementwise_rule(&self) -> Option<ElementwiseRule> {
-            Some(self.rule())
-        }
-
-        fn state_buffer(&mut self, slot: usize, len: usize) -> Option<&mut [f32]> {
-            let (parts, init) = self.rule().state_parts();
-            Some(self.state.get(slot, len, parts, init))
+        fn elementwise(&mut self) -> Option<(ElementwiseRule, &mut Slots)> {
+            Some((self.rule(), &mut self.state))
         }
     };
 }
@@ -117,18 +112,13 @@ pub trait Optimizer {
     /// another length.
     fn update(&mut self, slot: usize, params: &mut [f32], grads: &[f32]);
 
-    /// This step's update as an [`ElementwiseRule`] (asked after
-    /// [`Optimizer::step_begin`]), for updating pieces of a weight on several threads
-    /// (`fit` with `FitOptions::threads`). `None` (the default, for optimizers outside kiln)
-    /// keeps the update on one thread through [`Optimizer::update`].
-    fn elementwise_rule(&self) -> Option<ElementwiseRule> {
-        None
-    }
-
-    /// The state of `slot` for a weight of `len` values, laid out as the rule's
-    /// `state_parts` buffers of `len` values back to back, created on first use. `None`
-    /// when [`Optimizer::elementwise_rule`] is.
-    fn state_buffer(&mut self, _slot: usize, _len: usize) -> Option<&mut [f32]> {
+    /// This step's update as an [`ElementwiseRule`] together with the optimizer's state
+    /// table (asked after [`Optimizer::step_begin`]), for updating pieces of each weight on
+    /// several threads (`fit` with `FitOptions::threads`). The state must be laid out as
+    /// the rule's `state_parts` buffers of each weight's length, back to back per slot — what
+    /// [`Slots`] keeps for kiln's optimizers. `None` (the default, for optimizers outside
+    /// kiln) keeps the update on one thread through [`Optimizer::update`].
+    fn elementwise(&mut self) -> Option<(ElementwiseRule, &mut Slots)> {
         None
     }
 
@@ -321,6 +311,29 @@ impl Slots {
             buffer.len() / parts.max(1)
         );
         buffer
+    }
+
+    /// For each weight of `lens`, the start of its state (`parts` buffers of its length,
+    /// filled with `init` on first use), written to `starts`: where `fit`'s threads update
+    /// their pieces. All buffers exist before any pointer is taken, and none is resized
+    /// until the table is next borrowed mutably.
+    ///
+    /// # Panics
+    /// If a slot holds state for a weight of another length (as [`Optimizer::update`]).
+    pub fn piece_starts(
+        &mut self,
+        lens: &[usize],
+        parts: usize,
+        init: f32,
+        starts: &mut [*mut f32],
+    ) {
+        assert_eq!(lens.len(), starts.len(), "one start per weight");
+        for (slot, &len) in lens.iter().enumerate() {
+            self.get(slot, len, parts, init);
+        }
+        for (slot, start) in starts.iter_mut().enumerate() {
+            *start = self.buffers[slot].as_mut_ptr();
+        }
     }
 
     fn step_begin(&mut self) {

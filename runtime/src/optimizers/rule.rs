@@ -224,11 +224,15 @@ mod tests {
             whole.step_begin();
             whole.update(0, &mut w_whole, &grads);
             pieces.step_begin();
-            let rule = pieces
-                .elementwise_rule()
+            let (rule, slots) = pieces
+                .elementwise()
                 .expect("kiln optimizers are element-wise");
-            let parts = rule.state_parts().0;
-            let state = pieces.state_buffer(0, n).expect("state");
+            let (parts, init) = rule.state_parts();
+            let mut start = [core::ptr::null_mut()];
+            slots.piece_starts(&[n], parts, init, &mut start);
+            // SAFETY: `piece_starts` sized the slot to `parts · n` values; nothing else
+            // borrows it until the next step.
+            let state = unsafe { core::slice::from_raw_parts_mut(start[0], parts * n) };
             for (lo, hi) in [(0, 5), (5, 21), (21, n)] {
                 let mut views: Vec<&mut [f32]> =
                     state.chunks_mut(n).map(|part| &mut part[lo..hi]).collect();

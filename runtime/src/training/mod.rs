@@ -436,23 +436,14 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
             let shared = team::Shared::new(&mut self.model, options.threads);
             let objective = Objective::new::<M>(self.loss, &self.metrics);
             let history = std::thread::scope(|scope| {
-                let workers = (1..options.threads)
-                    .map(|t| {
-                        let shared = &shared;
-                        scope
-                            .spawn(move || team::work(shared, t, objective))
-                            .thread()
-                            .clone()
-                    })
-                    .collect();
-                let mut team = team::Team {
-                    shared: &shared,
-                    optimizer: &mut self.optimizer,
+                let mut team = team::Team::start(
+                    scope,
+                    &shared,
+                    &mut self.optimizer,
                     objective,
-                    state: &mut self.state,
-                    step: &mut self.step,
-                    workers,
-                };
+                    &mut self.state,
+                    &mut self.step,
+                )?;
                 fit_epochs(&mut team, &plan, &self.metrics, &mut buffers)
             });
             self.batch_buffers = buffers;

@@ -25,15 +25,26 @@
 //!   in phase B.
 //!
 //! No reference to the model exists while phase B writes through the pointers, and no two
-//! threads touch the same value in a phase where either writes it.
+//! threads touch the same value in a phase where either writes it. The weight and state
+//! pointers come from kiln's own state table ([`crate::optimizers::Slots`]), checked
+//! against the weights' declared lengths, so an optimizer from outside kiln cannot hand
+//! out a bad buffer (without a rule it updates on thread 0).
+//!
+//! Panics: a worker that panics mid-phase still counts as done and flags `failed`, then
+//! keeps its buffers alive until thread 0 stops the team (other threads may be reading its
+//! gradients); thread 0 panics in turn. If thread 0 unwinds mid-phase, its drop waits for
+//! the phase to end before stopping the workers. A worker that cannot be started is a
+//! `kiln::Error`.
 
 use super::step::{apply_update, run_pass, Objective, StepState, Steps};
 use super::{Logs, Trainable};
 use crate::error::Error;
 use crate::optimizers::{ElementwiseRule, GradientClip, Optimizer, MAX_STATE_PARTS};
 use core::cell::UnsafeCell;
+use core::marker::PhantomData;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::thread::Thread;
+use std::thread::{Scope, Thread};
 use std::time::Duration;
 use std::vec;
 use std::vec::Vec;
@@ -106,20 +117,23 @@ struct Board {
     loss: f32,
     activity_loss: f32,
     metrics: Vec<f32>,
-    /// Phase B: the regularization loss of the thread's pieces.
-    regularization: f32,
 }
 
 // SAFETY: as for `Orders`; the gradient pointers point into the owning thread's
 // `StepState`, alive until that thread stops.
 unsafe impl Send for Board {}
 
-/// What all threads share.
-pub(super) struct Shared<M> {
+/// What all threads share, for one `fit` call that borrows the model mutably for `'a`.
+pub(super) struct Shared<'a, M> {
     model: *mut M,
+    _model: PhantomData<&'a mut M>,
     threads: usize,
+    /// Each weight's length (from the model's weight shapes, which size every gradient).
+    lens: Vec<usize>,
     orders: PhaseCell<Orders>,
     boards: Vec<PhaseCell<Board>>,
+    /// Phase B: each thread's regularization loss of its pieces.
+    regularization: Vec<PhaseCell<f32>>,
     generation: AtomicU64,
     done: AtomicUsize,
     stop: AtomicBool,
@@ -129,12 +143,12 @@ pub(super) struct Shared<M> {
 
 // SAFETY: the model is `Send + Sync` (a bound of every constructor); the rest is atomics
 // and phase cells.
-unsafe impl<M: Send + Sync> Sync for Shared<M> {}
-unsafe impl<M: Send + Sync> Send for Shared<M> {}
+unsafe impl<M: Send + Sync> Sync for Shared<'_, M> {}
+unsafe impl<M: Send + Sync> Send for Shared<'_, M> {}
 
-impl<M: Trainable + Send + Sync> Shared<M> {
+impl<'a, M: Trainable + Send + Sync> Shared<'a, M> {
     /// Shared state for `threads` threads training `model`, borrowed for the whole run.
-    pub fn new(model: &mut M, threads: usize) -> Self {
+    pub fn new(model: &'a mut M, threads: usize) -> Self {
         let weights = M::WEIGHT_NAMES.len();
         let board = || {
             PhaseCell::new(Board {
@@ -142,12 +156,16 @@ impl<M: Trainable + Send + Sync> Shared<M> {
                 loss: 0.0,
                 activity_loss: 0.0,
                 metrics: Vec::new(),
-                regularization: 0.0,
             })
         };
         Shared {
             model,
+            _model: PhantomData,
             threads,
+            lens: M::WEIGHT_SHAPES
+                .iter()
+                .map(|shape| shape.iter().product())
+                .collect(),
             orders: PhaseCell::new(Orders {
                 phase: Phase::Pass,
                 x: Vec::new(),
@@ -161,6 +179,7 @@ impl<M: Trainable + Send + Sync> Shared<M> {
                 states: vec![core::ptr::null_mut(); weights],
             }),
             boards: (0..threads).map(|_| board()).collect(),
+            regularization: (0..threads).map(|_| PhaseCell::new(0.0)).collect(),
             generation: AtomicU64::new(0),
             done: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
@@ -187,7 +206,7 @@ fn piece(len: usize, t: usize, threads: usize) -> (usize, usize) {
 /// # Safety
 /// Phase A of the protocol, on thread `t`.
 unsafe fn pass_share<M: Trainable>(
-    shared: &Shared<M>,
+    shared: &Shared<'_, M>,
     t: usize,
     objective: Objective,
     state: &mut StepState,
@@ -228,10 +247,10 @@ unsafe fn pass_share<M: Trainable>(
 ///
 /// # Safety
 /// Phase B of the protocol with a rule published, on thread `t`.
-unsafe fn update_pieces<M: Trainable>(shared: &Shared<M>, t: usize) {
+unsafe fn update_pieces<M: Trainable>(shared: &Shared<'_, M>, t: usize) {
     // SAFETY: phase B: orders and the other boards are read-only; this thread writes only
     // its pieces (disjoint from every other thread's) of the weights, optimizer state and
-    // its own gradients, and its own board's `regularization`.
+    // its own gradients, and its own `regularization` cell.
     unsafe {
         let orders = shared.orders.get();
         let Some(rule) = orders.rule else { return };
@@ -270,25 +289,16 @@ unsafe fn update_pieces<M: Trainable>(shared: &Shared<M>, t: usize) {
             }
             rule.apply(params, grads, views);
         }
-        shared.boards[t].get_mut().regularization = regularization;
-    }
-}
-
-/// Counts a worker done even when it unwinds, and reports the panic, so that thread 0
-/// never waits for a thread that is gone.
-struct CountDone<'a, M>(&'a Shared<M>);
-
-impl<M> Drop for CountDone<'_, M> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.0.failed.store(true, Ordering::Release);
-        }
-        self.0.done.fetch_add(1, Ordering::Release);
+        *shared.regularization[t].get_mut() = regularization;
     }
 }
 
 /// Worker `t` (from 1): waits for each phase, runs it, reports done.
-pub(super) fn work<M: Trainable + Send + Sync>(shared: &Shared<M>, t: usize, objective: Objective) {
+pub(super) fn work<M: Trainable + Send + Sync>(
+    shared: &Shared<'_, M>,
+    t: usize,
+    objective: Objective,
+) {
     // Allocated here, by this thread: buffers made by thread 0 sat next to its own and
     // slowed both threads by about 40% (cache lines written from both cores).
     let mut state = StepState::for_model::<M>();
@@ -311,31 +321,81 @@ pub(super) fn work<M: Trainable + Send + Sync>(shared: &Shared<M>, t: usize, obj
         if shared.stop.load(Ordering::Acquire) {
             return;
         }
-        let _done = CountDone(shared);
         // SAFETY: the generation just read starts this phase for this thread; the orders
         // were written before it.
-        unsafe {
+        let outcome = catch_unwind(AssertUnwindSafe(|| unsafe {
             match shared.orders.get().phase {
                 Phase::Pass => pass_share(shared, t, objective, &mut state),
                 Phase::Update => update_pieces(shared, t),
             }
+        }));
+        if let Err(panic) = outcome {
+            shared.failed.store(true, Ordering::Release);
+            shared.done.fetch_add(1, Ordering::Release);
+            // Other threads may still read this thread's gradients in this phase: keep
+            // `state` alive until thread 0 has seen the phase end and stops the team.
+            while !shared.stop.load(Ordering::Acquire) {
+                std::thread::park_timeout(Duration::from_millis(1));
+            }
+            resume_unwind(panic);
         }
+        shared.done.fetch_add(1, Ordering::Release);
     }
 }
 
 /// Thread 0's side of the team: gathers, runs its own share and piece, and drives the
 /// phases. Stops the workers when dropped (also when `fit` unwinds).
-pub(super) struct Team<'a, M, O> {
-    pub shared: &'a Shared<M>,
-    pub optimizer: &'a mut O,
-    pub objective: Objective<'a>,
-    pub state: &'a mut StepState,
-    pub step: &'a mut u64,
+pub(super) struct Team<'a, 'm, M, O> {
+    shared: &'a Shared<'m, M>,
+    optimizer: &'a mut O,
+    objective: Objective<'a>,
+    state: &'a mut StepState,
+    step: &'a mut u64,
     /// The workers started for this run, to wake them.
-    pub workers: Vec<Thread>,
+    workers: Vec<Thread>,
+    /// A phase was started and not yet waited for (the drop waits before stopping).
+    in_phase: bool,
 }
 
-impl<M: Trainable + Send + Sync, O: Optimizer> Team<'_, M, O> {
+impl<'a, 'm, M: Trainable + Send + Sync, O: Optimizer> Team<'a, 'm, M, O> {
+    /// Thread 0's side with `shared.threads - 1` workers started in `scope`. A worker that
+    /// cannot be started (the system refuses a thread) is an error; the ones already
+    /// started are stopped.
+    pub fn start<'scope>(
+        scope: &'scope Scope<'scope, '_>,
+        shared: &'a Shared<'m, M>,
+        optimizer: &'a mut O,
+        objective: Objective<'a>,
+        state: &'a mut StepState,
+        step: &'a mut u64,
+    ) -> Result<Self, Error>
+    where
+        'a: 'scope,
+        'm: 'scope,
+        M: 'scope,
+    {
+        let mut team = Team {
+            shared,
+            optimizer,
+            objective,
+            state,
+            step,
+            workers: Vec::new(),
+            in_phase: false,
+        };
+        for t in 1..shared.threads {
+            let worker = std::thread::Builder::new()
+                .name(std::format!("kiln-fit-{t}"))
+                .spawn_scoped(scope, move || work(shared, t, objective))
+                .map_err(|_| Error::InvalidOption {
+                    name: "threads",
+                    reason: "the system could not start that many threads",
+                })?;
+            team.workers.push(worker.thread().clone());
+        }
+        Ok(team)
+    }
+
     /// Starts `phase` on every worker and runs `own` on this thread meanwhile; returns when
     /// all are done.
     fn phase(&mut self, phase: Phase, own: impl FnOnce(&mut Self)) {
@@ -345,38 +405,87 @@ impl<M: Trainable + Send + Sync, O: Optimizer> Team<'_, M, O> {
         shared.done.store(0, Ordering::Relaxed);
         shared.generation.fetch_add(1, Ordering::Release);
         self.workers.iter().for_each(Thread::unpark);
+        self.in_phase = true;
         own(self);
-        while shared.done.load(Ordering::Acquire) < shared.threads - 1 {
-            core::hint::spin_loop();
-        }
+        self.wait_for_workers();
         assert!(
             !shared.failed.load(Ordering::Acquire),
             "a training thread panicked"
         );
     }
 
-    /// Whether phase B can update pieces on every thread: an element-wise rule, and
-    /// nothing that needs whole weights (clipping by norm, constraints).
-    fn piecewise(&self) -> Option<ElementwiseRule> {
+    /// Waits until every worker has finished the current phase: spinning, then yielding
+    /// the core (with more threads than cores, a spinning thread 0 would hold one back).
+    fn wait_for_workers(&mut self) {
+        let mut spins = 0u32;
+        while self.shared.done.load(Ordering::Acquire) < self.workers.len() {
+            if spins < SPINS_BEFORE_PARKING {
+                spins += 1;
+                core::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        self.in_phase = false;
+    }
+
+    /// Whether phase B can update pieces on every thread (an element-wise rule, and
+    /// nothing that needs whole weights: clipping by norm, constraints); if so, publishes
+    /// the rule and the raw pointers to every weight and its optimizer state.
+    ///
+    /// # Safety
+    /// Between phases (the workers wait).
+    unsafe fn publish_update(&mut self) -> bool {
         let whole = self.optimizer.gradient_clip() != GradientClip::None
             || M::CONSTRAINTS.iter().any(Option::is_some);
+        let shared = self.shared;
+        // SAFETY: between phases only thread 0 runs; the unique references to the model and
+        // the optimizer state end here, before any thread writes through the pointers.
+        let orders = unsafe { shared.orders.get_mut() };
+        orders.rule = None;
         if whole {
-            None
-        } else {
-            self.optimizer.elementwise_rule()
+            return false;
         }
+        let Some((rule, slots)) = self.optimizer.elementwise() else {
+            return false;
+        };
+        let (parts, init) = rule.state_parts();
+        slots.piece_starts(&shared.lens, parts, init, &mut orders.states);
+        let model = unsafe { &mut *shared.model };
+        for ((slot, params), &len) in orders.params.iter_mut().enumerate().zip(&shared.lens) {
+            let weight = model.__weight_mut(slot);
+            // Every gradient buffer has the length of the weight's declared shape.
+            assert_eq!(
+                weight.len(),
+                len,
+                "weight {} has {} values, its shape {:?} says {len}",
+                M::WEIGHT_NAMES[slot],
+                weight.len(),
+                M::WEIGHT_SHAPES[slot]
+            );
+            *params = (weight.as_mut_ptr(), len);
+        }
+        orders.rule = Some(rule);
+        true
     }
 }
 
-impl<M, O> Drop for Team<'_, M, O> {
+impl<M, O> Drop for Team<'_, '_, M, O> {
     fn drop(&mut self) {
+        // Unwinding out of a phase: let the workers finish it first, since they may read
+        // each other's gradients until then.
+        if self.in_phase {
+            while self.shared.done.load(Ordering::Acquire) < self.workers.len() {
+                std::thread::yield_now();
+            }
+        }
         self.shared.stop.store(true, Ordering::Release);
         self.shared.generation.fetch_add(1, Ordering::Release);
         self.workers.iter().for_each(Thread::unpark);
     }
 }
 
-impl<M: Trainable + Send + Sync, O: Optimizer> Steps for Team<'_, M, O> {
+impl<M: Trainable + Send + Sync, O: Optimizer> Steps for Team<'_, '_, M, O> {
     fn step(&mut self, x: &[f32], y: &[f32], seed: u64) -> f32 {
         let shared = self.shared;
         let threads = shared.threads;
@@ -423,37 +532,14 @@ impl<M: Trainable + Send + Sync, O: Optimizer> Steps for Team<'_, M, O> {
         }
 
         self.optimizer.step_begin();
-        let rule = self.piecewise();
-        // SAFETY: between phases, thread 0 alone holds the model and optimizer; the raw
-        // pointers outlive the unique references they come from only as the protocol allows.
-        unsafe {
-            let orders = shared.orders.get_mut();
-            orders.rule = rule;
-            if rule.is_some() {
-                let model = &mut *shared.model;
-                for (slot, params) in orders.params.iter_mut().enumerate() {
-                    let weight = model.__weight_mut(slot);
-                    *params = (weight.as_mut_ptr(), weight.len());
-                }
-                for (slot, state) in orders.states.iter_mut().enumerate() {
-                    let len = orders.params[slot].1;
-                    *state = self
-                        .optimizer
-                        .state_buffer(slot, len)
-                        .map_or(core::ptr::null_mut(), |s| s.as_mut_ptr());
-                }
-            }
-        }
-        if rule.is_some() {
+        // SAFETY: between phases.
+        let piecewise = unsafe { self.publish_update() };
+        if piecewise {
             // SAFETY (closure): phase B on thread 0.
             self.phase(Phase::Update, |_| unsafe { update_pieces(shared, 0) });
             // SAFETY: after phase B.
             unsafe {
-                loss += shared
-                    .boards
-                    .iter()
-                    .map(|b| b.get().regularization)
-                    .sum::<f32>();
+                loss += shared.regularization.iter().map(|r| *r.get()).sum::<f32>();
             }
         } else {
             // The whole update on this thread: the batch mean into thread 0's gradients.
