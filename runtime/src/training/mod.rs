@@ -209,9 +209,11 @@ pub struct FitOptions<'a> {
     /// contiguous shares that the threads pass forward and backward at once, then each
     /// thread updates its piece of every weight (see `training/team.rs`). A step equals the
     /// one-thread step up to rounding, and the same seed, data and thread count give
-    /// bit-identical weights (Dropout draws one stream per share). Worth it when a step has
-    /// work for several cores: larger batches and layers (BENCHMARKS.md has measurements).
-    /// Without the `std` feature, steps run on the calling thread.
+    /// bit-identical weights (Dropout draws one stream per share). Every step moves weights
+    /// and gradients between the cores, so it pays off when a step has enough work per
+    /// core — larger batches and layers — and can lose where moving data between cores is
+    /// slow (BENCHMARKS.md has measurements); measure before relying on it. Without the
+    /// `std` feature, steps run on the calling thread.
     pub threads: usize,
 }
 
