@@ -66,7 +66,17 @@ kiln::model! {
 /// Allocations of one Adam step of a fresh `M` on `x`, `y`, after three warm-up steps have
 /// sized the tensor pool and the optimizer state.
 fn warm_step_allocations<M: kiln::Trainable>(loss: Loss, x: &[f32], y: &[f32]) -> usize {
-    let mut trainer = M::new(0).compile(Adam::default(), loss);
+    warm_step_allocations_with::<M, _>(Adam::default(), loss, x, y)
+}
+
+/// [`warm_step_allocations`] with another optimizer.
+fn warm_step_allocations_with<M: kiln::Trainable, O: kiln::Optimizer>(
+    optimizer: O,
+    loss: Loss,
+    x: &[f32],
+    y: &[f32],
+) -> usize {
+    let mut trainer = M::new(0).compile(optimizer, loss);
     for _ in 0..3 {
         trainer.train_on_batch(x, y).expect("warm-up step");
     }
@@ -117,6 +127,18 @@ fn a_training_step_allocates_nothing() {
     let loss = Loss::SparseCategoricalCrossentropy { from_logits: false };
     let count = warm_step_allocations::<Mlp>(loss, &x, &y);
     assert_eq!(count, 0, "a training step allocated {count} times");
+    // Gradient clipping works on the trainer's buffers in place.
+    for clip in [
+        kiln::GradientClip::GlobalNorm(0.5),
+        kiln::GradientClip::Norm(0.5),
+    ] {
+        let optimizer = Adam {
+            clip,
+            ..Adam::default()
+        };
+        let count = warm_step_allocations_with::<Mlp, _>(optimizer, loss, &x, &y);
+        assert_eq!(count, 0, "a step with {clip:?} allocated {count} times");
+    }
 }
 
 kiln::model! {

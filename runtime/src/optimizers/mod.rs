@@ -176,17 +176,20 @@ pub enum GradientClip {
 }
 
 impl GradientClip {
-    /// Clips the gradients of all weights in place, one slice per weight.
-    pub fn apply(&self, tensors: &mut [&mut [f32]]) {
+    /// Clips the gradients of all weights in place, one buffer per weight (slices, or the
+    /// trainer's `Vec`s directly: no allocation).
+    pub fn apply<T: AsMut<[f32]> + AsRef<[f32]>>(&self, tensors: &mut [T]) {
         match *self {
             GradientClip::None => {}
-            GradientClip::Norm(c) => tensors.iter_mut().for_each(|t| clip_by_norm(t, c)),
-            GradientClip::Value(v) => tensors.iter_mut().for_each(|t| clip_by_value(t, v)),
+            GradientClip::Norm(c) => tensors.iter_mut().for_each(|t| clip_by_norm(t.as_mut(), c)),
+            GradientClip::Value(v) => tensors
+                .iter_mut()
+                .for_each(|t| clip_by_value(t.as_mut(), v)),
             GradientClip::GlobalNorm(c) => {
-                let sum: f32 = tensors.iter().map(|t| sum_of_squares(t)).sum();
+                let sum: f32 = tensors.iter().map(|t| sum_of_squares(t.as_ref())).sum();
                 let scale = global_norm_scale(sum, c);
                 for t in tensors.iter_mut() {
-                    t.iter_mut().for_each(|g| *g *= scale);
+                    t.as_mut().iter_mut().for_each(|g| *g *= scale);
                 }
             }
         }

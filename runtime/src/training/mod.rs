@@ -76,8 +76,8 @@ impl Gradients {
     }
 
     /// Every gradient, writable (for clipping).
-    pub fn all_mut(&mut self) -> Vec<&mut [f32]> {
-        self.slots.iter_mut().map(|v| v.as_mut_slice()).collect()
+    pub fn all_mut(&mut self) -> &mut [Vec<f32>] {
+        &mut self.slots
     }
 }
 
@@ -297,7 +297,7 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
     }
 
     fn classes() -> usize {
-        M::OUTPUT_SHAPE.last().copied().unwrap_or(1).max(1)
+        output_classes::<M>()
     }
 
     /// Labels per sample: one per output row for the sparse loss, else the output length.
@@ -456,6 +456,11 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
         self.batch_buffers = buffers;
         history
     }
+}
+
+/// Classes of `M`'s output (its last axis), for losses and metrics over class scores.
+fn output_classes<M: Model>() -> usize {
+    M::OUTPUT_SHAPE.last().copied().unwrap_or(1).max(1)
 }
 
 /// What `fit` trains on, after its checks.

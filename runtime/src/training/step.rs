@@ -66,7 +66,7 @@ impl<'m> Objective<'m> {
         Objective {
             loss,
             metrics,
-            classes: M::OUTPUT_SHAPE.last().copied().unwrap_or(1).max(1),
+            classes: super::output_classes::<M>(),
             fuse,
         }
     }
@@ -167,7 +167,7 @@ pub(super) fn apply_update<M: Trainable, O: Optimizer>(
     }
     let clip = optimizer.gradient_clip();
     if clip != GradientClip::None {
-        clip.apply(&mut grads.all_mut());
+        clip.apply(grads.all_mut());
     }
     for index in 0..M::WEIGHT_NAMES.len() {
         optimizer.update(index, model.__weight_mut(index), grads.get(index));

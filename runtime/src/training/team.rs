@@ -243,6 +243,44 @@ unsafe fn pass_share<M: Trainable>(
     }
 }
 
+/// Values `lo..hi` of weight `slot`'s gradient of the batch: the shares' gradients weighted
+/// by their samples, summed into thread `t`'s own buffer, which is returned.
+///
+/// # Safety
+/// Nobody writes the shares' gradients in `lo..hi` meanwhile, and nobody else reads or
+/// writes thread `t`'s (phase B for `t`'s piece, or between phases).
+#[allow(clippy::mut_from_ref)] // the protocol, not a borrow, makes the piece exclusive
+unsafe fn combine<'s, M>(
+    shared: &'s Shared<'_, M>,
+    t: usize,
+    slot: usize,
+    lo: usize,
+    hi: usize,
+) -> &'s mut [f32] {
+    // SAFETY: the caller's contract; every board's pointer is a buffer of the weight's
+    // length, `hi` at most.
+    unsafe {
+        let orders = shared.orders.get();
+        let own = shared.boards[t].get().grads[slot];
+        let grads = core::slice::from_raw_parts_mut(own.add(lo), hi - lo);
+        let own_weight = orders.weights[t];
+        if own_weight > 0.0 {
+            grads.iter_mut().for_each(|g| *g *= own_weight);
+        } else {
+            grads.fill(0.0); // an empty share: its buffer holds an old step
+        }
+        for s in (0..shared.threads).filter(|&s| s != t && orders.weights[s] > 0.0) {
+            let other = shared.boards[s].get().grads[slot];
+            let other = core::slice::from_raw_parts(other.add(lo), hi - lo);
+            let weight = orders.weights[s];
+            for (g, o) in grads.iter_mut().zip(other) {
+                *g += weight * o;
+            }
+        }
+        grads
+    }
+}
+
 /// Phase B on thread `t`: its piece of every weight (see the module docs).
 ///
 /// # Safety
@@ -261,22 +299,7 @@ unsafe fn update_pieces<M: Trainable>(shared: &Shared<'_, M>, t: usize) {
             if lo == hi {
                 continue;
             }
-            let own = shared.boards[t].get().grads[slot];
-            let grads = core::slice::from_raw_parts_mut(own.add(lo), hi - lo);
-            let own_weight = orders.weights[t];
-            if own_weight > 0.0 {
-                grads.iter_mut().for_each(|g| *g *= own_weight);
-            } else {
-                grads.fill(0.0); // an empty share: its buffer holds an old step
-            }
-            for s in (0..shared.threads).filter(|&s| s != t && orders.weights[s] > 0.0) {
-                let other = shared.boards[s].get().grads[slot];
-                let other = core::slice::from_raw_parts(other.add(lo), hi - lo);
-                let weight = orders.weights[s];
-                for (g, o) in grads.iter_mut().zip(other) {
-                    *g += weight * o;
-                }
-            }
+            let grads = combine(shared, t, slot, lo, hi);
             let params = core::slice::from_raw_parts_mut(params.add(lo), hi - lo);
             if let Some(regularizer) = &M::REGULARIZERS[slot] {
                 regularization += regularizer.loss(params);
@@ -546,16 +569,8 @@ impl<M: Trainable + Send + Sync, O: Optimizer> Steps for Team<'_, '_, M, O> {
             // SAFETY: between phases; the boards' gradient pointers are each thread's
             // `StepState` buffers, which nobody writes now.
             unsafe {
-                let orders = shared.orders.get();
-                for (slot, grads) in self.state.grads.slots.iter_mut().enumerate() {
-                    grads.iter_mut().for_each(|g| *g *= orders.weights[0]);
-                    for t in (1..threads).filter(|&t| orders.weights[t] > 0.0) {
-                        let other = shared.boards[t].get().grads[slot];
-                        let other = core::slice::from_raw_parts(other, grads.len());
-                        for (g, o) in grads.iter_mut().zip(other) {
-                            *g += orders.weights[t] * o;
-                        }
-                    }
+                for (slot, &len) in shared.lens.iter().enumerate() {
+                    combine(shared, 0, slot, 0, len);
                 }
                 loss += apply_update(&mut *shared.model, self.optimizer, &mut self.state.grads);
             }
