@@ -41,14 +41,20 @@ pub struct ReadmeDoctests;
 /// Paths the generated code names. Not a public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {
+    #[cfg(feature = "alloc")]
     extern crate alloc;
+    #[cfg(feature = "alloc")]
     pub use alloc::vec::Vec;
+    pub use kiln_runtime::__with_alloc as with_alloc;
+    #[cfg(feature = "alloc")]
     pub use kiln_runtime::initializers;
     pub use kiln_runtime::layers;
     pub use kiln_runtime::layers::Weights;
     pub use kiln_runtime::nalgebra;
+    pub use kiln_runtime::param::BakedBytes;
+    #[cfg(feature = "alloc")]
     pub use kiln_runtime::training::{add_activity_gradient, add_activity_loss};
-    pub use kiln_runtime::{
-        Activation, Batch, Constraint, Gradients, Initializer, Pass, Regularizer, Sample, Tensor,
-    };
+    pub use kiln_runtime::{Activation, Pass, Sample, Tensor};
+    #[cfg(feature = "alloc")]
+    pub use kiln_runtime::{Batch, Constraint, Gradients, Initializer, Regularizer};
 }

@@ -17,6 +17,10 @@ const MAX_WEIGHT_ELEMENTS: usize = 1 << 30;
 
 pub fn check(def: &ModelDef) -> Result<Model, Error> {
     let mut errors = Errors::default();
+    let mut attrs = def.attrs.clone();
+    let weights_attribute = errors
+        .ok(crate::baked::take_attribute(&mut attrs))
+        .flatten();
     if def.layers.is_empty() {
         return Err(Error::new(
             def.list_span,
@@ -192,12 +196,27 @@ pub fn check(def: &ModelDef) -> Result<Model, Error> {
             ))
         }
     };
+    let baked = match &weights_attribute {
+        Some(attribute) => {
+            let shapes = checked
+                .iter()
+                .flat_map(|l| &l.weights)
+                .map(|w| w.shape.0.clone());
+            let weights: Vec<(String, Vec<usize>)> = crate::ir::weight_names(&checked)
+                .into_iter()
+                .zip(shapes)
+                .collect();
+            Some(crate::baked::read(attribute, &weights)?)
+        }
+        None => None,
+    };
     Ok(Model {
-        attrs: def.attrs.clone(),
+        attrs,
         vis: def.vis.clone(),
         name: def.name.clone(),
         input,
         layers: checked,
+        baked,
     })
 }
 

@@ -64,15 +64,7 @@ pub fn expand(model: &Model) -> TokenStream {
     let (sample_steps, _) = forward(Mode::Sample);
     let (batch_steps, batch_mask) = forward(Mode::Batch);
 
-    let weight_names: Vec<String> = model
-        .layers
-        .iter()
-        .flat_map(|l| {
-            l.weights
-                .iter()
-                .map(move |w| format!("{}/{}", l.name, w.suffix))
-        })
-        .collect();
+    let weight_names = crate::ir::weight_names(&model.layers);
     let weight_shapes = model
         .layers
         .iter()
@@ -111,6 +103,8 @@ pub fn expand(model: &Model) -> TokenStream {
     let (input_len, output_len) = (input.len(), output.len());
 
     let trainable = trainable(model);
+    let pretrained = model.baked.as_ref().map(|baked| pretrained(model, baked));
+    let stack_bytes = predict_stack_bytes(model);
 
     quote! {
         #(#attrs)*
@@ -132,10 +126,30 @@ pub fn expand(model: &Model) -> TokenStream {
             const WEIGHT_NAMES: &'static [&'static str] = &[#(#weight_names),*];
             const WEIGHT_SHAPES: &'static [&'static [usize]] = &[#(#weight_shapes),*];
             const LAYERS: &'static [::kiln::LayerInfo] = &[#(#layer_infos),*];
+            const PREDICT_STACK_BYTES: usize = #stack_bytes;
 
-            fn new(seed: u64) -> Self {
-                let _ = seed;
-                Self { #(#field_inits,)* }
+            ::kiln::__private::with_alloc! {
+                fn new(seed: u64) -> Self {
+                    let _ = seed;
+                    Self { #(#field_inits,)* }
+                }
+
+                fn __forward_batch(
+                    &self,
+                    xs: &[f32],
+                    pass: &mut ::kiln::__private::Pass,
+                ) -> (::kiln::__private::Vec<f32>, ::core::option::Option<::kiln::__private::Vec<bool>>) {
+                    let x: #input_batch_ty = ::kiln::__private::Tensor::from_values(xs);
+                    #batch_steps
+                    (::kiln::__private::Tensor::values(&x).to_vec(), #batch_mask)
+                }
+
+                fn __weight_mut(&mut self, index: usize) -> &mut [f32] {
+                    match index {
+                        #(#set_arms,)*
+                        _ => &mut [],
+                    }
+                }
             }
 
             #[inline]
@@ -147,28 +161,85 @@ pub fn expand(model: &Model) -> TokenStream {
                 x
             }
 
-            fn __forward_batch(
-                &self,
-                xs: &[f32],
-                pass: &mut ::kiln::__private::Pass,
-            ) -> (::kiln::__private::Vec<f32>, ::core::option::Option<::kiln::__private::Vec<bool>>) {
-                let x: #input_batch_ty = ::kiln::__private::Tensor::from_values(xs);
-                #batch_steps
-                (::kiln::__private::Tensor::values(&x).to_vec(), #batch_mask)
-            }
-
             fn __weight(&self, index: usize) -> &[f32] {
                 match index {
                     #(#get_arms,)*
                     _ => &[],
                 }
             }
+        }
 
-            fn __weight_mut(&mut self, index: usize) -> &mut [f32] {
-                match index {
-                    #(#set_arms,)*
-                    _ => &mut [],
-                }
+        #pretrained
+    }
+}
+
+/// An upper bound on `predict`'s stack. Debug builds keep every layer's input and output in
+/// the frame and move them through temporaries (measured: up to about 2.8 times each layer's
+/// input plus output bytes, and 1.3 times in release), so the bound is 4 times the sum over
+/// layers, plus a fixed allowance for the kernels' own frames. `tests/deploy.rs` runs
+/// `predict` on a stack of this size in the debug build.
+fn predict_stack_bytes(model: &Model) -> usize {
+    const KERNEL_FRAMES: usize = 64 * 1024;
+    let bytes = |s: &crate::shape::Shape| s.len().saturating_mul(4);
+    let layers: usize = model
+        .layers
+        .iter()
+        .map(|l| bytes(&l.input).saturating_add(bytes(&l.output)))
+        .fold(0, usize::saturating_add);
+    layers.saturating_mul(4).saturating_add(KERNEL_FRAMES)
+}
+
+/// `Name::pretrained()`: the model built, in a `const fn`, around weights that stay in the
+/// binary's read-only data. The file (or its converted bytes) is one aligned `static`; each
+/// layer gets `&'static [f32]` slices of it.
+fn pretrained(model: &Model, baked: &crate::baked::Baked) -> TokenStream {
+    let name = &model.name;
+    let path = &baked.path;
+    let (bytes_len, bytes_expr, tracking) = match &baked.source {
+        crate::baked::Source::File(len) => (*len, quote!(*::core::include_bytes!(#path)), quote!()),
+        crate::baked::Source::Converted(bytes) => {
+            let literal = proc_macro2::Literal::byte_string(bytes);
+            // The converted bytes are emitted directly; `include_bytes!` still makes Cargo
+            // rebuild when the file changes.
+            (
+                bytes.len(),
+                quote!(*#literal),
+                quote!(
+                    const _: &[u8] = ::core::include_bytes!(#path);
+                ),
+            )
+        }
+    };
+    let mut weight = 0;
+    let fields = model.layers.iter().enumerate().filter_map(|(i, layer)| {
+        layer.code.state_type()?;
+        let slices: Vec<TokenStream> = (0..layer.weights.len())
+            .map(|_| {
+                let (offset, len) = baked.tensors[weight];
+                weight += 1;
+                quote!(WEIGHTS.f32s(#offset, #len))
+            })
+            .collect();
+        let field = format_ident!("l{}", i);
+        let init = layer.code.baked(&slices);
+        Some(quote!(#field: #init))
+    });
+    let fields: Vec<TokenStream> = fields.collect();
+    let doc = format!(
+        "The model with the weights of `{}`, baked in at compile time: no file I/O and no \
+         parsing at run time, the values stay in the binary's read-only data (writing a \
+         weight copies it to the heap first).",
+        path
+    );
+    let vis = &model.vis;
+    quote! {
+        impl #name {
+            #[doc = #doc]
+            #vis const fn pretrained() -> Self {
+                #tracking
+                static WEIGHTS: ::kiln::__private::BakedBytes<#bytes_len> =
+                    ::kiln::__private::BakedBytes(#bytes_expr);
+                Self { #(#fields,)* }
             }
         }
     }
@@ -260,6 +331,7 @@ fn trainable(model: &Model) -> TokenStream {
     let input_ty = model.input.tensor_type(Mode::Batch);
     let output_ty = model.output().tensor_type(Mode::Batch);
     quote! {
+        ::kiln::__private::with_alloc! {
         impl ::kiln::Trainable for #name {
             const REGULARIZERS: &'static [::core::option::Option<::kiln::Regularizer>] = &[#(#regularizers),*];
             const CONSTRAINTS: &'static [::core::option::Option<::kiln::Constraint>] = &[#(#constraints),*];
@@ -285,13 +357,21 @@ fn trainable(model: &Model) -> TokenStream {
                 #(pass.pool.give_mask(#masks);)*
             }
         }
+        }
     }
 }
 
 /// A stand-in for a model that failed to check: the same name and visibility and a `Model`
 /// impl whose methods are never run (the crate does not compile anyway).
 pub fn fallback(def: &crate::ast::ModelDef) -> TokenStream {
-    let (attrs, vis, name) = (&def.attrs, &def.vis, &def.name);
+    let (vis, name) = (&def.vis, &def.name);
+    let mut attrs = def.attrs.clone();
+    let baked = matches!(
+        crate::baked::take_attribute(&mut attrs),
+        Ok(Some(_)) | Err(_)
+    );
+    let pretrained =
+        baked.then(|| quote!(impl #name { #vis const fn pretrained() -> Self { Self {} } }));
     let name_str = name.to_string();
     quote! {
         #(#attrs)*
@@ -309,17 +389,22 @@ pub fn fallback(def: &crate::ast::ModelDef) -> TokenStream {
             const WEIGHT_NAMES: &'static [&'static str] = &[];
             const WEIGHT_SHAPES: &'static [&'static [usize]] = &[];
             const LAYERS: &'static [::kiln::LayerInfo] = &[];
-            fn new(_seed: u64) -> Self { Self {} }
+            const PREDICT_STACK_BYTES: usize = 0;
             fn predict(&self, x: &Self::Input) -> Self::Output { *x }
-            fn __forward_batch(
-                &self,
-                xs: &[f32],
-                _pass: &mut ::kiln::__private::Pass,
-            ) -> (::kiln::__private::Vec<f32>, ::core::option::Option<::kiln::__private::Vec<bool>>) {
-                (xs.to_vec(), ::core::option::Option::None)
-            }
             fn __weight(&self, _index: usize) -> &[f32] { &[] }
-            fn __weight_mut(&mut self, _index: usize) -> &mut [f32] { &mut [] }
+            ::kiln::__private::with_alloc! {
+                fn new(_seed: u64) -> Self { Self {} }
+                fn __forward_batch(
+                    &self,
+                    xs: &[f32],
+                    _pass: &mut ::kiln::__private::Pass,
+                ) -> (::kiln::__private::Vec<f32>, ::core::option::Option<::kiln::__private::Vec<bool>>) {
+                    (xs.to_vec(), ::core::option::Option::None)
+                }
+                fn __weight_mut(&mut self, _index: usize) -> &mut [f32] { &mut [] }
+            }
         }
+
+        #pretrained
     }
 }

@@ -1,6 +1,7 @@
 //! The checked model: what `check.rs` produces and `expand.rs` consumes. Every shape is
 //! resolved and every argument validated, so expansion has no error paths.
 
+use crate::baked::Baked;
 use crate::layers::{Layer, Weight};
 use crate::shape::Shape;
 use proc_macro2::Span;
@@ -12,6 +13,8 @@ pub struct Model {
     pub name: Ident,
     pub input: Shape,
     pub layers: Vec<CheckedLayer>,
+    /// The weights of `#[weights = "..."]`, read and checked.
+    pub baked: Option<Baked>,
 }
 
 pub struct CheckedLayer {
@@ -32,4 +35,16 @@ impl Model {
     pub fn output(&self) -> &Shape {
         self.layers.last().map_or(&self.input, |l| &l.output)
     }
+}
+
+/// Every weight's Keras name (`dense_1/kernel`), in the model's order.
+pub fn weight_names(layers: &[CheckedLayer]) -> Vec<String> {
+    layers
+        .iter()
+        .flat_map(|l| {
+            l.weights
+                .iter()
+                .map(move |w| format!("{}/{}", l.name, w.suffix))
+        })
+        .collect()
 }

@@ -5,6 +5,7 @@
 mod activations;
 mod args;
 mod ast;
+mod baked;
 mod callables;
 mod check;
 mod constraints;

@@ -1,4 +1,5 @@
-//! `Error`: every fallible runtime call (slice predictions, weight access, loading) returns it.
+//! `Error`: every fallible runtime call (slice predictions, weight access, weight files)
+//! returns it.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -86,6 +87,57 @@ pub enum Error {
         index: usize,
         /// The offending value.
         value: f32,
+    },
+    /// A weight file could not be read as safetensors (truncated, corrupt, not one at all).
+    #[error("not a valid safetensors weight file: {reason}; nothing was loaded")]
+    WeightFile {
+        /// What the safetensors reader found wrong.
+        reason: String,
+    },
+    /// A weight file lacks one of the model's weights.
+    #[error("the weight file has no tensor `{name}`; the model's weights are: {}; the file holds: {}; nothing was loaded", .expected.join(", "), .found.join(", "))]
+    MissingWeight {
+        /// The missing weight's name.
+        name: String,
+        /// Every weight name the model has, in order.
+        expected: Vec<&'static str>,
+        /// The tensor names the file holds, sorted.
+        found: Vec<String>,
+    },
+    /// A weight file holds a tensor the model has no weight for.
+    #[error("the weight file holds a tensor `{name}` that the model has no weight for; the model's weights are: {}; nothing was loaded", .expected.join(", "))]
+    UnexpectedWeight {
+        /// The tensor's name.
+        name: String,
+        /// Every weight name the model has, in order.
+        expected: Vec<&'static str>,
+    },
+    /// A weight file's tensor has a shape other than the weight's.
+    #[error("weight `{name}` has shape {expected}, but the file's tensor has shape {found}; nothing was loaded")]
+    WeightShape {
+        /// The weight's name.
+        name: String,
+        /// The weight's Keras shape.
+        expected: ShapeDisplay,
+        /// The tensor's shape in the file.
+        found: ShapeDisplay,
+    },
+    /// A weight file's tensor has a dtype kiln does not convert (F32, F16, BF16 and F64 are
+    /// read).
+    #[error("weight `{name}` is stored as {dtype}; kiln reads F32, F16, BF16 and F64; nothing was loaded")]
+    WeightDtype {
+        /// The weight's name.
+        name: String,
+        /// The tensor's dtype, as safetensors names it.
+        dtype: String,
+    },
+    /// Reading or writing a weight file failed.
+    #[error("cannot access `{path}`: {message}")]
+    Io {
+        /// The file's path.
+        path: String,
+        /// The operating system's message.
+        message: String,
     },
 }
 

@@ -54,6 +54,7 @@ pub use imp::*;
 
 /// Square root (optimizer denominators, norms): std's when available, else `libm`'s; both
 /// are correctly rounded.
+#[cfg(feature = "alloc")]
 #[inline(always)]
 pub fn sqrt(x: f32) -> f32 {
     #[cfg(feature = "std")]
@@ -63,6 +64,7 @@ pub fn sqrt(x: f32) -> f32 {
 }
 
 /// `x^y` for real `y` (Adam's bias corrections `beta^t`, as `ops.power` computes them).
+#[cfg(feature = "alloc")]
 #[inline(always)]
 pub fn powf(x: f32, y: f32) -> f32 {
     #[cfg(feature = "std")]

@@ -1,12 +1,18 @@
 //! The [`Model`] trait every `model!` model implements, and what the trait's provided
 //! methods build on: slice validation, weight lookup by Keras name, the summary table.
 
+#[cfg(feature = "alloc")]
 use crate::error::{first_non_finite, Error, ShapeDisplay};
+#[cfg(feature = "alloc")]
 use crate::losses::Loss;
+#[cfg(feature = "alloc")]
 use crate::optimizers::Optimizer;
 use crate::tensor::Tensor;
+#[cfg(feature = "alloc")]
 use crate::training::{Trainable, Trainer};
+#[cfg(feature = "alloc")]
 use alloc::string::{String, ToString};
+#[cfg(feature = "alloc")]
 use alloc::vec::Vec;
 
 /// State that travels through one forward pass.
@@ -24,6 +30,7 @@ pub struct Pass {
     /// Training step number, counted from 0 for each `Trainer`.
     pub step: u64,
     /// Tensor storage the generated training code recycles across steps.
+    #[cfg(feature = "alloc")]
     pub pool: crate::pool::Pool,
     /// Which share of the step's batch this pass runs when `fit` splits batches across
     /// threads (`FitOptions::threads`), from 0. Layers that draw random numbers (Dropout)
@@ -79,27 +86,38 @@ pub trait Model: Sized {
     const WEIGHT_SHAPES: &'static [&'static [usize]];
     /// Every layer, in order, for `summary()`.
     const LAYERS: &'static [LayerInfo];
+    /// Bytes the weights take (`PARAM_COUNT` f32 values): on the heap after
+    /// [`Model::new`], in the binary's read-only data for a baked model's `pretrained()`.
+    const WEIGHT_BYTES: usize = Self::PARAM_COUNT * core::mem::size_of::<f32>();
+    /// An upper bound on the stack [`Model::predict`] uses, in bytes, debug or release: the
+    /// generated code keeps each layer's output on the stack, so this is a few times the
+    /// bytes of every layer's output plus a fixed allowance for the kernels' own frames.
+    const PREDICT_STACK_BYTES: usize;
 
     /// A model with weights initialised as Keras would (glorot_uniform kernels, zero biases
     /// unless the layer says otherwise), deterministic for a seed.
+    #[cfg(feature = "alloc")]
     fn new(seed: u64) -> Self;
 
     /// Inference on one sample. Allocation-free: everything lives on the stack except the
-    /// weights, which the model owns.
+    /// weights, which the model owns (or which stay in static memory when baked).
     fn predict(&self, x: &Self::Input) -> Self::Output;
 
     #[doc(hidden)]
     /// The forward pass on `xs`, already checked to hold whole samples: the outputs and,
     /// when the model carries a Keras mask to its output, the mask.
+    #[cfg(feature = "alloc")]
     fn __forward_batch(&self, xs: &[f32], pass: &mut Pass) -> (Vec<f32>, Option<Vec<bool>>);
     #[doc(hidden)]
     /// The values of weight `index` of [`Model::WEIGHT_NAMES`], in Keras's layout.
     fn __weight(&self, index: usize) -> &[f32];
     #[doc(hidden)]
     /// The values of weight `index`, writable.
+    #[cfg(feature = "alloc")]
     fn __weight_mut(&mut self, index: usize) -> &mut [f32];
 
     /// Inference on one sample given as a row-major slice of [`Model::INPUT_LEN`] values.
+    #[cfg(feature = "alloc")]
     fn predict_slice(&self, x: &[f32]) -> Result<Vec<f32>, Error> {
         check_input::<Self>(x, false)?;
         let y = self.predict(&Self::Input::from_values(x));
@@ -108,6 +126,7 @@ pub trait Model: Sized {
 
     /// Inference on many samples, contiguous and row-major (`(batch, *INPUT_SHAPE)`),
     /// computed with matrix-matrix products. Returns `(batch, *OUTPUT_SHAPE)` row-major.
+    #[cfg(feature = "alloc")]
     fn predict_batch(&self, xs: &[f32]) -> Result<Vec<f32>, Error> {
         check_input::<Self>(xs, true)?;
         if xs.is_empty() {
@@ -119,6 +138,7 @@ pub trait Model: Sized {
     /// Like [`Model::predict_batch`], also returning the Keras mask at the output when the
     /// model has a `Masking` layer: one `bool` per output position (`true` = kept), in
     /// row-major order of `(batch, *OUTPUT_SHAPE[..rank - 1])`.
+    #[cfg(feature = "alloc")]
     fn predict_batch_with_mask(&self, xs: &[f32]) -> Result<(Vec<f32>, Option<Vec<bool>>), Error> {
         check_input::<Self>(xs, true)?;
         if xs.is_empty() {
@@ -130,6 +150,7 @@ pub trait Model: Sized {
     /// The activity-regularisation loss (`ActivityRegularization` layers) of a batch, as
     /// Keras adds it to the training loss: each layer's `l1 * sum|y| + l2 * sum y²` divided by
     /// the batch size. Zero for a model without such layers.
+    #[cfg(feature = "alloc")]
     fn activity_loss(&self, xs: &[f32]) -> Result<f32, Error> {
         check_input::<Self>(xs, true)?;
         let mut pass = Pass::inference();
@@ -141,6 +162,7 @@ pub trait Model: Sized {
 
     /// A copy of the weight called `name` (Keras's name, e.g. `dense/kernel`), row-major in
     /// Keras's layout (a Dense kernel is `(input_dim, units)`).
+    #[cfg(feature = "alloc")]
     fn get_weight(&self, name: &str) -> Result<Vec<f32>, Error> {
         let index = weight_index::<Self>(name)?;
         Ok(self.__weight(index).to_vec())
@@ -148,6 +170,7 @@ pub trait Model: Sized {
 
     /// Replaces the weight called `name` with `values` (Keras's layout, row-major). On an
     /// error nothing is written.
+    #[cfg(feature = "alloc")]
     fn set_weight(&mut self, name: &str, values: &[f32]) -> Result<(), Error> {
         let index = weight_index::<Self>(name)?;
         let shape = Self::WEIGHT_SHAPES[index];
@@ -171,9 +194,41 @@ pub trait Model: Sized {
         Ok(())
     }
 
+    /// The weights as a safetensors file: one F32 tensor per weight, named as
+    /// [`Model::WEIGHT_NAMES`], in Keras's shapes and layout. A [`Trainer`]'s optimizer
+    /// state is not included. (The `kiln` crate's docs show a round trip.)
+    #[cfg(feature = "alloc")]
+    fn weights_to_bytes(&self) -> Vec<u8> {
+        crate::saving::to_bytes(self)
+    }
+
+    /// Replaces every weight with the tensors of a safetensors file (as written by
+    /// [`Model::weights_to_bytes`] or `tools/keras_export.py`). F16, BF16 and F64 tensors
+    /// are converted to f32. The file must hold exactly the model's weights, each with its
+    /// Keras shape and only finite values; everything is checked before anything is
+    /// written, so on an error the model is unchanged.
+    #[cfg(feature = "alloc")]
+    fn load_weights_from_bytes(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        crate::saving::load_from_bytes(self, bytes)
+    }
+
+    /// [`Model::weights_to_bytes`] written to `path` (a safetensors file). The file appears
+    /// whole or not at all: the bytes go to a temporary file renamed into place.
+    #[cfg(feature = "std")]
+    fn save_weights(&self, path: impl AsRef<std::path::Path>) -> Result<(), Error> {
+        crate::saving::save(self, path.as_ref())
+    }
+
+    /// [`Model::load_weights_from_bytes`] on the file at `path`.
+    #[cfg(feature = "std")]
+    fn load_weights(&mut self, path: impl AsRef<std::path::Path>) -> Result<(), Error> {
+        crate::saving::load(self, path.as_ref())
+    }
+
     /// Keras's `model.compile(optimizer, loss)`: a [`Trainer`] that owns the model and the
     /// optimizer state. Available when every layer has a backward pass ([`Trainable`]); a
     /// model with a `Lambda` lacking `backward = ...` gets a compile error here.
+    #[cfg(feature = "alloc")]
     fn compile<O: Optimizer>(self, optimizer: O, loss: Loss) -> Trainer<Self, O>
     where
         Self: Trainable,
@@ -182,12 +237,15 @@ pub trait Model: Sized {
     }
 
     /// A table like Keras's `model.summary()`: each layer's name, type, output shape (with
-    /// `None` for the batch) and parameter count, then the totals.
+    /// `None` for the batch) and parameter count, then the totals, and the memory `predict`
+    /// needs ([`Model::WEIGHT_BYTES`], [`Model::PREDICT_STACK_BYTES`]).
+    #[cfg(feature = "alloc")]
     fn summary() -> String {
-        crate::summary::render(Self::NAME, Self::LAYERS)
+        crate::summary::render(Self::NAME, Self::LAYERS, Self::PREDICT_STACK_BYTES)
     }
 }
 
+#[cfg(feature = "alloc")]
 fn check_input<M: Model>(xs: &[f32], batch: bool) -> Result<(), Error> {
     let per_sample = M::INPUT_LEN;
     let shape = ShapeDisplay::from(M::INPUT_SHAPE);
@@ -212,7 +270,8 @@ fn check_input<M: Model>(xs: &[f32], batch: bool) -> Result<(), Error> {
     }
 }
 
-fn weight_index<M: Model>(name: &str) -> Result<usize, Error> {
+#[cfg(feature = "alloc")]
+pub(crate) fn weight_index<M: Model>(name: &str) -> Result<usize, Error> {
     M::WEIGHT_NAMES
         .iter()
         .position(|n| *n == name)

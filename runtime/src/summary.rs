@@ -7,8 +7,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
-/// The summary table of a model called `name` with `layers`.
-pub fn render(name: &str, layers: &[LayerInfo]) -> String {
+/// The summary table of a model called `name` with `layers`, then the memory `predict`
+/// needs: the weights' bytes and an upper bound on its stack.
+pub fn render(name: &str, layers: &[LayerInfo], predict_stack_bytes: usize) -> String {
     let rows: Vec<[String; 3]> = layers
         .iter()
         .map(|l| {
@@ -72,6 +73,8 @@ pub fn render(name: &str, layers: &[LayerInfo]) -> String {
         bytes(total)
     );
     let _ = writeln!(out, " Non-trainable params: 0 (0.00 B)");
+    let _ = writeln!(out, " Weights: {}", bytes(total));
+    let _ = writeln!(out, " Predict stack: at most {predict_stack_bytes} B");
     out
 }
 
@@ -121,10 +124,12 @@ mod tests {
                 params: 1290,
             },
         ];
-        let s = render("Digits", &layers);
+        let s = render("Digits", &layers, 4096);
         assert!(s.contains("│ dense (Dense)"), "{s}");
         assert!(s.contains("(None, 128)"), "{s}");
         assert!(s.contains("8,320 │"), "{s}");
         assert!(s.contains(" Total params: 9,610 (37.54 KB)"), "{s}");
+        assert!(s.contains(" Weights: 37.54 KB"), "{s}");
+        assert!(s.contains(" Predict stack: at most 4096 B"), "{s}");
     }
 }

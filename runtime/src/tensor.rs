@@ -16,13 +16,17 @@
 //! | `(a, b, c)` | `SMatrix<f32, c, {a * b}>` |
 //! | `(a, b, c, d)` | `SMatrix<f32, d, {a * b * c}>` |
 
+#[cfg(feature = "alloc")]
 use alloc::vec::Vec;
-use nalgebra::{Const, Dyn, OMatrix, SMatrix, VecStorage};
+use nalgebra::SMatrix;
+#[cfg(feature = "alloc")]
+use nalgebra::{Const, Dyn, OMatrix, VecStorage};
 
 /// One sample: `R` values on the last axis, `C` positions (the product of the other axes).
 pub type Sample<const R: usize, const C: usize> = SMatrix<f32, R, C>;
 
 /// Many samples: `R` values on the last axis, columns for every position of every sample.
+#[cfg(feature = "alloc")]
 pub type Batch<const R: usize> = OMatrix<f32, Const<R>, Dyn>;
 
 /// What layer kernels need from a tensor, whether it holds one sample or a batch, so that
@@ -69,6 +73,7 @@ impl<const R0: usize, const C0: usize> Tensor for SMatrix<f32, R0, C0> {
     }
 }
 
+#[cfg(feature = "alloc")]
 impl<const R0: usize> Tensor for Batch<R0> {
     type Shaped<const R: usize, const C: usize> = Batch<R>;
 

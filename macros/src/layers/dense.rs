@@ -169,6 +169,15 @@ impl Layer for Dense {
         quote!(::kiln::__private::layers::Dense::new(#use_bias, #k, #b, #seed, #first_weight))
     }
 
+    fn baked(&self, weights: &[TokenStream]) -> TokenStream {
+        let kernel = &weights[0];
+        let bias = match weights.get(1) {
+            Some(bias) => quote!(::core::option::Option::Some(#bias)),
+            None => quote!(::core::option::Option::None),
+        };
+        quote!(::kiln::__private::layers::Dense::baked(#kernel, #bias))
+    }
+
     fn forward(&self, f: &Forward) -> TokenStream {
         let state = &f.state;
         let apply = self.activation.apply(&quote!(y), self.units);

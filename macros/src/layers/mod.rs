@@ -170,6 +170,14 @@ pub trait Layer {
         TokenStream::new()
     }
 
+    /// Expression constructing the state, in a `const fn`, from the layer's weights baked
+    /// into the binary: `weights[k]` is an expression of type `&'static [f32]` holding weight
+    /// `k` in Keras's layout. Layers with weights must override this; the default suits
+    /// layers whose state does not depend on the seed.
+    fn baked(&self, _weights: &[TokenStream]) -> TokenStream {
+        self.init(&quote::quote!(0u64), 0)
+    }
+
     /// Expression computing the output from `x`, an owned tensor of the input shape.
     /// A layer whose `mask_rule` is `Produce` returns `(output, mask)` instead, the mask
     /// being `[bool; positions]` in `Mode::Sample` and `Vec<bool>` in `Mode::Batch`.

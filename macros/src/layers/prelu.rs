@@ -166,6 +166,12 @@ impl Layer for PReLU {
         quote!(::kiln::__private::layers::PReLU::new(#input, #alpha, #init, #seed, #first_weight))
     }
 
+    fn baked(&self, weights: &[TokenStream]) -> TokenStream {
+        let (input, alpha) = (self.input.slice_tokens(), self.alpha.slice_tokens());
+        let values = &weights[0];
+        quote!(::kiln::__private::layers::PReLU::baked(#input, #alpha, #values))
+    }
+
     fn forward(&self, f: &Forward) -> TokenStream {
         let state = &f.state;
         quote!({

@@ -2,11 +2,15 @@
 //! kernel here computes the affine part; the model applies the activation after it.
 
 use super::Weights;
+#[cfg(feature = "alloc")]
 use crate::gemm::{gemm, transpose, Strided};
+#[cfg(feature = "alloc")]
 use crate::initializers::{weight_rng, Initializer};
+use crate::param::{matrix, Param};
+#[cfg(feature = "alloc")]
 use crate::pool::Pool;
+#[cfg(feature = "alloc")]
 use crate::tensor::Batch;
-use alloc::boxed::Box;
 use nalgebra::allocator::Allocator;
 use nalgebra::{Const, DefaultAllocator, Dim, Matrix, OMatrix, SMatrix, SVector, Storage};
 
@@ -23,7 +27,8 @@ use nalgebra::{Const, DefaultAllocator, Dim, Matrix, OMatrix, SMatrix, SVector, 
 ///   in column-major order, which is the same memory, so loading is a copy.
 /// - `bias`: `(U,)`, present when `use_bias` (the default).
 ///
-/// Both live on the heap, so a `Dense(4096)` on a 4096-wide input fits any thread's stack.
+/// Both live on the heap ([`Dense::new`]), so a `Dense(4096)` on a 4096-wide input fits any
+/// thread's stack, or in the binary's read-only data ([`Dense::baked`]).
 ///
 /// # Example
 /// ```
@@ -40,11 +45,9 @@ use nalgebra::{Const, DefaultAllocator, Dim, Matrix, OMatrix, SMatrix, SVector, 
 #[derive(Debug, Clone)]
 pub struct Dense<const I: usize, const U: usize> {
     /// `kernelᵀ`: row `u` holds the weights into unit `u`.
-    pub kernel: Box<SMatrix<f32, U, I>>,
-    /// One value per unit; zeros (and unused) when the layer has no bias.
-    pub bias: Box<SVector<f32, U>>,
-    /// Whether the bias is added.
-    pub use_bias: bool,
+    pub kernel: Param<SMatrix<f32, U, I>>,
+    /// One value per unit; `None` when the layer has no bias (`use_bias = False`).
+    pub bias: Option<Param<SVector<f32, U>>>,
 }
 
 impl<const I: usize, const U: usize> Dense<I, U> {
@@ -55,6 +58,7 @@ impl<const I: usize, const U: usize> Dense<I, U> {
 
     /// A layer initialised from `seed`; the kernel draws from stream `first_weight`, the
     /// bias from the next one (see [`weight_rng`]).
+    #[cfg(feature = "alloc")]
     pub fn new(
         use_bias: bool,
         kernel_initializer: Initializer,
@@ -63,23 +67,35 @@ impl<const I: usize, const U: usize> Dense<I, U> {
         first_weight: usize,
     ) -> Self {
         let mut kernel = crate::heap::zeroed::<SMatrix<f32, U, I>>();
-        let mut bias = crate::heap::zeroed::<SVector<f32, U>>();
         kernel_initializer.fill(
             kernel.as_mut_slice(),
             &Self::KERNEL_SHAPE,
             &mut weight_rng(seed, first_weight),
         );
-        if use_bias {
+        let bias = use_bias.then(|| {
+            let mut bias = crate::heap::zeroed::<SVector<f32, U>>();
             bias_initializer.fill(
                 bias.as_mut_slice(),
                 &Self::BIAS_SHAPE,
                 &mut weight_rng(seed, first_weight + 1),
             );
-        }
+            Param::heap(bias)
+        });
         Dense {
-            kernel,
+            kernel: Param::heap(kernel),
             bias,
-            use_bias,
+        }
+    }
+
+    /// A layer whose weights stay in static memory (a model's `pretrained()`): the kernel's
+    /// `I * U` values in Keras's layout and, when it has one, the bias.
+    pub const fn baked(kernel: &'static [f32], bias: Option<&'static [f32]>) -> Self {
+        Dense {
+            kernel: Param::baked(matrix::<U, I>(kernel)),
+            bias: match bias {
+                Some(bias) => Some(Param::baked(matrix::<U, 1>(bias))),
+                None => None,
+            },
         }
     }
 
@@ -95,16 +111,19 @@ impl<const I: usize, const U: usize> Dense<I, U> {
     where
         DefaultAllocator: Allocator<Const<U>, C>,
     {
-        let mut y = self.kernel.as_ref() * x;
-        if self.use_bias {
+        // Through a reference: the matrix is `Copy`, and a by-value product would copy it.
+        let kernel: &SMatrix<f32, U, I> = &self.kernel;
+        let mut y = kernel * x;
+        if let Some(bias) = &self.bias {
             for mut column in y.column_iter_mut() {
-                column += &*self.bias;
+                column += &**bias;
             }
         }
         y
     }
 }
 
+#[cfg(feature = "alloc")]
 impl<const I: usize, const U: usize> Dense<I, U> {
     /// Training: adds this batch's weight gradients, given the layer input `x` (`I x N`) and
     /// `dz`, the loss gradient with respect to the affine output (`U x N`):
@@ -151,11 +170,11 @@ impl<const I: usize, const U: usize> Dense<I, U> {
             out.as_mut_slice(),
             Strided::column_major(U, n),
         );
-        if self.use_bias {
+        if let Some(bias) = &self.bias {
             // The bias as a slice: nalgebra's element iterator checks for a column end at
             // every step, which kept this loop scalar (13% of a digits `fit` epoch).
             for column in out.as_mut_slice().chunks_exact_mut(U) {
-                for (v, b) in column.iter_mut().zip(self.bias.as_slice()) {
+                for (v, b) in column.iter_mut().zip(bias.as_slice()) {
                     *v += b;
                 }
             }
@@ -209,15 +228,18 @@ impl<const I: usize, const U: usize> Dense<I, U> {
 
 impl<const I: usize, const U: usize> Weights for Dense<I, U> {
     fn weight(&self, index: usize) -> &[f32] {
-        match index {
-            0 => self.kernel.as_slice(),
-            _ => self.bias.as_slice(),
+        match (index, &self.bias) {
+            (0, _) => self.kernel.as_slice(),
+            (_, Some(bias)) => bias.as_slice(),
+            (_, None) => &[],
         }
     }
+    #[cfg(feature = "alloc")]
     fn weight_mut(&mut self, index: usize) -> &mut [f32] {
-        match index {
-            0 => self.kernel.as_mut_slice(),
-            _ => self.bias.as_mut_slice(),
+        match (index, &mut self.bias) {
+            (0, _) => self.kernel.make_mut().as_mut_slice(),
+            (_, Some(bias)) => bias.make_mut().as_mut_slice(),
+            (_, None) => &mut [],
         }
     }
 }
@@ -230,10 +252,9 @@ mod tests {
     fn layer() -> Dense<3, 2> {
         let mut d = Dense::<3, 2>::new(true, Initializer::Zeros, Initializer::Zeros, 0, 0);
         // Keras kernel (3, 2) row-major: [[1, 2], [3, 4], [5, 6]]
-        d.kernel
-            .as_mut_slice()
+        d.weight_mut(0)
             .copy_from_slice(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
-        d.bias.as_mut_slice().copy_from_slice(&[0.5, -0.5]);
+        d.weight_mut(1).copy_from_slice(&[0.5, -0.5]);
         d
     }
 
@@ -259,7 +280,7 @@ mod tests {
     #[test]
     fn input_gradient_is_the_kernel_times_dz_at_every_batch_size() {
         let mut dense = Dense::<37, 21>::new(false, Initializer::Zeros, Initializer::Zeros, 0, 0);
-        for (i, w) in dense.kernel.as_mut_slice().iter_mut().enumerate() {
+        for (i, w) in dense.weight_mut(0).iter_mut().enumerate() {
             *w = ((i * 7) % 23) as f32 * 0.1 - 1.0;
         }
         for n in [1, 3, 7, 8, 9, 32] {

@@ -3,7 +3,9 @@
 //! The `_into` variants write into given storage and the `_pooled` ones into storage from the
 //! training step's [`Pool`], so that training allocates nothing per step.
 
+#[cfg(feature = "alloc")]
 use crate::pool::Pool;
+#[cfg(feature = "alloc")]
 use crate::tensor::{Batch, Sample, Tensor};
 
 /// A `Lambda` layer's functions, as `fn` pointers: `function` maps one sample
@@ -18,6 +20,7 @@ pub struct Lambda<F, B> {
     pub backward: B,
 }
 
+#[cfg(feature = "alloc")]
 /// Applies `f` to each sample of `x` (`C` columns each); the result has `C2` columns per
 /// sample.
 ///
@@ -38,6 +41,7 @@ pub fn map_samples<const R: usize, const C: usize, const R2: usize, const C2: us
     y
 }
 
+#[cfg(feature = "alloc")]
 /// [`map_samples`] with the output in storage from `pool`.
 pub fn map_samples_pooled<const R: usize, const C: usize, const R2: usize, const C2: usize>(
     pool: &mut Pool,
@@ -49,6 +53,7 @@ pub fn map_samples_pooled<const R: usize, const C: usize, const R2: usize, const
     y
 }
 
+#[cfg(feature = "alloc")]
 /// [`map_samples`] on row-major values: writes `f` of each whole sample of `x` into the
 /// matching sample of `y`, which holds as many samples.
 pub fn map_samples_into<const R: usize, const C: usize, const R2: usize, const C2: usize>(
@@ -61,11 +66,13 @@ pub fn map_samples_into<const R: usize, const C: usize, const R2: usize, const C
     }
 }
 
+#[cfg(feature = "alloc")]
 /// The number of samples of `C` columns each in `x`.
 fn samples<const R: usize, const C: usize>(x: &Batch<R>) -> usize {
     x.ncols() / C.max(1)
 }
 
+#[cfg(feature = "alloc")]
 /// The backward pass of `Lambda`: `backward(input, output gradient)` for each sample of `x`
 /// and `dy`, giving the gradient with respect to `x`.
 pub fn map_gradients<const R: usize, const C: usize, const R2: usize, const C2: usize>(
@@ -78,6 +85,7 @@ pub fn map_gradients<const R: usize, const C: usize, const R2: usize, const C2: 
     dx
 }
 
+#[cfg(feature = "alloc")]
 /// [`map_gradients`] with the gradient in storage from `pool`.
 pub fn map_gradients_pooled<const R: usize, const C: usize, const R2: usize, const C2: usize>(
     pool: &mut Pool,
@@ -90,6 +98,7 @@ pub fn map_gradients_pooled<const R: usize, const C: usize, const R2: usize, con
     dx
 }
 
+#[cfg(feature = "alloc")]
 /// [`map_gradients`] on row-major values: writes each sample's input gradient into `dx`,
 /// which has the shape of `x`.
 pub fn map_gradients_into<const R: usize, const C: usize, const R2: usize, const C2: usize>(

@@ -6,8 +6,11 @@
 //! `mask_value` (`!=`, so NaN keeps a position), as Keras 3's
 //! `any(not_equal(x, mask_value), axis = -1)`.
 
+#[cfg(feature = "alloc")]
 use crate::pool::Pool;
+#[cfg(feature = "alloc")]
 use alloc::vec;
+#[cfg(feature = "alloc")]
 use alloc::vec::Vec;
 
 /// Masks `values` in place and writes one `bool` per position into `mask` (`true` = kept);
@@ -32,6 +35,7 @@ pub fn masking_into(values: &mut [f32], features: usize, mask_value: f32, mask: 
     }
 }
 
+#[cfg(feature = "alloc")]
 /// [`masking_into`] for a batch: returns the mask of every position of every sample.
 pub fn masking(values: &mut [f32], features: usize, mask_value: f32) -> Vec<bool> {
     let mut mask = vec![false; values.len() / features.max(1)];
@@ -39,6 +43,7 @@ pub fn masking(values: &mut [f32], features: usize, mask_value: f32) -> Vec<bool
     mask
 }
 
+#[cfg(feature = "alloc")]
 /// [`masking`] with the mask in storage from `pool`: the training step returns it with
 /// [`Pool::give_mask`] when it ends, so steady training allocates no masks.
 pub fn masking_pooled(

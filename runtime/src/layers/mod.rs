@@ -2,6 +2,7 @@
 //! calls into these.
 
 pub mod dense;
+#[cfg(feature = "alloc")]
 pub mod dropout;
 pub mod lambda;
 pub mod masking;
@@ -19,6 +20,7 @@ pub use softmax::softmax_along;
 pub trait Weights {
     /// Weight `index`'s values.
     fn weight(&self, index: usize) -> &[f32];
-    /// Weight `index`'s values, writable.
+    /// Weight `index`'s values, writable (copied to the heap first if baked).
+    #[cfg(feature = "alloc")]
     fn weight_mut(&mut self, index: usize) -> &mut [f32];
 }

@@ -3,9 +3,11 @@
 //! [`PReLU::backward`] computes the gradients of the input and of `alpha`.
 
 use super::Weights;
+#[cfg(feature = "alloc")]
 use crate::initializers::{weight_rng, Initializer};
+use crate::param::Param;
+#[cfg(feature = "alloc")]
 use alloc::vec;
-use alloc::vec::Vec;
 
 /// A parametric ReLU: `f(x) = x` for `x >= 0`, `alpha * x` otherwise, with one learned
 /// `alpha` per value of the input, except along `shared_axes`, where one `alpha` serves the
@@ -23,7 +25,7 @@ use alloc::vec::Vec;
 #[derive(Debug, Clone)]
 pub struct PReLU {
     /// The slopes, row-major in their Keras shape.
-    pub alpha: Vec<f32>,
+    pub alpha: Param<[f32]>,
     input_shape: &'static [usize],
     alpha_shape: &'static [usize],
 }
@@ -32,6 +34,7 @@ impl PReLU {
     /// A layer for per-sample inputs of `input_shape` whose `alpha` has Keras shape
     /// `alpha_shape` (same rank; each axis equal to the input's or 1), filled by
     /// `initializer` from stream `first_weight` of `seed` (see [`weight_rng`]).
+    #[cfg(feature = "alloc")]
     pub fn new(
         input_shape: &'static [usize],
         alpha_shape: &'static [usize],
@@ -47,7 +50,20 @@ impl PReLU {
         let mut alpha = vec![0.0; alpha_shape.iter().product()];
         initializer.fill(&mut alpha, alpha_shape, &mut weight_rng(seed, first_weight));
         PReLU {
-            alpha,
+            alpha: Param::heap(alpha.into_boxed_slice()),
+            input_shape,
+            alpha_shape,
+        }
+    }
+
+    /// A layer whose slopes stay in static memory (a model's `pretrained()`).
+    pub const fn baked(
+        input_shape: &'static [usize],
+        alpha_shape: &'static [usize],
+        alpha: &'static [f32],
+    ) -> Self {
+        PReLU {
+            alpha: Param::baked(alpha),
             input_shape,
             alpha_shape,
         }
@@ -63,7 +79,7 @@ impl PReLU {
         for sample in values.chunks_exact_mut(sample_len) {
             if self.alpha.len() == sample_len {
                 // No shared axis: one slope per value.
-                for (x, &a) in sample.iter_mut().zip(&self.alpha) {
+                for (x, &a) in sample.iter_mut().zip(self.alpha.iter()) {
                     *x = prelu(*x, a);
                 }
             } else {
@@ -119,7 +135,7 @@ impl PReLU {
                 for (((&x, d), &a), g) in xs
                     .iter()
                     .zip(ds)
-                    .zip(&self.alpha)
+                    .zip(self.alpha.iter())
                     .zip(grad_alpha.iter_mut())
                 {
                     step(x, d, a, g);
@@ -205,8 +221,9 @@ impl Weights for PReLU {
     fn weight(&self, _index: usize) -> &[f32] {
         &self.alpha
     }
+    #[cfg(feature = "alloc")]
     fn weight_mut(&mut self, _index: usize) -> &mut [f32] {
-        &mut self.alpha
+        self.alpha.make_mut()
     }
 }
 
@@ -217,16 +234,16 @@ mod tests {
     #[test]
     fn initializer_fills_alpha() {
         let p = PReLU::new(&[2, 3], &[1, 3], Initializer::Constant(0.25), 0, 0);
-        assert_eq!(p.alpha, [0.25; 3]);
+        assert_eq!(&*p.alpha, [0.25; 3]);
         let zeros = PReLU::new(&[2, 3], &[2, 3], Initializer::Zeros, 0, 0);
-        assert_eq!(zeros.alpha, [0.0; 6]);
+        assert_eq!(&*zeros.alpha, [0.0; 6]);
     }
 
     #[test]
     fn backward_sums_alpha_gradients_over_shared_axes_and_samples() {
         // Input (2, 3), alpha (1, 3) (shared_axes = [1]); two samples.
         let mut p = PReLU::new(&[2, 3], &[1, 3], Initializer::Zeros, 0, 0);
-        p.alpha.copy_from_slice(&[0.5, 2.0, -1.0]);
+        p.weight_mut(0).copy_from_slice(&[0.5, 2.0, -1.0]);
         let x = [
             -1.0, 0.0, 3.0, -2.0, -4.0, 1.0, -3.0, 2.0, 0.0, 5.0, -1.0, -2.0,
         ];
@@ -246,7 +263,7 @@ mod tests {
 
         // Without the input gradient, dy stays as it was; alpha (2, 1) shares the last axis.
         let mut p = PReLU::new(&[2, 3], &[2, 1], Initializer::Zeros, 0, 0);
-        p.alpha.copy_from_slice(&[0.5, 2.0]);
+        p.weight_mut(0).copy_from_slice(&[0.5, 2.0]);
         let mut dy = dy0;
         let mut grad = [0.0; 2];
         p.backward(&x, &mut dy, &mut grad, false);
@@ -258,7 +275,7 @@ mod tests {
     #[test]
     fn backward_without_shared_axes_is_elementwise() {
         let mut p = PReLU::new(&[3], &[3], Initializer::Zeros, 0, 0);
-        p.alpha.copy_from_slice(&[0.1, 0.2, 0.3]);
+        p.weight_mut(0).copy_from_slice(&[0.1, 0.2, 0.3]);
         let x = [-1.0, -1.0, 2.0, 0.0, -2.0, -3.0];
         let mut dy = [1.0; 6];
         let mut grad = [0.0; 3];
@@ -271,14 +288,14 @@ mod tests {
     fn alpha_broadcasts_over_shared_axes() {
         // Input (2, 3), alpha (1, 3): both rows use slopes [1, 2, 3].
         let mut p = PReLU::new(&[2, 3], &[1, 3], Initializer::Zeros, 0, 0);
-        p.alpha.copy_from_slice(&[1.0, 2.0, 3.0]);
+        p.weight_mut(0).copy_from_slice(&[1.0, 2.0, 3.0]);
         let mut x = [-1.0, -1.0, -1.0, -2.0, 5.0, -2.0];
         p.forward(&mut x);
         assert_eq!(x, [-1.0, -2.0, -3.0, -2.0, 5.0, -6.0]);
 
         // Alpha (2, 1): one slope per row.
         let mut p = PReLU::new(&[2, 3], &[2, 1], Initializer::Zeros, 0, 0);
-        p.alpha.copy_from_slice(&[10.0, 100.0]);
+        p.weight_mut(0).copy_from_slice(&[10.0, 100.0]);
         // Two samples: the batch repeats the per-sample broadcast.
         let mut x = [
             -1.0, 0.0, 1.0, -1.0, 0.0, 1.0, -2.0, -2.0, -2.0, -3.0, -3.0, 3.0,
