@@ -7,7 +7,7 @@
 //! `dense_1/kernel`), in Keras's shape and row-major layout, dtype F32. F16, BF16 and F64
 //! tensors are converted on load. A trainer's optimizer state is not part of the file.
 
-use crate::error::{Error, ShapeDisplay};
+use crate::error::{first_non_finite, Error, ShapeDisplay};
 use crate::model::Model;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -18,9 +18,9 @@ pub fn to_bytes<M: Model>(model: &M) -> Vec<u8> {
     let data: Vec<Vec<u8>> = (0..M::WEIGHT_NAMES.len())
         .map(|index| {
             let values = model.__weight(index);
-            let mut bytes = Vec::with_capacity(values.len() * 4);
-            for v in values {
-                bytes.extend_from_slice(&v.to_le_bytes());
+            let mut bytes = alloc::vec![0u8; values.len() * 4];
+            for (b, v) in bytes.chunks_exact_mut(4).zip(values) {
+                b.copy_from_slice(&v.to_le_bytes());
             }
             bytes
         })
@@ -49,6 +49,9 @@ pub fn load_from_bytes<M: Model>(model: &mut M, bytes: &[u8]) -> Result<(), Erro
         reason: e.to_string(),
     })?;
     let mut tensors = Vec::with_capacity(M::WEIGHT_NAMES.len());
+    // Each tensor is decoded here to check its values, then again into the model once
+    // everything has passed, so a bad file never leaves a partly written model.
+    let mut scratch = Vec::new();
     for (index, name) in M::WEIGHT_NAMES.iter().enumerate() {
         let tensor = file.tensor(name).map_err(|_| Error::MissingWeight {
             name: name.to_string(),
@@ -67,7 +70,10 @@ pub fn load_from_bytes<M: Model>(model: &mut M, bytes: &[u8]) -> Result<(), Erro
             name: name.to_string(),
             dtype: alloc::format!("{:?}", tensor.dtype()),
         })?;
-        if let Some((index, value)) = format.first_non_finite(tensor.data()) {
+        scratch.clear();
+        scratch.resize(shape.iter().product(), 0.0);
+        format.decode(tensor.data(), &mut scratch);
+        if let Some((index, value)) = first_non_finite(&scratch) {
             return Err(Error::NonFiniteWeight {
                 name: name.to_string(),
                 index,
@@ -87,7 +93,7 @@ pub fn load_from_bytes<M: Model>(model: &mut M, bytes: &[u8]) -> Result<(), Erro
         });
     }
     for (index, (format, data)) in tensors.into_iter().enumerate() {
-        format.convert(data, model.__weight_mut(index));
+        format.decode(data, model.__weight_mut(index));
     }
     Ok(())
 }
@@ -119,38 +125,31 @@ impl Format {
         }
     }
 
-    fn width(self) -> usize {
+    /// Decodes little-endian `data` (exactly `out.len()` values) into `out`, one loop per
+    /// dtype so that each vectorises.
+    fn decode(self, data: &[u8], out: &mut [f32]) {
         match self {
-            Format::F32 => 4,
-            Format::F64 => 8,
-            Format::F16 | Format::BF16 => 2,
-        }
-    }
-
-    fn value(self, bytes: &[u8]) -> f32 {
-        match self {
-            Format::F32 => f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
-            Format::F64 => {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(bytes);
-                f64::from_le_bytes(b) as f32
+            Format::F32 => {
+                for (o, b) in out.iter_mut().zip(data.chunks_exact(4)) {
+                    *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                }
             }
-            Format::F16 => half::f16::from_le_bytes([bytes[0], bytes[1]]).to_f32(),
-            Format::BF16 => half::bf16::from_le_bytes([bytes[0], bytes[1]]).to_f32(),
-        }
-    }
-
-    /// The first value that is NaN or infinite as f32 (an F64 beyond f32's range too).
-    fn first_non_finite(self, data: &[u8]) -> Option<(usize, f32)> {
-        data.chunks_exact(self.width())
-            .map(|b| self.value(b))
-            .enumerate()
-            .find(|(_, v)| !v.is_finite())
-    }
-
-    fn convert(self, data: &[u8], out: &mut [f32]) {
-        for (o, b) in out.iter_mut().zip(data.chunks_exact(self.width())) {
-            *o = self.value(b);
+            Format::F64 => {
+                for (o, b) in out.iter_mut().zip(data.chunks_exact(8)) {
+                    let v = f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+                    *o = v as f32;
+                }
+            }
+            Format::F16 => {
+                for (o, b) in out.iter_mut().zip(data.chunks_exact(2)) {
+                    *o = half::f16::from_le_bytes([b[0], b[1]]).to_f32();
+                }
+            }
+            Format::BF16 => {
+                for (o, b) in out.iter_mut().zip(data.chunks_exact(2)) {
+                    *o = half::bf16::from_le_bytes([b[0], b[1]]).to_f32();
+                }
+            }
         }
     }
 }
