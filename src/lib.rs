@@ -25,6 +25,49 @@
 //!
 //! See [`model!`] for the DSL, [`Model`] for what every model can do, and [`tensor`] for the
 //! `Input`/`Output` types of each rank.
+//!
+//! # Deploy
+//!
+//! Weights go in and out as safetensors files named by Keras 3's variable paths
+//! ([`Model::save_weights`], [`Model::load_weights`], and in memory):
+//!
+//! ```
+//! use kiln::Model;
+//!
+//! kiln::model! { Net = Sequential([Input(shape = (3,)), Dense(2)]); }
+//!
+//! let trained = Net::new(1);
+//! let bytes = trained.weights_to_bytes();
+//! let mut other = Net::new(2);
+//! other.load_weights_from_bytes(&bytes)?;
+//! assert_eq!(other.get_weight("dense/kernel")?, trained.get_weight("dense/kernel")?);
+//! // A bad file is an error, and the model is unchanged.
+//! assert!(other.load_weights_from_bytes(&bytes[..10]).is_err());
+//! # Ok::<(), kiln::Error>(())
+//! ```
+//!
+//! `#[weights = "..."]` (a path relative to the crate's `Cargo.toml`) bakes a file into the
+//! binary, checked at compile time; `pretrained()` is a `const fn`, so a `static` can hold
+//! the model, and without the `alloc` feature kiln needs no heap at all:
+//!
+//! ```
+//! use kiln::Model;
+//!
+//! kiln::model! {
+//!     #[weights = "tests/data/baked/net.safetensors"]
+//!     Net = Sequential([
+//!         Input(shape = (4,)),
+//!         Dense(5, activation = "tanh"),
+//!         PReLU(),
+//!         Dense(2, use_bias = False),
+//!     ]);
+//! }
+//!
+//! static MODEL: Net = Net::pretrained();
+//! let y = MODEL.predict(&kiln::nalgebra::SVector::<f32, 4>::new(0.5, -1.0, 2.0, 0.0));
+//! assert_eq!(y.len(), 2);
+//! assert_eq!(Net::WEIGHT_BYTES, 40 * 4);
+//! ```
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(missing_docs)]
 

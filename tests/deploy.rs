@@ -2,6 +2,9 @@
 //! loaded at run time (F32 read in place, F16 converted at compile time), work in a
 //! `static`, copy on write, train; and `predict` fits in `PREDICT_STACK_BYTES` of stack.
 
+mod common;
+
+use common::{assert_close, floats};
 use kiln::{Loss, Model, Sgd};
 
 kiln::model! {
@@ -30,6 +33,35 @@ kiln::model! {
         PReLU(),
         Dense(2, use_bias = False),
     ]);
+}
+
+kiln::model! {
+    /// The trained Keras MLP of tests/keras_import/mlp, baked in: Keras's predictions from
+    /// the binary's read-only data.
+    #[weights = "tests/keras_import/mlp/weights.safetensors"]
+    KerasMlp = Sequential([
+        Input(shape = (10,)),
+        Dense(16, activation = "relu"),
+        Dense(8, activation = "tanh"),
+        Dense(3, activation = "softmax"),
+    ]);
+}
+
+#[test]
+fn a_baked_keras_model_gives_keras_predictions() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/keras_import/mlp/cases.json"
+    );
+    let case: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("cases.json")).expect("json");
+    let (x, y) = (floats(&case["x"]), floats(&case["y"]));
+    let model = KerasMlp::pretrained();
+    for (xs, ys) in x.chunks_exact(10).zip(y.chunks_exact(3)) {
+        let out = model.predict(&<KerasMlp as Model>::Input::from_column_slice(xs));
+        let out: Vec<f32> = out.iter().copied().collect();
+        assert_close("baked Keras MLP", &out, ys, 1e-5, 1e-5);
+    }
 }
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/baked/");

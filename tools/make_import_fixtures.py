@@ -1,0 +1,284 @@
+#!/usr/bin/env python3
+"""Writes the end-to-end fixtures of tools/keras_export.py (tests/keras_import/).
+
+    pip install keras jax safetensors
+    python3 tools/make_import_fixtures.py          # every case
+    python3 tools/make_import_fixtures.py mlp      # one case
+
+For each case, with fixed seeds: builds a small Keras 3 model (JAX backend), trains it for a
+few epochs on seeded synthetic data (so its weights are not initial values), saves it as
+tests/keras_import/<case>/model.keras, runs tools/keras_export.py on that file (writing
+model.rs and weights.safetensors beside it), reloads the saved file and writes
+cases.json: seeded inputs `x`, the reloaded model's predictions `y`, the weight names kiln
+must list (`weight_names`, Keras's variable paths without the model names) and Keras's
+raw paths, shapes, and the Keras/JAX versions. tests/keras_import.rs reads them; cargo test
+never runs Python.
+
+The cases:
+- mlp: Sequential Input(10) -> Dense(16, relu) -> Dense(8, tanh) -> Dense(3, softmax);
+- activations: Sequential with PReLU (Constant(0.25) alpha initializer), Dropout,
+  LeakyReLU, ActivityRegularization, ELU, an l2 kernel regularizer and a max_norm constraint,
+  and hyphenated layer names;
+- masked: a Functional single chain Input(24) -> Reshape((6, 4)) -> Masking(-1) -> a nested
+  Sequential (Dense relu, Dropout) -> Dense(3) -> Activation("softmax"), inputs with whole
+  timesteps equal to the mask value (which Masking zeroes). The softmax is an activation,
+  not a `Softmax` layer: Keras 3 hands a `Softmax` layer after Masking a (batch, timesteps)
+  mask that it broadcasts from the last axis (an error here), which keras_export.py refuses.
+
+model.keras is rewritten with a fixed `date_saved`, renumbered `shared_object_id`s and fixed
+zip timestamps, so reruns on the same versions give the same bytes.
+"""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import zipfile
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+TOOLS = ROOT / "tools"
+FIXTURES = ROOT / "tests" / "keras_import"
+BATCH = 8
+
+sys.path.insert(0, str(TOOLS))
+from oracle._util import floats, rng  # noqa: E402
+
+
+def mlp():
+    import keras
+
+    L = keras.layers
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(10,)),
+            L.Dense(16, activation="relu"),
+            L.Dense(8, activation="tanh"),
+            L.Dense(3, activation="softmax"),
+        ],
+        name="mlp",
+    )
+    g = rng(101)
+    x = g.normal(0.0, 1.0, size=(256, 10)).astype("float32")
+    w = g.normal(0.0, 1.0, size=(10, 3)).astype("float32")
+    y = (x @ w).argmax(axis=1)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=5, batch_size=32, verbose=0)
+    return model, g.normal(0.0, 1.5, size=(BATCH, 10)).astype("float32")
+
+
+def activations():
+    import keras
+
+    L = keras.layers
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(12,)),
+            L.Dense(16, name="dense-in"),
+            L.PReLU(alpha_initializer=keras.initializers.Constant(0.25)),
+            L.Dropout(0.2, seed=7),
+            L.Dense(12, kernel_regularizer=keras.regularizers.L2(0.001), name="hidden-2"),
+            L.LeakyReLU(negative_slope=0.1),
+            L.ActivityRegularization(l1=1e-4, l2=1e-3, name="act-reg"),
+            L.Dense(8, kernel_constraint=keras.constraints.MaxNorm(2.0)),
+            L.ELU(alpha=0.7),
+            L.Dense(2, name="out"),
+        ],
+        name="activations",
+    )
+    g = rng(102)
+    x = g.normal(0.0, 1.0, size=(256, 12)).astype("float32")
+    t = g.normal(0.0, 1.0, size=(12, 2)).astype("float32")
+    y = (abs(x) @ t - 0.5 * x[:, :2]).astype("float32")
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    model.fit(x, y, epochs=8, batch_size=32, verbose=0)
+    return model, g.normal(0.0, 1.5, size=(BATCH, 12)).astype("float32")
+
+
+# Not 0: Masking zeroes masked timesteps, which only changes the numbers when they were not
+# already zero.
+MASK_VALUE = -1.0
+
+
+def masked_inputs(g, n):
+    """(n, 24) samples seen as (6, 4): every sample has one or two whole timesteps equal to
+    the mask value, and a single entry equal to it inside a kept timestep."""
+    x = g.normal(0.0, 1.0, size=(n, 6, 4)).astype("float32")
+    for b in range(n):
+        x[b, b % 6, :] = MASK_VALUE
+        if b % 2 == 0:
+            x[b, (b + 3) % 6, :] = MASK_VALUE
+        x[b, (b + 1) % 6, b % 4] = MASK_VALUE
+    return x.reshape(n, 24)
+
+
+def masked():
+    import keras
+
+    L = keras.layers
+    per_step = keras.Sequential(
+        [L.Dense(8, activation="relu", name="step-dense"), L.Dropout(0.1, name="step-dropout")],
+        name="per_step",
+    )
+    inputs = keras.Input(shape=(24,), name="features")
+    h = L.Reshape((6, 4))(inputs)
+    h = L.Masking(mask_value=MASK_VALUE)(h)
+    h = per_step(h)
+    h = L.Dense(3, name="logits")(h)
+    outputs = L.Activation("softmax", name="probabilities")(h)
+    model = keras.Model(inputs, outputs, name="masked")
+    g = rng(103)
+    x = masked_inputs(g, 256)
+    y = x.reshape(256, 6, 4).sum(axis=-1)
+    y = ((y > 0.5).astype("int32") + (y > -0.5).astype("int32"))
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=5, batch_size=32, verbose=0)
+    return model, masked_inputs(g, BATCH)
+
+
+# case -> (Rust type name given to --name, builder returning the trained model and inputs)
+CASES = {
+    "mlp": ("Mlp", mlp),
+    "activations": ("Activations", activations),
+    "masked": ("Masked", masked),
+}
+
+
+def normalise_keras_zip(path):
+    """Rewrites a .keras zip with a fixed `date_saved`, renumbered `shared_object_id`s and
+    fixed entry timestamps."""
+    with zipfile.ZipFile(path) as z:
+        entries = [(info.filename, z.read(info.filename)) for info in z.infolist()]
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for name, data in entries:
+            if name == "metadata.json":
+                meta = json.loads(data)
+                meta["date_saved"] = "fixed by tools/make_import_fixtures.py"
+                data = json.dumps(meta, sort_keys=True).encode()
+            elif name == "config.json":
+                data = json.dumps(renumber_shared_objects(json.loads(data))).encode()
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, data)
+
+
+def renumber_shared_objects(config):
+    """Keras links objects shared in a config by `shared_object_id`, the Python `id()` of the
+    object when saved (a new number every run); renumbers them 1, 2, ... in order."""
+    numbers = {}
+
+    def walk(v):
+        if isinstance(v, dict):
+            return {
+                k: numbers.setdefault(x, len(numbers) + 1) if k == "shared_object_id" else walk(x)
+                for k, x in v.items()
+            }
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        return v
+
+    return walk(config)
+
+
+def generate(case):
+    import jax
+    import keras
+    import numpy as np
+
+    type_name, build = CASES[case]
+    # A fresh session per case: Keras's automatic names (`dense_1`) count per session, so a
+    # case regenerated alone gets the same names as in a full run.
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(1000 + sorted(CASES).index(case))
+    model, x = build()
+    out = FIXTURES / case
+    out.mkdir(parents=True, exist_ok=True)
+    keras_file = out / "model.keras"
+    model.save(keras_file)
+    normalise_keras_zip(keras_file)
+    subprocess.run(
+        [
+            sys.executable,
+            str(TOOLS / "keras_export.py"),
+            str(keras_file),
+            str(out),
+            "--name",
+            type_name,
+        ],
+        check=True,
+    )
+
+    loaded = keras.saving.load_model(keras_file, compile=False)
+    y = np.asarray(loaded.predict(x, batch_size=BATCH, verbose=0))
+    direct = np.asarray(model.predict(x, batch_size=BATCH, verbose=0))
+    assert np.array_equal(y, direct), f"{case}: the saved model predicts differently"
+
+    from safetensors.numpy import load_file
+
+    # Keras's variable paths without model names (computed here, not by keras_export.py,
+    # so the Rust test checks the exporter against Keras): `dense/kernel`.
+    model_names = {loaded.name, *nested_names(loaded)}
+    names = []
+    for v in loaded.weights:
+        parts = v.path.split("/")
+        while len(parts) > 2 and parts[0] in model_names:
+            parts.pop(0)
+        names.append("/".join(parts))
+    stored = load_file(out / "weights.safetensors")
+    assert sorted(stored) == sorted(names), f"{case}: {sorted(stored)} != {sorted(names)}"
+    for v, name in zip(loaded.weights, names):
+        assert stored[name].shape == tuple(v.shape) and stored[name].dtype == np.float32
+        assert np.array_equal(stored[name], np.asarray(v.numpy())), f"{case}: {name} differs"
+
+    data = {
+        "name": case,
+        "model": type_name,
+        "input_shape": list(x.shape[1:]),
+        "output_shape": list(y.shape[1:]),
+        "weight_names": names,
+        "keras_weight_paths": [v.path for v in loaded.weights],
+        "weight_shapes": [list(v.shape) for v in loaded.weights],
+        "batch": BATCH,
+        "x": floats(x),
+        "y": floats(y),
+        "_generator": {
+            "script": "tools/make_import_fixtures.py",
+            "keras": keras.__version__,
+            "jax": jax.__version__,
+            "backend": keras.backend.backend(),
+        },
+    }
+    with open(out / "cases.json", "w") as f:
+        json.dump(data, f, indent=None, separators=(",", ":"))
+        f.write("\n")
+    files = "model.keras, model.rs, weights.safetensors, cases.json"
+    print(f"wrote {out.relative_to(ROOT)}/ ({files})")
+
+
+def nested_names(model):
+    """Names of the models nested in `model`, outermost first."""
+    import keras
+
+    names = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            names += [layer.name] + nested_names(layer)
+    return names
+
+
+def main(argv):
+    names = argv or list(CASES)
+    unknown = [n for n in names if n not in CASES]
+    if unknown:
+        sys.exit(f"unknown case(s) {unknown}; cases: {', '.join(CASES)}")
+    import keras
+
+    assert keras.backend.backend() == "jax", "the fixtures must come from the JAX backend"
+    for name in names:
+        generate(name)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
