@@ -126,9 +126,12 @@ impl<const N: usize> BakedBytes<N> {
     pub const fn f32s(&'static self, offset: usize, len: usize) -> &'static [f32] {
         #[cfg(target_endian = "big")]
         panic!("baked weights are little-endian f32; this target is big-endian");
-        assert!(offset.is_multiple_of(4), "baked tensor is not 4-byte aligned");
         assert!(
-            len <= (N - offset) / 4 && offset <= N,
+            offset.is_multiple_of(4),
+            "baked tensor is not 4-byte aligned"
+        );
+        assert!(
+            offset <= N && len <= (N - offset) / 4,
             "baked tensor lies outside the file"
         );
         // SAFETY: the bytes are `'static` and immutable; `self` is 64-byte aligned and
