@@ -68,6 +68,24 @@
 //! assert_eq!(y.len(), 2);
 //! assert_eq!(Net::WEIGHT_BYTES, 40 * 4);
 //! ```
+//!
+//! [`Model::predict_into`] keeps every tensor in memory the caller lends (the output and a
+//! scratch buffer of [`Model::SCRATCH_LEN`] values), so models whose activations are
+//! megabytes run on a small thread stack:
+//!
+//! ```
+//! use kiln::Model;
+//!
+//! kiln::model! {
+//!     Net = Sequential([Input(shape = (4,)), Dense(8, activation = "relu"), Dense(2)]);
+//! }
+//!
+//! let model = Net::new(0);
+//! let x = <Net as Model>::Input::from_element(0.5);
+//! let (mut y, mut scratch) = (Net::new_output(), Net::new_scratch());
+//! model.predict_into(&x, &mut y, &mut scratch);
+//! assert!((*y - model.predict(&x)).amax() < 1e-6);
+//! ```
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(missing_docs)]
 

@@ -232,3 +232,54 @@ fn summary_shows_the_memory_a_model_needs() {
         "{summary}"
     );
 }
+
+kiln::model! {
+    /// 512 KiB activations: far more than a 2 MiB stack holds as `predict`'s stack values.
+    Large = Sequential([
+        Input(shape = (256, 512)),
+        Dense(512, activation = "relu"),
+        Permute((2, 1)),
+        LeakyReLU(),
+        Flatten(),
+        Reshape((512, 256)),
+        Masking(mask_value = 0.0),
+        Softmax(),
+        Dense(8),
+    ]);
+}
+
+/// `predict_into` keeps every tensor in the caller's memory: the model above runs on a
+/// 2 MiB thread in a debug build, with input, output and scratch on the heap, and agrees
+/// with `predict_batch` (which keeps its tensors on the heap too).
+#[test]
+fn predict_into_runs_large_models_on_a_small_stack() {
+    const { assert!(Large::PREDICT_INTO_STACK_BYTES < 256 * 1024) };
+    const { assert!(Large::PREDICT_STACK_BYTES > 2 * 1024 * 1024) };
+    let model = std::sync::Arc::new(Large::new(3));
+    let runner = std::sync::Arc::clone(&model);
+    let values: Vec<f32> = (0..Large::INPUT_LEN)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.01)
+        .collect();
+    let x = values.clone();
+    let y = std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(move || {
+            let mut input = Large::new_input_for_test();
+            kiln::Tensor::values_mut(&mut *input).copy_from_slice(&x);
+            let (mut output, mut scratch) = (Large::new_output(), Large::new_scratch());
+            runner.predict_into(&input, &mut output, &mut scratch);
+            kiln::Tensor::values(&*output).to_vec()
+        })
+        .expect("thread")
+        .join()
+        .expect("predict_into ran");
+    let expected = model.predict_batch(&values).expect("predict_batch");
+    assert_close("predict_into on a large model", &y, &expected, 1e-5, 1e-6);
+}
+
+trait NewInput: Model {
+    fn new_input_for_test() -> Box<Self::Input> {
+        kiln::heap::zeroed()
+    }
+}
+impl<M: Model> NewInput for M {}

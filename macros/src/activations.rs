@@ -52,6 +52,15 @@ impl Resolved {
 
     /// Code applying the activation in place to the tensor `x` whose last axis has `last`
     /// values; nothing for `linear`.
+    /// The activation applied in place to `x`, an `&mut [f32]` of whole vectors of `last`.
+    pub fn apply_slice(&self, x: &TokenStream, last: usize) -> TokenStream {
+        if self.name == "linear" {
+            return quote!();
+        }
+        let act = &self.tokens;
+        quote!(#act.apply(#x, #last);)
+    }
+
     pub fn apply(&self, x: &TokenStream, last: usize) -> TokenStream {
         if self.name == "linear" {
             return quote!();

@@ -105,6 +105,10 @@ pub fn expand(model: &Model) -> TokenStream {
     let trainable = trainable(model);
     let pretrained = model.baked.as_ref().map(|baked| pretrained(model, baked));
     let stack_bytes = predict_stack_bytes(model);
+    let slices = crate::scratch::predict_into(model);
+    let (into_body, into_stack) = (&slices.body, slices.stack_bytes);
+    let [region_a, region_b] = slices.regions;
+    let scratch_len = region_a + region_b;
 
     quote! {
         #(#attrs)*
@@ -127,6 +131,18 @@ pub fn expand(model: &Model) -> TokenStream {
             const WEIGHT_SHAPES: &'static [&'static [usize]] = &[#(#weight_shapes),*];
             const LAYERS: &'static [::kiln::LayerInfo] = &[#(#layer_infos),*];
             const PREDICT_STACK_BYTES: usize = #stack_bytes;
+            type Scratch = [f32; #scratch_len];
+            const PREDICT_INTO_STACK_BYTES: usize = #into_stack;
+
+            #[allow(unused_variables, clippy::let_unit_value)]
+            fn predict_into(&self, x: &Self::Input, y: &mut Self::Output, scratch: &mut Self::Scratch) {
+                let pass = &mut ::kiln::__private::Pass::inference();
+                let _ = &pass;
+                let input: &[f32] = ::kiln::__private::Tensor::values(x);
+                let output: &mut [f32] = ::kiln::__private::Tensor::values_mut(y);
+                let (region_a, region_b) = scratch.split_at_mut(#region_a);
+                #into_body
+            }
 
             ::kiln::__private::with_alloc! {
                 fn new(seed: u64) -> Self {
@@ -390,7 +406,10 @@ pub fn fallback(def: &crate::ast::ModelDef) -> TokenStream {
             const WEIGHT_SHAPES: &'static [&'static [usize]] = &[];
             const LAYERS: &'static [::kiln::LayerInfo] = &[];
             const PREDICT_STACK_BYTES: usize = 0;
+            type Scratch = [f32; 0];
+            const PREDICT_INTO_STACK_BYTES: usize = 0;
             fn predict(&self, x: &Self::Input) -> Self::Output { *x }
+            fn predict_into(&self, x: &Self::Input, y: &mut Self::Output, _scratch: &mut Self::Scratch) { *y = *x; }
             fn __weight(&self, _index: usize) -> &[f32] { &[] }
             ::kiln::__private::with_alloc! {
                 fn new(_seed: u64) -> Self { Self {} }

@@ -15,6 +15,7 @@ mod ir;
 mod layers;
 mod parse;
 mod regularizers;
+mod scratch;
 mod shape;
 mod suggest;
 

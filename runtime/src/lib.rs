@@ -17,7 +17,6 @@ pub mod constraints;
 #[cfg(feature = "alloc")]
 mod error;
 pub mod gemm;
-#[cfg(feature = "alloc")]
 pub mod heap;
 #[cfg(feature = "alloc")]
 pub mod initializers;

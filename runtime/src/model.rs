@@ -3,6 +3,7 @@
 
 #[cfg(feature = "alloc")]
 use crate::error::{first_non_finite, Error, ShapeDisplay};
+use crate::heap::Zeroable;
 #[cfg(feature = "alloc")]
 use crate::losses::Loss;
 #[cfg(feature = "alloc")]
@@ -64,9 +65,12 @@ pub struct LayerInfo {
 /// The `__`-prefixed methods are what the macro generates; call the documented ones.
 pub trait Model: Sized {
     /// One input sample (see [`crate::tensor`] for the type of each rank).
-    type Input: Tensor;
+    type Input: Tensor + Zeroable;
     /// One output sample.
-    type Output: Tensor;
+    type Output: Tensor + Zeroable;
+    /// The scratch memory [`Model::predict_into`] keeps the layers' outputs in:
+    /// `[f32; SCRATCH_LEN]`.
+    type Scratch: Zeroable;
 
     /// The model's name: the Rust type's name.
     const NAME: &'static str;
@@ -93,6 +97,11 @@ pub trait Model: Sized {
     /// generated code keeps each layer's output on the stack, so this is a few times the
     /// bytes of every layer's output plus a fixed allowance for the kernels' own frames.
     const PREDICT_STACK_BYTES: usize;
+    /// Values in [`Model::Scratch`].
+    const SCRATCH_LEN: usize = core::mem::size_of::<Self::Scratch>() / core::mem::size_of::<f32>();
+    /// An upper bound on the stack [`Model::predict_into`] uses, in bytes: a fixed allowance
+    /// for the kernels, the masks, and stack copies for the few layers without a slice form.
+    const PREDICT_INTO_STACK_BYTES: usize;
 
     /// A model with weights initialised as Keras would (glorot_uniform kernels, zero biases
     /// unless the layer says otherwise), deterministic for a seed.
@@ -102,6 +111,27 @@ pub trait Model: Sized {
     /// Inference on one sample. Allocation-free: everything lives on the stack except the
     /// weights, which the model owns (or which stay in static memory when baked).
     fn predict(&self, x: &Self::Input) -> Self::Output;
+
+    /// Inference on one sample with every tensor in memory the caller lends: the input,
+    /// the output, and `scratch` for the layers' outputs in between. Nothing of the size
+    /// of a tensor lives on the stack ([`Model::PREDICT_INTO_STACK_BYTES`] bounds what
+    /// does), so models whose activations are megabytes run on a small thread stack, with
+    /// or without a heap (a `static` scratch and output serve a `no_std` build). Computes
+    /// what [`Model::predict`] computes, up to rounding (Dense layers run on kiln's GEMM
+    /// kernels here, which sum in another order). (The `kiln` crate's docs show it.)
+    fn predict_into(&self, x: &Self::Input, y: &mut Self::Output, scratch: &mut Self::Scratch);
+
+    /// A zeroed output on the heap, for [`Model::predict_into`] (never on the stack).
+    #[cfg(feature = "alloc")]
+    fn new_output() -> alloc::boxed::Box<Self::Output> {
+        crate::heap::zeroed()
+    }
+
+    /// Zeroed scratch on the heap, for [`Model::predict_into`] (never on the stack).
+    #[cfg(feature = "alloc")]
+    fn new_scratch() -> alloc::boxed::Box<Self::Scratch> {
+        crate::heap::zeroed()
+    }
 
     #[doc(hidden)]
     /// The forward pass on `xs`, already checked to hold whole samples: the outputs and,

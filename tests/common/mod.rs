@@ -69,7 +69,8 @@ pub fn assert_close(what: &str, actual: &[f32], expected: &[f32], rtol: f32, ato
 /// `tools/oracle/*.py` (keys: `input_shape`, `output_shape`, optional `param_count`,
 /// `weight_names`, `weights` {name: {shape, values}}, `batch`, `x`, `y`): shapes and
 /// weight names agree with Keras, Keras's weights load, and `predict_batch`,
-/// `predict_slice` and the typed `predict` all reproduce Keras's outputs.
+/// `predict_slice` and the typed `predict` all reproduce Keras's outputs, and
+/// `predict_into` (tensors in scratch memory) does too.
 pub fn check_model_case<M: kiln::Model>(case: &Value, rtol: f32, atol: f32) {
     use kiln::Tensor;
     let name = case["name"].as_str().unwrap_or("case");
@@ -127,6 +128,15 @@ pub fn check_model_case<M: kiln::Model>(case: &Value, rtol: f32, atol: f32) {
         assert_close(
             &format!("{name}: predict sample {i}"),
             typed.values(),
+            ys,
+            rtol,
+            atol,
+        );
+        let (mut into, mut scratch) = (M::new_output(), M::new_scratch());
+        model.predict_into(&M::Input::from_values(xs), &mut into, &mut scratch);
+        assert_close(
+            &format!("{name}: predict_into sample {i}"),
+            into.values(),
             ys,
             rtol,
             atol,

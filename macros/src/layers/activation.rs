@@ -2,7 +2,7 @@
 //!
 //! Shape rule: output shape = input shape.
 
-use super::{Backward, Forward, Layer, LayerInput, LayerKind, MaskRule};
+use super::{Backward, Forward, Layer, LayerInput, LayerKind, MaskRule, SliceForward};
 use crate::activations::{self, Resolved};
 use crate::args::{Bound, Signature};
 use crate::shape::Shape;
@@ -44,6 +44,11 @@ impl Layer for Activation {
 
     fn mask_rule(&self) -> MaskRule {
         MaskRule::Propagate
+    }
+
+    fn forward_slices(&self, _f: &Forward) -> Option<SliceForward> {
+        let apply = self.activation.apply_slice(&quote!(x), self.shape.last());
+        Some(SliceForward::InPlace(apply))
     }
 
     fn forward(&self, _f: &Forward) -> TokenStream {

@@ -10,7 +10,7 @@
 //! Shape rule: output shape = input shape, any rank. `l1` and `l2` must be at least 0. No
 //! weights; the mask passes on.
 
-use super::{Backward, Forward, Layer, LayerInput, LayerKind, MaskRule};
+use super::{Backward, Forward, Layer, LayerInput, LayerKind, MaskRule, SliceForward};
 use crate::args::{Bound, Errors, Signature};
 use crate::shape::{Mode, Shape};
 use proc_macro2::TokenStream;
@@ -75,6 +75,10 @@ impl Layer for ActivityRegularization {
 
     fn mask_rule(&self) -> MaskRule {
         MaskRule::Propagate
+    }
+
+    fn forward_slices(&self, _f: &Forward) -> Option<SliceForward> {
+        Some(SliceForward::Same)
     }
 
     fn forward(&self, f: &Forward) -> TokenStream {

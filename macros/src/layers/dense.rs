@@ -6,7 +6,7 @@
 //! Shape rule: `(..., d)` -> `(..., units)`; any rank. Weights: `kernel` `(d, units)`,
 //! `bias` `(units,)`.
 
-use super::{Backward, Forward, Layer, LayerInput, LayerKind, MaskRule, Weight};
+use super::{Backward, Forward, Layer, LayerInput, LayerKind, MaskRule, SliceForward, Weight};
 use crate::activations::{self, Resolved};
 use crate::args::{Bound, Errors, Signature};
 use crate::shape::Shape;
@@ -176,6 +176,15 @@ impl Layer for Dense {
             None => quote!(::core::option::Option::None),
         };
         quote!(::kiln::__private::layers::Dense::baked(#kernel, #bias))
+    }
+
+    fn forward_slices(&self, f: &Forward) -> Option<SliceForward> {
+        let state = &f.state;
+        let apply = self.activation.apply_slice(&quote!(y), self.units);
+        Some(SliceForward::Map(quote!(
+            #state.forward_slices(x, y);
+            #apply
+        )))
     }
 
     fn forward(&self, f: &Forward) -> TokenStream {

@@ -16,7 +16,7 @@
 //!
 //! Shape rule: output shape = input shape, any rank. No weights; the mask passes on.
 
-use super::{Backward, Forward, Layer, LayerInput, LayerKind, MaskRule};
+use super::{Backward, Forward, Layer, LayerInput, LayerKind, MaskRule, SliceForward};
 use crate::args::{Bound, Errors, Signature};
 use crate::ast::{Arg, Value};
 use crate::shape::Shape;
@@ -230,6 +230,10 @@ impl Layer for Dropout {
 
     fn mask_rule(&self) -> MaskRule {
         MaskRule::Propagate
+    }
+
+    fn forward_slices(&self, _f: &Forward) -> Option<SliceForward> {
+        Some(SliceForward::Same)
     }
 
     fn forward(&self, _f: &Forward) -> TokenStream {

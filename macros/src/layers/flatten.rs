@@ -8,7 +8,7 @@
 //! (`Tensor::reshaped`), never moves a value; its backward pass renames the gradient back
 //! to the input's shape.
 
-use super::{Backward, Forward, Layer, LayerInput, LayerKind};
+use super::{Backward, Forward, Layer, LayerInput, LayerKind, SliceForward};
 use crate::args::{Bound, Signature};
 use crate::ast::Value;
 use crate::shape::tuple_text;
@@ -71,6 +71,10 @@ fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
 impl Layer for Flatten {
     fn output_shape(&self) -> Shape {
         self.output.clone()
+    }
+
+    fn forward_slices(&self, _f: &Forward) -> Option<SliceForward> {
+        Some(SliceForward::Same)
     }
 
     fn forward(&self, _f: &Forward) -> TokenStream {

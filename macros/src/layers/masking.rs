@@ -15,7 +15,7 @@
 //!
 //! Shape rule: output shape = input shape, any rank. No weights.
 
-use super::{Backward, Forward, Layer, LayerInput, LayerKind, MaskRule};
+use super::{Backward, Forward, Layer, LayerInput, LayerKind, MaskRule, SliceForward};
 use crate::args::{Bound, Signature};
 use crate::shape::{Mode, Shape};
 use proc_macro2::TokenStream;
@@ -50,6 +50,16 @@ impl Layer for Masking {
 
     fn mask_rule(&self) -> MaskRule {
         MaskRule::Produce
+    }
+
+    fn forward_slices(&self, _f: &Forward) -> Option<SliceForward> {
+        let (features, value, positions) =
+            (self.shape.last(), self.mask_value, self.shape.positions());
+        Some(SliceForward::InPlace(quote!({
+            let mut mask = [false; #positions];
+            ::kiln::__private::layers::masking::masking_into(x, #features, #value, &mut mask);
+            mask
+        })))
     }
 
     fn forward(&self, f: &Forward) -> TokenStream {

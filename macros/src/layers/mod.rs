@@ -146,6 +146,22 @@ pub struct Backward {
     pub last: bool,
 }
 
+/// How a layer runs in `predict_into`, where every tensor is a row-major slice of the
+/// caller's memory instead of a value on the stack (see `scratch.rs`). The code runs with
+/// `pass` and, when a mask arrives, `mask` in scope, as in [`Forward`] (`Mode::Sample`,
+/// whose `state` names the layer's weights).
+pub enum SliceForward {
+    /// Changes the values in place: `x: &mut [f32]` (one sample). A `Produce` layer's code
+    /// evaluates to its mask (`[bool; positions]`).
+    InPlace(TokenStream),
+    /// Writes the output from the input: `x: &[f32]`, `y: &mut [f32]` (one sample each;
+    /// `y` holds stale values on entry).
+    Map(TokenStream),
+    /// The output's values are the input's (Reshape, Flatten, layers that are identities in
+    /// inference): no code, no copy.
+    Same,
+}
+
 /// A checked layer: everything it needs is resolved, so code generation cannot fail.
 pub trait Layer {
     fn output_shape(&self) -> Shape;
@@ -182,6 +198,13 @@ pub trait Layer {
     /// A layer whose `mask_rule` is `Produce` returns `(output, mask)` instead, the mask
     /// being `[bool; positions]` in `Mode::Sample` and `Vec<bool>` in `Mode::Batch`.
     fn forward(&self, f: &Forward) -> TokenStream;
+
+    /// The layer on slices, for `predict_into`. `None` makes the expansion copy the input
+    /// into a stack tensor, run [`Layer::forward`] and copy the output back, which is fine
+    /// for small tensors only: every layer that may see large ones implements this.
+    fn forward_slices(&self, _f: &Forward) -> Option<SliceForward> {
+        None
+    }
 
     /// Whether `forward_train` reads `x` as a borrowed `&Batch` instead of owning a pooled
     /// copy of the input: layers that write a new tensor anyway (Dense's product) skip the

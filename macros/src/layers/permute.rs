@@ -8,7 +8,7 @@
 //! `kiln_runtime::layers::permute::permute` (0-based dims), and the backward pass
 //! `permute_backward` (the inverse permutation); the identity permutation emits nothing.
 
-use super::{Backward, Forward, Layer, LayerInput, LayerKind};
+use super::{Backward, Forward, Layer, LayerInput, LayerKind, SliceForward};
 use crate::args::{Bound, Errors, Signature};
 use crate::ast::Value;
 use crate::shape::tuple_text;
@@ -121,6 +121,17 @@ fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
 impl Layer for Permute {
     fn output_shape(&self) -> Shape {
         self.output.clone()
+    }
+
+    fn forward_slices(&self, _f: &Forward) -> Option<SliceForward> {
+        if self.is_identity() {
+            return Some(SliceForward::Same);
+        }
+        let shape = self.input.slice_tokens();
+        let order = &self.order;
+        Some(SliceForward::Map(quote!(
+            ::kiln::__private::layers::permute::permute_into(x, #shape, &[#(#order),*], y)
+        )))
     }
 
     fn forward(&self, _f: &Forward) -> TokenStream {

@@ -16,7 +16,7 @@
 //!
 //! Shape rule: output shape = input shape, any rank. Masks pass through.
 
-use super::{Backward, Forward, Layer, LayerInput, LayerKind, MaskRule, Weight};
+use super::{Backward, Forward, Layer, LayerInput, LayerKind, MaskRule, SliceForward, Weight};
 use crate::args::{Bound, Errors, Signature};
 use crate::ast::{Arg, Value};
 use crate::shape::Shape;
@@ -170,6 +170,11 @@ impl Layer for PReLU {
         let (input, alpha) = (self.input.slice_tokens(), self.alpha.slice_tokens());
         let values = &weights[0];
         quote!(::kiln::__private::layers::PReLU::baked(#input, #alpha, #values))
+    }
+
+    fn forward_slices(&self, f: &Forward) -> Option<SliceForward> {
+        let state = &f.state;
+        Some(SliceForward::InPlace(quote!(#state.forward(x);)))
     }
 
     fn forward(&self, f: &Forward) -> TokenStream {

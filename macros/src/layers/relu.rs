@@ -13,7 +13,7 @@
 //! Also home of what the elementwise activation layers (`LeakyReLU`, `ELU`,
 //! `ThresholdedReLU`) share: [`Elementwise`] and the number getters.
 
-use super::{Backward, Forward, Layer, LayerInput, LayerKind, MaskRule};
+use super::{Backward, Forward, Layer, LayerInput, LayerKind, MaskRule, SliceForward};
 use crate::activations::relu_tokens;
 use crate::args::{Bound, Errors, Signature};
 use crate::ast::Value;
@@ -79,6 +79,11 @@ impl Layer for Elementwise {
 
     fn mask_rule(&self) -> MaskRule {
         MaskRule::Propagate
+    }
+
+    fn forward_slices(&self, _f: &Forward) -> Option<SliceForward> {
+        let (activation, last) = (&self.activation, self.shape.last());
+        Some(SliceForward::InPlace(quote!(#activation.apply(x, #last);)))
     }
 
     fn forward(&self, _f: &Forward) -> TokenStream {

@@ -6,7 +6,7 @@
 //! The generated code calls the runtime kernel `kiln_runtime::layers::repeat_vector`, and
 //! in training `repeat_vector_backward` (the sum of the copies' gradients).
 
-use super::{Backward, Forward, Layer, LayerInput, LayerKind};
+use super::{Backward, Forward, Layer, LayerInput, LayerKind, SliceForward};
 use crate::args::{Bound, Errors, Signature};
 use crate::shape::Shape;
 use proc_macro2::TokenStream;
@@ -57,6 +57,13 @@ fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
 impl Layer for RepeatVector {
     fn output_shape(&self) -> Shape {
         Shape(vec![self.n, self.features])
+    }
+
+    fn forward_slices(&self, _f: &Forward) -> Option<SliceForward> {
+        let (features, n) = (self.features, self.n);
+        Some(SliceForward::Map(quote!(
+            ::kiln::__private::layers::repeat_vector::repeat_vector_into::<#features, #n>(x, y)
+        )))
     }
 
     fn forward(&self, _f: &Forward) -> TokenStream {

@@ -10,7 +10,7 @@
 //! (`Tensor::reshaped`) and moves no value; so does its backward pass, back to the input's
 //! shape ([`reshape_back`], shared with `Flatten`).
 
-use super::{Backward, Forward, Layer, LayerInput, LayerKind};
+use super::{Backward, Forward, Layer, LayerInput, LayerKind, SliceForward};
 use crate::args::{Bound, Errors, Signature};
 use crate::ast::Value;
 use crate::shape::tuple_text;
@@ -142,6 +142,10 @@ fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
 impl Layer for Reshape {
     fn output_shape(&self) -> Shape {
         self.output.clone()
+    }
+
+    fn forward_slices(&self, _f: &Forward) -> Option<SliceForward> {
+        Some(SliceForward::Same)
     }
 
     fn forward(&self, _f: &Forward) -> TokenStream {

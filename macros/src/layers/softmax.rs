@@ -16,7 +16,7 @@
 //!
 //! Shape rule: output shape = input shape, any rank. The mask passes on unchanged.
 
-use super::{Backward, Forward, Layer, LayerInput, LayerKind, MaskRule};
+use super::{Backward, Forward, Layer, LayerInput, LayerKind, MaskRule, SliceForward};
 use crate::args::{Bound, Signature};
 use crate::ast::Value;
 use crate::shape::Shape;
@@ -106,6 +106,23 @@ impl Layer for Softmax {
 
     fn mask_rule(&self) -> MaskRule {
         MaskRule::Propagate
+    }
+
+    fn forward_slices(&self, f: &Forward) -> Option<SliceForward> {
+        let last = self.shape.last();
+        Some(SliceForward::InPlace(match &f.mask {
+            None if self.is_last_axis() => {
+                quote!(::kiln::__private::Activation::Softmax.apply(x, #last);)
+            }
+            mask => {
+                let mask = match mask {
+                    Some(m) => quote!(::core::option::Option::Some(&#m[..])),
+                    None => quote!(::core::option::Option::None),
+                };
+                let (dims, axis) = (self.shape.slice_tokens(), self.axis);
+                quote!(::kiln::__private::layers::softmax_along(x, #dims, #axis, #mask);)
+            }
+        }))
     }
 
     fn forward(&self, f: &Forward) -> TokenStream {

@@ -2,8 +2,10 @@
 //! kernel here computes the affine part; the model applies the activation after it.
 
 use super::Weights;
+use crate::gemm::gemm;
 #[cfg(feature = "alloc")]
-use crate::gemm::{gemm, transpose, Strided};
+use crate::gemm::transpose;
+use crate::gemm::Strided;
 #[cfg(feature = "alloc")]
 use crate::initializers::{weight_rng, Initializer};
 use crate::param::{matrix, Param};
@@ -120,6 +122,31 @@ impl<const I: usize, const U: usize> Dense<I, U> {
             }
         }
         y
+    }
+}
+
+impl<const I: usize, const U: usize> Dense<I, U> {
+    /// The layer on row-major slices holding whole `I`-vectors (`x`) and `U`-vectors (`y`,
+    /// overwritten): `predict_into`'s form, one product on kiln's GEMM kernels.
+    pub fn forward_slices(&self, x: &[f32], y: &mut [f32]) {
+        let n = x.len() / I.max(1);
+        gemm(
+            1.0,
+            self.kernel.as_slice(),
+            Strided::column_major(U, I),
+            &x[..n * I],
+            Strided::column_major(I, n),
+            0.0,
+            &mut y[..n * U],
+            Strided::column_major(U, n),
+        );
+        if let Some(bias) = &self.bias {
+            for column in y.chunks_exact_mut(U) {
+                for (v, b) in column.iter_mut().zip(bias.as_slice()) {
+                    *v += b;
+                }
+            }
+        }
     }
 }
 
