@@ -25,7 +25,7 @@ fn sample(i: usize) -> Vec<f32> {
     (0..Shared::INPUT_LEN)
         .map(|j| {
             // Some positions all zero, so the mask is exercised.
-            if (i + j / 8) % 5 == 0 {
+            if (i + j / 8).is_multiple_of(5) {
                 0.0
             } else {
                 ((i * 31 + j * 7) % 23) as f32 * 0.1 - 1.1
@@ -79,7 +79,7 @@ fn eight_threads_sharing_one_model_get_the_single_thread_outputs() {
                         .zip(&single[i])
                         .all(|(a, b)| (a - b).abs() < 1e-6);
                     assert!(close, "thread {t}: predict_into");
-                    if calls % 8 == 0 {
+                    if calls.is_multiple_of(8) {
                         assert_eq!(
                             model.predict_batch(&batch).expect("batch"),
                             single_batch,

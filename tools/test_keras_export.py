@@ -83,8 +83,8 @@ class ExportTest(unittest.TestCase):
     # --- refusals ---------------------------------------------------------------------
 
     def test_unknown_layer_class(self):
-        model = keras.Sequential([keras.Input((8, 8, 1)), L.Conv2D(2, 3), L.Flatten(), L.Dense(2)])
-        self.assert_refused(model, "layer `conv2d` (Conv2D): kiln has no `Conv2D` layer", count=1)
+        model = keras.Sequential([keras.Input((4, 8, 8, 1)), L.Conv3D(2, 3), L.Flatten(), L.Dense(2)])
+        self.assert_refused(model, "layer `conv3d` (Conv3D): kiln has no `Conv3D` layer", count=1)
 
     def test_lambda_layer(self):
         model = keras.Sequential(
@@ -131,6 +131,43 @@ class ExportTest(unittest.TestCase):
         # position: refused rather than exported with different numbers.
         model = keras.Sequential([keras.Input((6, 4)), L.Masking(), L.Dense(6), L.Softmax()])
         self.assert_refused(model, "layer `softmax` (Softmax): Keras 3 broadcasts", count=1)
+
+    def test_spatial_layers_kiln_refuses(self):
+        # Channels first, Keras applies Masking's (batch, features) mask along the steps
+        # (here the sizes line up); kiln only resizes with `nearest`.
+        model = keras.Sequential(
+            [
+                keras.Input((2, 2, 3)),
+                L.UpSampling2D(interpolation="bilinear"),
+                L.Reshape((4, 12)),
+                L.Dense(4),
+                L.Masking(),
+                L.GlobalAveragePooling1D(data_format="channels_first"),
+            ]
+        )
+        self.assert_refused(
+            model,
+            "layer `up_sampling2d` (UpSampling2D): argument `interpolation`: expected one of "
+            "'nearest', found 'bilinear'",
+            "layer `global_average_pooling1d` (GlobalAveragePooling1D) cannot take the mask",
+            count=2,
+        )
+
+    def test_normalization_settings_kiln_refuses(self):
+        model = keras.Sequential(
+            [
+                keras.Input((5, 4)),
+                L.BatchNormalization(renorm=True, renorm_momentum=0.9, name="renormed"),
+                L.LayerNormalization(rms_scaling=True, name="rms"),
+            ]
+        )
+        self.assert_refused(
+            model,
+            "layer `renormed` (BatchNormalization): argument `renorm`: True is not supported",
+            "layer `renormed` (BatchNormalization): argument `renorm_momentum`: 0.9 is not supported",
+            "layer `rms` (LayerNormalization): argument `rms_scaling`: True is not supported",
+            count=3,
+        )
 
     def test_unsupported_activation(self):
         model = keras.Sequential([keras.Input((6,)), L.Dense(4, activation="celu")])
