@@ -305,3 +305,187 @@ fn first_layers_return_their_gradient_buffers() {
         );
     }
 }
+
+kiln::model! {
+    /// Every pooling, padding, upsampling and cropping kind, 2D.
+    SpatialImage = Sequential([
+        Input(shape = (6, 6, 2)),
+        Dense(3, activation = "tanh"),
+        ZeroPadding2D(1),
+        MaxPooling2D(2),
+        UpSampling2D((2, 1)),
+        Cropping2D(((1, 0), (0, 1))),
+        AveragePooling2D(2, padding = "same"),
+        GlobalMaxPooling2D(keepdims = True),
+        Flatten(),
+        Dense(3, activation = "softmax"),
+    ]);
+    /// The 1D kinds, channels first, and the masked mean.
+    SpatialSequence = Sequential([
+        Input(shape = (8, 3)),
+        Masking(),
+        Dense(4, activation = "tanh"),
+        GlobalAveragePooling1D(keepdims = True),
+        Reshape((4, 1)),
+        ZeroPadding1D(1, data_format = "channels_first"),
+        MaxPooling1D(2, data_format = "channels_first"),
+        UpSampling1D(3),
+        Cropping1D((1, 0)),
+        AveragePooling1D(2, padding = "same"),
+        Reshape((3, 2, 1)),
+        GlobalAveragePooling2D(keepdims = True),
+        Reshape((1, 1)),
+        GlobalMaxPooling1D(),
+        Dense(3, activation = "softmax"),
+    ]);
+    FirstMaxPooling = Sequential([Input(shape = (4, 6)), MaxPooling1D(), Dense(3)]);
+    FirstAveragePooling = Sequential([Input(shape = (4, 6)), AveragePooling1D(2), Dense(3)]);
+    FirstGlobalPooling = Sequential([Input(shape = (4, 6)), GlobalAveragePooling1D(), Dense(3)]);
+    FirstZeroPadding = Sequential([Input(shape = (4, 6)), ZeroPadding1D(), Dense(3)]);
+    FirstUpSampling = Sequential([Input(shape = (4, 6)), UpSampling1D(), Dense(3)]);
+    FirstCropping = Sequential([Input(shape = (4, 6)), Cropping1D(), Dense(3)]);
+}
+
+/// Spatial layers write new tensors: on the stack in `predict`, from the pool in training.
+#[test]
+fn spatial_layers_allocate_nothing_in_predict_or_per_step() {
+    let image = SpatialImage::new(1);
+    let x = <SpatialImage as Model>::Input::from_values(&[0.25; 72]);
+    let count = allocations_during(|| {
+        std::hint::black_box(image.predict(std::hint::black_box(&x)));
+    });
+    assert_eq!(count, 0, "SpatialImage::predict allocated {count} times");
+    let sequence = SpatialSequence::new(1);
+    let x = <SpatialSequence as Model>::Input::from_values(&[0.25; 24]);
+    let count = allocations_during(|| {
+        std::hint::black_box(sequence.predict(std::hint::black_box(&x)));
+    });
+    assert_eq!(count, 0, "SpatialSequence::predict allocated {count} times");
+
+    let loss = Loss::CategoricalCrossentropy { from_logits: false };
+    let x: Vec<f32> = (0..8 * 72).map(|i| (i % 7) as f32 * 0.1 - 0.3).collect();
+    let y: Vec<f32> = (0..8 * 3).map(|i| f32::from(i % 3 == 0)).collect();
+    let count = warm_step_allocations::<SpatialImage>(loss, &x, &y);
+    assert_eq!(count, 0, "a SpatialImage step allocated {count} times");
+    // Every third step of each sample is all zeros, so Masking masks it.
+    let x: Vec<f32> = (0..8 * 24)
+        .map(|i| {
+            if (i / 3) % 3 == 0 {
+                0.0
+            } else {
+                0.1 * (i % 5) as f32
+            }
+        })
+        .collect();
+    let count = warm_step_allocations::<SpatialSequence>(loss, &x, &y);
+    assert_eq!(count, 0, "a SpatialSequence step allocated {count} times");
+
+    let counts = [
+        ("MaxPooling1D", step_allocations::<FirstMaxPooling>()),
+        (
+            "AveragePooling1D",
+            step_allocations::<FirstAveragePooling>(),
+        ),
+        (
+            "GlobalAveragePooling1D",
+            step_allocations::<FirstGlobalPooling>(),
+        ),
+        ("ZeroPadding1D", step_allocations::<FirstZeroPadding>()),
+        ("UpSampling1D", step_allocations::<FirstUpSampling>()),
+        ("Cropping1D", step_allocations::<FirstCropping>()),
+    ];
+    for (layer, count) in counts {
+        assert_eq!(
+            count, 0,
+            "a step with {layer} first allocated {count} times"
+        );
+    }
+}
+
+kiln::model! {
+    /// BatchNormalization on two axes, after a mask and first, and LayerNormalization over a
+    /// leading axis: predict and the training step (batch statistics in the pool) allocate
+    /// nothing.
+    Normalized = Sequential([
+        Input(shape = (5, 3)),
+        BatchNormalization(axis = 1),
+        Masking(),
+        Dense(4, activation = "tanh"),
+        BatchNormalization(momentum = 0.9),
+        LayerNormalization(axis = [1, 2]),
+        LayerNormalization(),
+        Dense(2, activation = "softmax"),
+    ]);
+}
+
+#[test]
+fn normalization_layers_allocate_nothing() {
+    let model = Normalized::new(3);
+    let sample = <Normalized as Model>::Input::from_values(&[0.25; 15]);
+    let count = allocations_during(|| {
+        std::hint::black_box(model.predict(std::hint::black_box(&sample)));
+    });
+    assert_eq!(count, 0, "Normalized::predict allocated {count} times");
+
+    let x: Vec<f32> = (0..8 * 15)
+        .map(|i| ((i * 7) % 11) as f32 * 0.1 - 0.5)
+        .collect();
+    let y: Vec<f32> = (0..8 * 5 * 2).map(|i| f32::from(i % 2 == 0)).collect();
+    let loss = Loss::CategoricalCrossentropy { from_logits: false };
+    let count = warm_step_allocations::<Normalized>(loss, &x, &y);
+    assert_eq!(
+        count, 0,
+        "a Normalized training step allocated {count} times"
+    );
+}
+
+kiln::model! {
+    /// Conv1D and Conv2D in both data formats, with groups, strides, dilation and padding.
+    Convolutions = Sequential([
+        Input(shape = (9, 8, 2)),
+        Conv2D(4, 3, padding = "same", activation = "relu"),
+        Conv2D(6, (2, 3), strides = 2, groups = 3, data_format = "channels_first"),
+        Reshape((8, 3)),
+        Conv1D(6, 3, padding = "causal", dilation_rate = 2, activation = "tanh"),
+        Conv1D(2, 2, data_format = "channels_first", use_bias = False),
+        Flatten(),
+        Dense(3, activation = "softmax"),
+    ]);
+    FirstConv1D = Sequential([Input(shape = (4, 6)), Conv1D(3, 2), Dense(3)]);
+    FirstConv2DChannelsFirst = Sequential([
+        Input(shape = (2, 4, 6)),
+        Conv2D(3, 2, data_format = "channels_first"),
+        Dense(3),
+    ]);
+}
+
+/// Convolutions read their inputs in place (no im2col buffer): nothing allocates in
+/// `predict`, and a training step takes every tensor (channels-first transposes included)
+/// from the pool.
+#[test]
+fn convolutions_allocate_nothing_in_predict_or_per_step() {
+    let model = Convolutions::new(1);
+    let x = <Convolutions as Model>::Input::from_values(&[0.25; 144]);
+    let count = allocations_during(|| {
+        std::hint::black_box(model.predict(std::hint::black_box(&x)));
+    });
+    assert_eq!(count, 0, "Convolutions::predict allocated {count} times");
+
+    let loss = Loss::CategoricalCrossentropy { from_logits: false };
+    let x: Vec<f32> = (0..8 * 144).map(|i| (i % 7) as f32 * 0.1 - 0.3).collect();
+    let y: Vec<f32> = (0..8 * 3).map(|i| f32::from(i % 3 == 0)).collect();
+    let count = warm_step_allocations::<Convolutions>(loss, &x, &y);
+    assert_eq!(count, 0, "a Convolutions step allocated {count} times");
+    for (layer, count) in [
+        ("Conv1D", step_allocations::<FirstConv1D>()),
+        (
+            "Conv2D channels first",
+            step_allocations::<FirstConv2DChannelsFirst>(),
+        ),
+    ] {
+        assert_eq!(
+            count, 0,
+            "a step with {layer} first allocated {count} times"
+        );
+    }
+}

@@ -283,3 +283,60 @@ trait NewInput: Model {
     }
 }
 impl<M: Model> NewInput for M {}
+
+kiln::model! {
+    /// The case: 224x224x3 through `Conv2D(64, 3)`, 12.6 MB of output.
+    BigConv = Sequential([
+        Input(shape = (224, 224, 3)),
+        Conv2D(64, 3),
+    ]);
+
+    /// A conv net whose intermediates alternate between the two scratch regions.
+    ConvNet = Sequential([
+        Input(shape = (128, 128, 3)),
+        Conv2D(16, 3, padding = "same", activation = "relu"),
+        BatchNormalization(),
+        MaxPooling2D(),
+        ZeroPadding2D(1),
+        Conv2D(16, 3, strides = 2),
+        ReLU(),
+        UpSampling2D(),
+        Cropping2D(2),
+        GlobalAveragePooling2D(),
+        Dense(10, activation = "softmax"),
+    ]);
+}
+
+/// Runs `predict_into` on a 2 MiB thread with input, output and scratch on the heap, and
+/// compares it with `predict_batch` (whose tensors are on the heap too).
+fn predict_into_on_a_small_stack<M: Model + Send + Sync + 'static>(model: M) {
+    let model = std::sync::Arc::new(model);
+    let runner = std::sync::Arc::clone(&model);
+    let values: Vec<f32> = (0..M::INPUT_LEN)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.01)
+        .collect();
+    let x = values.clone();
+    let y = std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(move || {
+            let mut input: Box<M::Input> = kiln::heap::zeroed();
+            kiln::Tensor::values_mut(&mut *input).copy_from_slice(&x);
+            let (mut output, mut scratch) = (M::new_output(), M::new_scratch());
+            runner.predict_into(&input, &mut output, &mut scratch);
+            kiln::Tensor::values(&*output).to_vec()
+        })
+        .expect("thread")
+        .join()
+        .expect("predict_into ran");
+    let expected = model.predict_batch(&values).expect("predict_batch");
+    assert_close("predict_into on a small stack", &y, &expected, 1e-4, 1e-5);
+}
+
+#[test]
+fn conv_models_with_megabyte_activations_run_on_a_2_mib_stack() {
+    const { assert!(BigConv::OUTPUT_LEN * 4 > 12 * 1000 * 1000) };
+    const { assert!(BigConv::PREDICT_INTO_STACK_BYTES < 256 * 1024) };
+    const { assert!(ConvNet::PREDICT_INTO_STACK_BYTES < 256 * 1024) };
+    predict_into_on_a_small_stack(BigConv::new(1));
+    predict_into_on_a_small_stack(ConvNet::new(2));
+}

@@ -25,6 +25,10 @@ mod masked {
     include!("keras_import/masked/model.rs");
 }
 
+mod normalization {
+    include!("keras_import/normalization/model.rs");
+}
+
 const RTOL: f32 = 1e-5;
 const ATOL: f32 = 1e-5;
 
@@ -141,6 +145,11 @@ import_case!(
     masked_functional_chain_matches_keras,
     "masked",
     masked::Masked
+);
+import_case!(
+    normalization_layers_match_keras,
+    "normalization",
+    normalization::Normalization
 );
 
 /// The masked case's inputs really hold whole timesteps equal to the mask value (-1), so

@@ -510,6 +510,171 @@ def softmax(c):
     return c.finish()
 
 
+def choice(*allowed):
+    """A string argument that must be one of `allowed` (as Keras stores it)."""
+
+    def render(v):
+        if v not in allowed:
+            raise Unexpressible(f"expected one of {', '.join(map(repr, allowed))}, found {v!r}")
+        return rust_string(v)
+
+    return render
+
+
+def pairs(v):
+    """`((top, bottom), (left, right))` (ZeroPadding2D's `padding`, Cropping2D's `cropping`)."""
+    if not isinstance(v, (list, tuple)) or len(v) != 2:
+        raise Unexpressible(f"expected two pairs of integers, found {v!r}")
+    return "(" + ", ".join(int_tuple(p) for p in v) + ")"
+
+
+def pooling(c):
+    # Keras stores `pool_size` and `strides` as tuples; `strides` equal to the pool is the
+    # DSL's default (None).
+    c.positional("pool_size", int_tuple)
+    c.keyword("strides", int_tuple, c.config.get("pool_size"))
+    c.keyword("padding", choice("valid", "same"), "valid")
+    c.keyword("data_format", choice("channels_last", "channels_first"), "channels_last")
+    return c.finish()
+
+
+def global_pooling(c):
+    c.keyword("data_format", choice("channels_last", "channels_first"), "channels_last")
+    c.keyword("keepdims", boolean, False)
+    return c.finish()
+
+
+def zero_padding(c):
+    # Keras stores `(left, right)` (1D) or `((top, bottom), (left, right))` (2D).
+    c.positional("padding", int_tuple if c.class_name.endswith("1D") else pairs)
+    c.keyword("data_format", choice("channels_last", "channels_first"), "channels_last")
+    return c.finish()
+
+
+def up_sampling(c):
+    if c.class_name.endswith("1D"):
+        c.positional("size", integer)
+        return c.finish()
+    c.positional("size", int_tuple)
+    c.keyword("data_format", choice("channels_last", "channels_first"), "channels_last")
+    c.keyword("interpolation", choice("nearest"), "nearest")
+    return c.finish()
+
+
+def cropping(c):
+    if c.class_name.endswith("1D"):
+        c.positional("cropping", int_tuple)
+        return c.finish()
+    c.positional("cropping", pairs)
+    c.keyword("data_format", choice("channels_last", "channels_first"), "channels_last")
+    return c.finish()
+
+
+def default_only(default, why, same=()):
+    """An argument kiln accepts at Keras's default only (or a value in `same`, which means
+    the same); `why` says what the others need."""
+
+    def render(v):
+        if v != default and v not in same:
+            raise Unexpressible(f"{shown(v)} is not supported: {why}")
+        return repr(default)
+
+    return render
+
+
+def normalization_axis(c, allow_list):
+    """`axis` of BatchNormalization (one integer) or LayerNormalization (Keras saves a list,
+    `[-1]`; one entry is written as the integer)."""
+
+    def render(v):
+        items = list(v) if isinstance(v, (list, tuple)) else [v]
+        if len(items) > 1 and not allow_list:
+            raise Unexpressible(f"expected one axis, found {v!r}")
+        rank = len(c.input_shape) if c.input_shape is not None else None
+        for a in items:
+            integer(a)
+            if int(a) == 0 or (rank is not None and int(a) == -rank - 1):
+                raise Unexpressible("normalising over the batch axis is not in kiln")
+        return integer(items[0]) if len(items) == 1 else int_list(items)
+
+    return render
+
+
+def normalization_weights(c, initializers):
+    for key, default in initializers:
+        c.keyword(key, initializer, default)
+    for key in ("beta_regularizer", "gamma_regularizer"):
+        c.keyword(key, regularizer, None)
+    for key in ("beta_constraint", "gamma_constraint"):
+        c.keyword(key, constraint, None)
+
+
+def batch_normalization(c):
+    c.keyword("axis", normalization_axis(c, allow_list=False), -1)
+    c.keyword("momentum", number, 0.99)
+    c.keyword("epsilon", number, 1e-3)
+    c.keyword("center", boolean, True)
+    c.keyword("scale", boolean, True)
+    normalization_weights(
+        c,
+        [
+            ("beta_initializer", "zeros"),
+            ("gamma_initializer", "ones"),
+            ("moving_mean_initializer", "zeros"),
+            ("moving_variance_initializer", "ones"),
+        ],
+    )
+    renorm = "kiln has no batch renormalization"
+    c.keyword("renorm", default_only(False, renorm), False)
+    # Keras stores `{}` (no clipping) when `renorm` is on.
+    c.keyword("renorm_clipping", default_only(None, renorm, same=({},)), None)
+    c.keyword("renorm_momentum", default_only(0.99, renorm), 0.99)
+    c.keyword("synchronized", default_only(False, "kiln trains on one device"), False)
+    return c.finish()
+
+
+def layer_normalization(c):
+    c.keyword("axis", normalization_axis(c, allow_list=True), -1)
+    c.keyword("epsilon", number, 1e-3)
+    c.keyword("center", boolean, True)
+    c.keyword("scale", boolean, True)
+    normalization_weights(c, [("beta_initializer", "zeros"), ("gamma_initializer", "ones")])
+    c.keyword("rms_scaling", default_only(False, "deprecated in Keras 3 and not in kiln"), False)
+    return c.finish()
+
+
+def conv(c):
+    """Conv1D / Conv2D. Keras stores `kernel_size`, `strides` and `dilation_rate` as tuples
+    and `data_format` resolved (`channels_last` unless the model says otherwise)."""
+    ones = (1,) * (1 if c.class_name == "Conv1D" else 2)
+
+    def one_of(*allowed):
+        def render(v):
+            if v not in allowed:
+                raise Unexpressible(f"expected one of {', '.join(map(repr, allowed))}, found {v!r}")
+            return rust_string(v)
+
+        return render
+
+    paddings = ("valid", "same", "causal") if c.class_name == "Conv1D" else ("valid", "same")
+    c.positional("filters", integer)
+    c.positional("kernel_size", int_tuple)
+    c.keyword("strides", int_tuple, ones)
+    c.keyword("padding", one_of(*paddings), "valid")
+    c.keyword("data_format", one_of("channels_last", "channels_first"), "channels_last")
+    c.keyword("dilation_rate", int_tuple, ones)
+    c.keyword("groups", integer, 1)
+    c.keyword("activation", activation, "linear")
+    c.keyword("use_bias", boolean, True)
+    c.keyword("kernel_initializer", initializer, "glorot_uniform")
+    c.keyword("bias_initializer", initializer, "zeros")
+    for key in ("kernel_regularizer", "bias_regularizer", "activity_regularizer"):
+        c.keyword(key, regularizer, None)
+    for key in ("kernel_constraint", "bias_constraint"):
+        c.keyword(key, constraint, None)
+    return c.finish()
+
+
 def python_code(c):
     return [
         "a Lambda layer holds Python code, which kiln cannot import; write the function as a "
@@ -519,8 +684,9 @@ def python_code(c):
 
 # How a layer treats a Keras mask arriving with its input, as kiln's DSL does
 # (macros/src/layers/*.rs `mask_rule`): passes it on, refuses it (a compile error in kiln),
-# produces one (Masking), or uses it (Softmax: refused here, see MASK_USED).
-PASS, REFUSE, PRODUCE, USE = "pass", "refuse", "produce", "use"
+# produces one (Masking), or uses it (Softmax: refused here, see MASK_USED), or uses it and
+# outputs none (GlobalAveragePooling1D, channels last).
+PASS, REFUSE, PRODUCE, USE, CONSUME = "pass", "refuse", "produce", "use", "consume"
 
 Kind = namedtuple("Kind", ["convert", "mask"])
 
@@ -539,7 +705,25 @@ CONVERTERS = {
     "ELU": Kind(elu, PASS),
     "ReLU": Kind(relu, PASS),
     "Softmax": Kind(softmax, USE),
+    "Conv1D": Kind(conv, REFUSE),
+    "Conv2D": Kind(conv, REFUSE),
+    "BatchNormalization": Kind(batch_normalization, PASS),
+    "LayerNormalization": Kind(layer_normalization, PASS),
     "Lambda": Kind(python_code, REFUSE),
+    "MaxPooling1D": Kind(pooling, REFUSE),
+    "MaxPooling2D": Kind(pooling, REFUSE),
+    "AveragePooling1D": Kind(pooling, REFUSE),
+    "AveragePooling2D": Kind(pooling, REFUSE),
+    "GlobalMaxPooling1D": Kind(global_pooling, REFUSE),
+    "GlobalMaxPooling2D": Kind(global_pooling, REFUSE),
+    "GlobalAveragePooling1D": Kind(global_pooling, CONSUME),
+    "GlobalAveragePooling2D": Kind(global_pooling, REFUSE),
+    "ZeroPadding1D": Kind(zero_padding, REFUSE),
+    "ZeroPadding2D": Kind(zero_padding, REFUSE),
+    "UpSampling1D": Kind(up_sampling, REFUSE),
+    "UpSampling2D": Kind(up_sampling, REFUSE),
+    "Cropping1D": Kind(cropping, REFUSE),
+    "Cropping2D": Kind(cropping, REFUSE),
 }
 
 # Why a layer that uses the mask is refused after Masking: Keras 3 hands `Softmax` the
@@ -906,6 +1090,14 @@ def convert(model):
                 )
             elif mask_from is not None and kind.mask == USE:
                 problems.append(f"{where}: " + MASK_USED.format(mask=mask_from.name))
+            elif mask_from is not None and kind.mask == CONSUME:
+                if c.config.get("data_format") == "channels_first":
+                    problems.append(
+                        f"{where} cannot take the mask produced by {describe(mask_from)}: "
+                        "channels first, Keras applies that (batch, features) mask along the "
+                        "steps axis (kiln refuses it)"
+                    )
+                mask_from = None
         dtype = dtype_name(layer)
         if dtype != "float32":
             problems.append(f"{where} computes in {dtype}; kiln computes in float32")

@@ -23,7 +23,10 @@ The cases:
   Sequential (Dense relu, Dropout) -> Dense(3) -> Activation("softmax"), inputs with whole
   timesteps equal to the mask value (which Masking zeroes). The softmax is an activation,
   not a `Softmax` layer: Keras 3 hands a `Softmax` layer after Masking a (batch, timesteps)
-  mask that it broadcasts from the last axis (an error here), which keras_export.py refuses.
+  mask that it broadcasts from the last axis (an error here), which keras_export.py refuses;
+- normalization: Sequential on (6, 4) with BatchNormalization (momentum 0.8, a hyphenated
+  name; and over axis 1 without center), LayerNormalization over axes [1, 2] and over the
+  last axis: its moving statistics come from training.
 
 model.keras is rewritten with a fixed `date_saved`, renumbered `shared_object_id`s and fixed
 zip timestamps, so reruns on the same versions give the same bytes.
@@ -138,11 +141,39 @@ def masked():
     return model, masked_inputs(g, BATCH)
 
 
+def normalization():
+    import keras
+
+    L = keras.layers
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(6, 4)),
+            L.Dense(8, name="conv1"),
+            L.BatchNormalization(momentum=0.8, name="conv1-BN"),
+            L.Activation("relu"),
+            L.LayerNormalization(axis=[1, 2], name="ln-all"),
+            L.Dense(5),
+            L.BatchNormalization(axis=1, center=False),
+            L.LayerNormalization(epsilon=1e-5),
+            L.Flatten(),
+            L.Dense(3, activation="softmax"),
+        ],
+        name="normalization",
+    )
+    g = rng(104)
+    x = g.normal(0.5, 2.0, size=(256, 6, 4)).astype("float32")
+    y = (x.sum(axis=1) @ g.normal(0.0, 1.0, size=(4, 3))).argmax(axis=1)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=4, batch_size=32, verbose=0)
+    return model, g.normal(0.5, 2.0, size=(BATCH, 6, 4)).astype("float32")
+
+
 # case -> (Rust type name given to --name, builder returning the trained model and inputs)
 CASES = {
     "mlp": ("Mlp", mlp),
     "activations": ("Activations", activations),
     "masked": ("Masked", masked),
+    "normalization": ("Normalization", normalization),
 }
 
 

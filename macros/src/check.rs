@@ -131,7 +131,7 @@ pub fn check(def: &ModelDef) -> Result<Model, Error> {
                 errors.ok(names.claim(&name, arg));
                 name
             }
-            _ => names.automatic(&class),
+            _ => names.automatic(layers::keras_class(&class)),
         };
         let Some(input_shape) = shape.clone().filter(|_| known_shape) else {
             // No input shape after an earlier error: still report argument mistakes.
@@ -149,14 +149,18 @@ pub fn check(def: &ModelDef) -> Result<Model, Error> {
 
         match (code.mask_rule(), &mask_from) {
             (MaskRule::Refuse, Some((mask_layer, mask_class))) => {
+                let why = code
+                    .mask_refusal()
+                    .unwrap_or_else(|| "Keras would drop it silently".to_string());
                 errors.push(Error::new(
                     call.class.span(),
                     format!(
-                        "`{class}` cannot take the mask produced by layer `{mask_layer}` (`{mask_class}`); Keras would drop it silently\n  help: remove the `{mask_class}` layer, or put `{class}` before it"
+                        "`{class}` cannot take the mask produced by layer `{mask_layer}` (`{mask_class}`); {why}\n  help: remove the `{mask_class}` layer, or put `{class}` before it"
                     ),
                 ));
             }
             (MaskRule::Produce, _) => mask_from = Some((name.clone(), class.clone())),
+            (MaskRule::Consume, _) => mask_from = None,
             _ => {}
         }
 
@@ -176,7 +180,7 @@ pub fn check(def: &ModelDef) -> Result<Model, Error> {
         shape = Some(output.clone());
         checked.push(CheckedLayer {
             name,
-            class,
+            class: layers::keras_class(&class).to_string(),
             span: call.class.span(),
             input: input_shape,
             output,

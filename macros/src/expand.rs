@@ -45,6 +45,9 @@ pub fn expand(model: &Model) -> TokenStream {
                 };
                 let code = layer.code.forward(&f);
                 let ty = layer.output.tensor_type(mode);
+                if layer.code.mask_rule() == MaskRule::Consume {
+                    mask_live = false;
+                }
                 if layer.code.mask_rule() == MaskRule::Produce {
                     mask_live = true;
                     // `let _`: one-sample `predict` uses the mask only when a layer reads it.
@@ -73,6 +76,12 @@ pub fn expand(model: &Model) -> TokenStream {
         .layers
         .iter()
         .flat_map(|l| l.weights.iter().map(|w| w.shape.len()))
+        .sum();
+    let trainable_param_count: usize = model
+        .layers
+        .iter()
+        .flat_map(|l| l.weights.iter().filter(|w| w.trainable()))
+        .map(|w| w.shape.len())
         .sum();
     let weight_arms: Vec<(usize, TokenStream)> = model
         .layers
@@ -127,6 +136,7 @@ pub fn expand(model: &Model) -> TokenStream {
             const INPUT_LEN: usize = #input_len;
             const OUTPUT_LEN: usize = #output_len;
             const PARAM_COUNT: usize = #param_count;
+            const TRAINABLE_PARAM_COUNT: usize = #trainable_param_count;
             const WEIGHT_NAMES: &'static [&'static str] = &[#(#weight_names),*];
             const WEIGHT_SHAPES: &'static [&'static [usize]] = &[#(#weight_shapes),*];
             const LAYERS: &'static [::kiln::LayerInfo] = &[#(#layer_infos),*];
@@ -284,6 +294,9 @@ fn trainable(model: &Model) -> TokenStream {
         mask_at.push(live_mask.clone());
         let code = layer.code.forward_train(&f);
         let ty = layer.output.tensor_type(Mode::Batch);
+        if layer.code.mask_rule() == MaskRule::Consume {
+            live_mask = None;
+        }
         let (input, output, c) = (var(i), var(i + 1), cache(i));
         // The input stays alive for the backward pass; a layer that changes `x` in place
         // gets a pooled copy.
@@ -336,6 +349,10 @@ fn trainable(model: &Model) -> TokenStream {
             None => quote!(::core::option::Option::None),
         })
     });
+    let updates = model
+        .layers
+        .iter()
+        .flat_map(|l| l.weights.iter().map(|w| w.update_tokens()));
     let output_activation = match model.layers.last().and_then(|l| l.code.output_activation()) {
         Some(a) => quote!(::core::option::Option::Some(#a)),
         None => quote!(::core::option::Option::None),
@@ -352,6 +369,7 @@ fn trainable(model: &Model) -> TokenStream {
             const REGULARIZERS: &'static [::core::option::Option<::kiln::Regularizer>] = &[#(#regularizers),*];
             const CONSTRAINTS: &'static [::core::option::Option<::kiln::Constraint>] = &[#(#constraints),*];
             const OUTPUT_ACTIVATION: ::core::option::Option<::kiln::Activation> = #output_activation;
+            const UPDATES: &'static [::kiln::WeightUpdate] = &[#(#updates),*];
 
             #[allow(unused_variables, unused_mut, clippy::let_unit_value, clippy::unused_unit)]
             fn __train_batch(
@@ -402,6 +420,7 @@ pub fn fallback(def: &crate::ast::ModelDef) -> TokenStream {
             const INPUT_LEN: usize = 1;
             const OUTPUT_LEN: usize = 1;
             const PARAM_COUNT: usize = 0;
+            const TRAINABLE_PARAM_COUNT: usize = 0;
             const WEIGHT_NAMES: &'static [&'static str] = &[];
             const WEIGHT_SHAPES: &'static [&'static [usize]] = &[];
             const LAYERS: &'static [::kiln::LayerInfo] = &[];

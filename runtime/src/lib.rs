@@ -64,7 +64,7 @@ pub use regularizers::Regularizer;
 pub use tensor::Batch;
 pub use tensor::{Sample, Tensor};
 #[cfg(feature = "alloc")]
-pub use training::{FitOptions, Gradients, History, Logs, Trainable, Trainer};
+pub use training::{FitOptions, Gradients, History, Logs, Trainable, Trainer, WeightUpdate};
 
 /// Emits the items inside only when kiln has a heap (the `alloc` feature): the generated
 /// code wraps its heap-using methods in it, so one expansion serves both builds.

@@ -54,7 +54,6 @@ pub use imp::*;
 
 /// Square root (optimizer denominators, norms): std's when available, else `libm`'s; both
 /// are correctly rounded.
-#[cfg(feature = "alloc")]
 #[inline(always)]
 pub fn sqrt(x: f32) -> f32 {
     #[cfg(feature = "std")]

@@ -55,7 +55,7 @@ pub struct LayerInfo {
     pub class: &'static str,
     /// Output shape per sample (no batch dimension).
     pub output_shape: &'static [usize],
-    /// Number of trainable values.
+    /// Number of values in the layer's weights, trainable or not (Keras's "Param #").
     pub params: usize,
 }
 
@@ -82,8 +82,11 @@ pub trait Model: Sized {
     const INPUT_LEN: usize;
     /// Values in one output sample.
     const OUTPUT_LEN: usize;
-    /// Number of trainable values (Keras's "Total params").
+    /// Number of values in all weights, trainable or not (Keras's "Total params").
     const PARAM_COUNT: usize;
+    /// Number of values the optimizer trains (Keras's "Trainable params"): all but the
+    /// non-trainable weights, such as `BatchNormalization`'s moving statistics.
+    const TRAINABLE_PARAM_COUNT: usize;
     /// Keras weight names in the order `model.weights` lists them (`dense/kernel`, ...).
     const WEIGHT_NAMES: &'static [&'static str];
     /// Keras shape of each weight, in the order of [`Model::WEIGHT_NAMES`].
@@ -271,7 +274,12 @@ pub trait Model: Sized {
     /// needs ([`Model::WEIGHT_BYTES`], [`Model::PREDICT_STACK_BYTES`]).
     #[cfg(feature = "alloc")]
     fn summary() -> String {
-        crate::summary::render(Self::NAME, Self::LAYERS, Self::PREDICT_STACK_BYTES)
+        crate::summary::render(
+            Self::NAME,
+            Self::LAYERS,
+            Self::TRAINABLE_PARAM_COUNT,
+            Self::PREDICT_STACK_BYTES,
+        )
     }
 }
 

@@ -7,9 +7,15 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
-/// The summary table of a model called `name` with `layers`, then the memory `predict`
-/// needs: the weights' bytes and an upper bound on its stack.
-pub fn render(name: &str, layers: &[LayerInfo], predict_stack_bytes: usize) -> String {
+/// The summary table of a model called `name` with `layers`, of whose weights' values
+/// `trainable` are trainable, then the memory `predict` needs: the weights' bytes and an
+/// upper bound on its stack.
+pub fn render(
+    name: &str,
+    layers: &[LayerInfo],
+    trainable: usize,
+    predict_stack_bytes: usize,
+) -> String {
     let rows: Vec<[String; 3]> = layers
         .iter()
         .map(|l| {
@@ -69,10 +75,16 @@ pub fn render(name: &str, layers: &[LayerInfo], predict_stack_bytes: usize) -> S
     let _ = writeln!(
         out,
         " Trainable params: {} ({})",
-        group_thousands(total),
-        bytes(total)
+        group_thousands(trainable),
+        bytes(trainable)
     );
-    let _ = writeln!(out, " Non-trainable params: 0 (0.00 B)");
+    let frozen = total.saturating_sub(trainable);
+    let _ = writeln!(
+        out,
+        " Non-trainable params: {} ({})",
+        group_thousands(frozen),
+        bytes(frozen)
+    );
     let _ = writeln!(out, " Weights: {}", bytes(total));
     let _ = writeln!(out, " Predict stack: at most {predict_stack_bytes} B");
     out
@@ -124,12 +136,44 @@ mod tests {
                 params: 1290,
             },
         ];
-        let s = render("Digits", &layers, 4096);
+        let s = render("Digits", &layers, 9610, 4096);
         assert!(s.contains("│ dense (Dense)"), "{s}");
         assert!(s.contains("(None, 128)"), "{s}");
         assert!(s.contains("8,320 │"), "{s}");
         assert!(s.contains(" Total params: 9,610 (37.54 KB)"), "{s}");
+        assert!(s.contains(" Trainable params: 9,610 (37.54 KB)"), "{s}");
+        assert!(s.contains(" Non-trainable params: 0 (0.00 B)"), "{s}");
         assert!(s.contains(" Weights: 37.54 KB"), "{s}");
         assert!(s.contains(" Predict stack: at most 4096 B"), "{s}");
+    }
+
+    /// Keras 3's summary of Dense(4) -> BatchNormalization -> Dense(2) on 3 inputs.
+    #[test]
+    fn non_trainable_weights_are_counted_apart() {
+        let layers = [
+            LayerInfo {
+                name: "dense",
+                class: "Dense",
+                output_shape: &[4],
+                params: 16,
+            },
+            LayerInfo {
+                name: "conv1-BN",
+                class: "BatchNormalization",
+                output_shape: &[4],
+                params: 16,
+            },
+            LayerInfo {
+                name: "dense_1",
+                class: "Dense",
+                output_shape: &[2],
+                params: 10,
+            },
+        ];
+        let s = render("Net", &layers, 34, 4096);
+        assert!(s.contains("│ conv1-BN (BatchNormalization)"), "{s}");
+        assert!(s.contains(" Total params: 42 (168.00 B)\n"), "{s}");
+        assert!(s.contains(" Trainable params: 34 (136.00 B)\n"), "{s}");
+        assert!(s.contains(" Non-trainable params: 8 (32.00 B)\n"), "{s}");
     }
 }

@@ -161,8 +161,31 @@ pub fn case(file: &Value, name: &str) -> Value {
 /// (in f64 around the f32 forward pass). A layer without weights is checked through the
 /// gradients of the weights before it, which flow through its backward pass.
 ///
-/// Checks up to `per_weight` entries of every weight; fails with the weight name and index.
+/// Checks up to `per_weight` entries of every trainable weight (a non-trainable one's slot
+/// holds a batch statistic, not a gradient); fails with the weight name and index.
 pub fn check_gradients<M: kiln::Trainable>(
+    seed: u64,
+    samples: usize,
+    per_weight: usize,
+    tolerance: f64,
+) {
+    check_gradients_in::<M>(false, seed, samples, per_weight, tolerance);
+}
+
+/// [`check_gradients`] with the finite differences taken in training mode (the loss of the
+/// training pass's output, as `__train_batch` computes it), for layers that compute in
+/// training what they do not in `predict` (BatchNormalization's batch statistics).
+pub fn check_training_gradients<M: kiln::Trainable>(
+    seed: u64,
+    samples: usize,
+    per_weight: usize,
+    tolerance: f64,
+) {
+    check_gradients_in::<M>(true, seed, samples, per_weight, tolerance);
+}
+
+fn check_gradients_in<M: kiln::Trainable>(
+    training: bool,
     seed: u64,
     samples: usize,
     per_weight: usize,
@@ -178,7 +201,19 @@ pub fn check_gradients<M: kiln::Trainable>(
         .map(|_| rng.random_range(-1.0f32..1.0))
         .collect();
     let loss = |model: &M| -> f64 {
-        let y = model.predict_batch(&x).expect("predict_batch");
+        let y = if training {
+            let mut y = Vec::new();
+            let mut scratch = kiln::Gradients::for_model::<M>();
+            let mut keep = |out: &[f32], dy: &mut [f32]| {
+                y.extend_from_slice(out);
+                dy.fill(0.0);
+                false
+            };
+            model.__train_batch(&x, &mut kiln::Pass::default(), &mut keep, &mut scratch);
+            y
+        } else {
+            model.predict_batch(&x).expect("predict_batch")
+        };
         y.iter()
             .zip(&t)
             .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
@@ -196,6 +231,9 @@ pub fn check_gradients<M: kiln::Trainable>(
     model.__train_batch(&x, &mut pass, &mut head, &mut grads);
     let eps = 1e-2f32;
     for (index, name) in M::WEIGHT_NAMES.iter().enumerate() {
+        if !M::UPDATES[index].is_trainable() {
+            continue;
+        }
         let values = model.get_weight(name).expect("get_weight");
         let step = (values.len() / per_weight.max(1)).max(1);
         for i in (0..values.len()).step_by(step) {

@@ -9,21 +9,31 @@ use syn::Error;
 
 pub mod activation;
 pub mod activity_regularization;
+pub mod batch_normalization;
+pub mod conv;
+pub mod conv1d;
+pub mod conv2d;
+pub mod cropping;
 pub mod dense;
 pub mod dropout;
 pub mod elu;
 pub mod flatten;
+pub mod global_pooling;
 pub mod input;
 pub mod lambda;
+pub mod layer_normalization;
 pub mod leaky_relu;
 pub mod masking;
 pub mod permute;
+pub mod pooling;
 pub mod prelu;
 pub mod relu;
 pub mod repeat_vector;
 pub mod reshape;
 pub mod softmax;
 pub mod thresholded_relu;
+pub mod upsampling;
+pub mod zero_padding;
 
 /// Every layer kind the DSL knows, by Keras class name.
 pub const REGISTRY: &[LayerKind] = &[
@@ -43,6 +53,26 @@ pub const REGISTRY: &[LayerKind] = &[
     activity_regularization::KIND,
     masking::KIND,
     lambda::KIND,
+    batch_normalization::KIND,
+    layer_normalization::KIND,
+    conv1d::KIND,
+    conv2d::KIND,
+    conv1d::KERAS1_KIND,
+    conv2d::KERAS1_KIND,
+    pooling::MAX_POOLING_1D,
+    pooling::MAX_POOLING_2D,
+    pooling::AVERAGE_POOLING_1D,
+    pooling::AVERAGE_POOLING_2D,
+    global_pooling::GLOBAL_MAX_POOLING_1D,
+    global_pooling::GLOBAL_MAX_POOLING_2D,
+    global_pooling::GLOBAL_AVERAGE_POOLING_1D,
+    global_pooling::GLOBAL_AVERAGE_POOLING_2D,
+    zero_padding::ZERO_PADDING_1D,
+    zero_padding::ZERO_PADDING_2D,
+    upsampling::UP_SAMPLING_1D,
+    upsampling::UP_SAMPLING_2D,
+    cropping::CROPPING_1D,
+    cropping::CROPPING_2D,
 ];
 
 /// A layer kind's constructor: bound arguments and input -> checked layer.
@@ -85,25 +115,74 @@ pub enum MaskRule {
     Propagate,
     /// Computes a new mask from its input (`Masking`).
     Produce,
+    /// Uses the mask and outputs none (Keras `supports_masking` with `compute_mask`
+    /// returning `None`: `GlobalAveragePooling1D`).
+    Consume,
 }
 
-/// A weight of a layer: its Keras name suffix (`kernel`) and shape, and the runtime
-/// `Regularizer` / `Constraint` expressions training applies to it.
+/// A weight of a layer: its Keras name suffix (`kernel`) and shape, the runtime
+/// `Regularizer` / `Constraint` expressions training applies to it, and whether it is
+/// trainable.
 pub struct Weight {
     pub suffix: &'static str,
     pub shape: Shape,
     pub regularizer: Option<TokenStream>,
     pub constraint: Option<TokenStream>,
+    pub update: Update,
+}
+
+/// How training changes a weight: the runtime's `kiln::WeightUpdate`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Update {
+    /// Trainable (Keras's `trainable = True`): the optimizer updates it from its gradient.
+    Optimizer,
+    /// Non-trainable, a moving average with this momentum of a statistic that the layer's
+    /// backward code writes into the weight's gradient slot (`grads.slot(first_weight + k)`,
+    /// overwriting it); the trainer applies `w = w * m + statistic * (1 - m)` after the step.
+    /// Such a weight takes no regularizer or constraint.
+    MovingAverage(f64),
 }
 
 impl Weight {
-    /// A weight with no regularizer and no constraint.
+    /// A trainable weight with no regularizer and no constraint.
     pub fn new(suffix: &'static str, shape: Shape) -> Weight {
         Weight {
             suffix,
             shape,
             regularizer: None,
             constraint: None,
+            update: Update::Optimizer,
+        }
+    }
+
+    /// A non-trainable weight that training moves towards a batch statistic (see
+    /// [`Update::MovingAverage`]).
+    pub fn moving_average(suffix: &'static str, shape: Shape, momentum: f64) -> Weight {
+        Weight {
+            update: Update::MovingAverage(momentum),
+            ..Weight::new(suffix, shape)
+        }
+    }
+
+    /// Whether the optimizer trains it (Keras's `trainable`).
+    pub fn trainable(&self) -> bool {
+        self.update == Update::Optimizer
+    }
+
+    /// The runtime `kiln::WeightUpdate` expression.
+    pub fn update_tokens(&self) -> TokenStream {
+        match self.update {
+            Update::Optimizer => quote::quote!(::kiln::WeightUpdate::Optimizer),
+            Update::MovingAverage(momentum) => {
+                // The checker only accepts finite momenta; the guard keeps `Literal` from
+                // panicking all the same.
+                let momentum = proc_macro2::Literal::f64_suffixed(if momentum.is_finite() {
+                    momentum
+                } else {
+                    0.0
+                });
+                quote::quote!(::kiln::WeightUpdate::MovingAverage { momentum: #momentum })
+            }
         }
     }
 }
@@ -175,6 +254,11 @@ pub trait Layer {
         MaskRule::Refuse
     }
 
+    /// Why a `Refuse` layer cannot take a mask, when the reason is not that Keras drops it.
+    fn mask_refusal(&self) -> Option<String> {
+        None
+    }
+
     /// The runtime type holding the layer's weights, if it has any.
     fn state_type(&self) -> Option<TokenStream> {
         None
@@ -235,6 +319,18 @@ pub trait Layer {
     fn output_activation(&self) -> Option<TokenStream> {
         None
     }
+}
+
+/// Keras 1 class names the DSL accepts, with the Keras 3 class Keras builds for each: layers
+/// are named and summarised under the latter (`Convolution2D` -> `conv2d (Conv2D)`).
+const KERAS1_CLASSES: &[(&str, &str)] = &[("Convolution1D", "Conv1D"), ("Convolution2D", "Conv2D")];
+
+/// The Keras 3 class of `class` (itself, unless it is an older spelling).
+pub fn keras_class(class: &str) -> &str {
+    KERAS1_CLASSES
+        .iter()
+        .find(|(old, _)| *old == class)
+        .map_or(class, |(_, new)| new)
 }
 
 /// The kind registered under `class`.

@@ -1,17 +1,28 @@
 //! One kernel file per Keras layer kind. The `model!` macro's layer of the same name emits
 //! calls into these.
 
+pub mod batch_normalization;
+pub mod conv;
+pub mod cropping;
 pub mod dense;
 #[cfg(feature = "alloc")]
 pub mod dropout;
+pub mod global_pooling;
 pub mod lambda;
+pub mod layer_normalization;
 pub mod masking;
+pub mod padding;
 pub mod permute;
+pub mod pooling;
 pub mod prelu;
 pub mod repeat_vector;
 pub mod softmax;
+pub mod upsampling;
 
+pub use batch_normalization::BatchNormalization;
+pub use conv::Conv;
 pub use dense::Dense;
+pub use layer_normalization::LayerNormalization;
 pub use prelu::PReLU;
 pub use softmax::softmax_along;
 

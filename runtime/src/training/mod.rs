@@ -29,7 +29,9 @@ mod team;
 use progress::Progress;
 
 /// Gradient buffers, one per weight of a model, in `Model::WEIGHT_NAMES` order and Keras's
-/// layout. Allocated once per trainer and zeroed before each step.
+/// layout. Allocated once per trainer and zeroed before each step. The slot of a
+/// non-trainable weight holds what the training pass computed for its update instead (the
+/// batch statistic of a [`WeightUpdate::MovingAverage`]).
 #[derive(Debug, Clone)]
 pub struct Gradients {
     slots: Vec<Vec<f32>>,
@@ -111,6 +113,50 @@ pub fn add_activity_gradient(
     scaled(regularizer, 1.0 / samples as f32).add_gradient(y, dy);
 }
 
+/// How training changes one weight: Keras's trainable weights, and its non-trainable ones
+/// that layers update themselves (`BatchNormalization`'s moving statistics).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum WeightUpdate {
+    /// A trainable weight: the optimizer updates it from its gradient; regularizers,
+    /// gradient clipping and constraints apply to it.
+    Optimizer,
+    /// A non-trainable moving average of a statistic of the batch: the training pass writes
+    /// the statistic into the weight's [`Gradients`] slot, and after the step the trainer
+    /// sets `w = w * momentum + statistic * (1 - momentum)` (Keras's formula, with
+    /// `momentum` and `1 - momentum` each rounded to f32 from the f64 value, as JAX does).
+    /// The optimizer, regularizers, clipping and constraints never see it.
+    MovingAverage {
+        /// The weight's share of itself after each step (`BatchNormalization`'s `momentum`).
+        momentum: f64,
+    },
+}
+
+impl WeightUpdate {
+    /// Whether the optimizer trains the weight (Keras's `trainable`).
+    pub const fn is_trainable(self) -> bool {
+        matches!(self, WeightUpdate::Optimizer)
+    }
+
+    /// Applies a non-trainable weight's update after a step: `statistic` is what the
+    /// training pass wrote into the weight's gradient slot. A trainable weight is left alone
+    /// (the optimizer updates it).
+    pub fn apply(self, weight: &mut [f32], statistic: &[f32]) {
+        if let WeightUpdate::MovingAverage { momentum } = self {
+            let (keep, take) = (momentum as f32, (1.0 - momentum) as f32);
+            for (w, s) in weight.iter_mut().zip(statistic) {
+                *w = *w * keep + *s * take;
+            }
+        }
+    }
+}
+
+/// Whether `M` has a weight that a moving average updates: its training pass computes
+/// statistics over the whole batch, which a batch split across threads cannot.
+#[cfg(feature = "std")]
+fn has_moving_averages<M: Trainable>() -> bool {
+    M::UPDATES.iter().any(|u| !u.is_trainable())
+}
+
 /// A model whose every layer has a backward pass. `model!` implements it; a model with a
 /// `Lambda` that has no `backward` function does not get it, so training it does not compile.
 #[diagnostic::on_unimplemented(
@@ -124,6 +170,8 @@ pub trait Trainable: Model {
     const CONSTRAINTS: &'static [Option<Constraint>];
     /// The activation the last layer applies, for losses that fuse their gradient with it.
     const OUTPUT_ACTIVATION: Option<Activation>;
+    /// How training changes each weight (trainable, or a moving average), in weight order.
+    const UPDATES: &'static [WeightUpdate];
 
     #[doc(hidden)]
     /// One forward and backward pass over a batch in training mode. `head` receives the
@@ -213,7 +261,8 @@ pub struct FitOptions<'a> {
     /// and gradients between the cores, so it pays off when a step has enough work per
     /// core — larger batches and layers — and can lose where moving data between cores is
     /// slow (BENCHMARKS.md has measurements); measure before relying on it. Without the
-    /// `std` feature, steps run on the calling thread.
+    /// `std` feature, steps run on the calling thread, and so do the steps of a model with
+    /// `BatchNormalization`, whose training pass needs the statistics of the whole batch.
     pub threads: usize,
 }
 
@@ -433,8 +482,10 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
             options,
         };
         let mut buffers = core::mem::take(&mut self.batch_buffers);
+        // A model with batch statistics (BatchNormalization) trains on one thread: each
+        // share of a split batch would normalise by its own statistics, not the batch's.
         #[cfg(feature = "std")]
-        if options.threads > 1 {
+        if options.threads > 1 && !has_moving_averages::<M>() {
             let shared = team::Shared::new(&mut self.model, options.threads);
             let objective = Objective::new::<M>(self.loss, &self.metrics);
             let history = std::thread::scope(|scope| {

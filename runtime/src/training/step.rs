@@ -150,16 +150,27 @@ pub(super) fn run_pass<M: Trainable>(
 
 /// Keras's `optimizer.apply` after a step's gradients, once the caller has begun the
 /// optimizer's step (`step_begin`): regularizer losses and gradients, clipping, the
-/// optimizer's update of each weight, then constraints. Returns the regularization loss
-/// (Keras reports it inside the loss).
+/// optimizer's update of each trainable weight, then constraints; and the moving averages
+/// of the non-trainable weights ([`super::WeightUpdate`]), from the statistics the pass left in
+/// their slots. Returns the regularization loss (Keras reports it inside the loss).
 pub(super) fn apply_update<M: Trainable, O: Optimizer>(
     model: &mut M,
     optimizer: &mut O,
     grads: &mut Gradients,
 ) -> f32 {
+    let trainable = |index: usize| M::UPDATES.get(index).is_none_or(|u| u.is_trainable());
+    // The moving averages first, from the statistics in their slots; the slots are then
+    // zeroed, so that clipping (Keras clips the trainable gradients only) counts nothing
+    // of theirs.
+    for (index, update) in M::UPDATES.iter().enumerate() {
+        if !update.is_trainable() {
+            update.apply(model.__weight_mut(index), grads.get(index));
+            grads.slot(index).fill(0.0);
+        }
+    }
     let mut regularization = 0.0;
     for (index, regularizer) in M::REGULARIZERS.iter().enumerate() {
-        if let Some(regularizer) = regularizer {
+        if let (Some(regularizer), true) = (regularizer, trainable(index)) {
             let w = model.__weight(index);
             regularization += regularizer.loss(w);
             regularizer.add_gradient(w, grads.slot(index));
@@ -169,11 +180,11 @@ pub(super) fn apply_update<M: Trainable, O: Optimizer>(
     if clip != GradientClip::None {
         clip.apply(grads.all_mut());
     }
-    for index in 0..M::WEIGHT_NAMES.len() {
+    for index in (0..M::WEIGHT_NAMES.len()).filter(|&i| trainable(i)) {
         optimizer.update(index, model.__weight_mut(index), grads.get(index));
     }
     for (index, constraint) in M::CONSTRAINTS.iter().enumerate() {
-        if let Some(constraint) = constraint {
+        if let (Some(constraint), true) = (constraint, trainable(index)) {
             constraint.apply(model.__weight_mut(index), M::WEIGHT_SHAPES[index]);
         }
     }

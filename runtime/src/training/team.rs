@@ -8,8 +8,10 @@
 //! Every optimizer, regularizer and loss term involved is element-wise or a mean over
 //! samples, so a step equals the one-thread step up to rounding, and the same seed, data
 //! and thread count give bit-identical weights. When the update is not element-wise
-//! (gradient clipping, constraints, an optimizer without a rule), phase B runs on the
-//! calling thread over the whole weights instead.
+//! (gradient clipping, constraints, an optimizer without a rule, non-trainable weights),
+//! phase B runs on the calling thread over the whole weights instead. A model with moving
+//! averages (`BatchNormalization`) never gets here: its training pass normalises by the
+//! statistics of the whole batch, which no share sees, so `fit` runs it on one thread.
 //!
 //! # The protocol, and why the raw pointers are sound
 //! The calling thread (thread 0) drives the steps through `generation`: each increment
@@ -459,8 +461,11 @@ impl<'a, 'm, M: Trainable + Send + Sync, O: Optimizer> Team<'a, 'm, M, O> {
     /// # Safety
     /// Between phases (the workers wait).
     unsafe fn publish_update(&mut self) -> bool {
+        // Non-trainable weights update from whole statistics (`fit` keeps models with
+        // moving averages on one thread; this keeps any other on thread 0's whole update).
         let whole = self.optimizer.gradient_clip() != GradientClip::None
-            || M::CONSTRAINTS.iter().any(Option::is_some);
+            || M::CONSTRAINTS.iter().any(Option::is_some)
+            || M::UPDATES.iter().any(|u| !u.is_trainable());
         let shared = self.shared;
         // SAFETY: between phases only thread 0 runs; the unique references to the model and
         // the optimizer state end here, before any thread writes through the pointers.

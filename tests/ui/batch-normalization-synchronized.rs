@@ -1,0 +1,8 @@
+fn main() {}
+
+kiln::model! {
+    Features = Sequential([
+        Input(shape = (6,)),
+        BatchNormalization(synchronized = True),
+    ]);
+}

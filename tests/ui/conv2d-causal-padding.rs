@@ -1,0 +1,8 @@
+fn main() {}
+
+kiln::model! {
+    Causal = Sequential([
+        Input(shape = (8, 8, 3)),
+        Conv2D(4, 3, padding = "causal"),
+    ]);
+}

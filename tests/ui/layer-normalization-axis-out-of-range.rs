@@ -1,0 +1,8 @@
+fn main() {}
+
+kiln::model! {
+    Tokens = Sequential([
+        Input(shape = (10, 16)),
+        LayerNormalization(axis = [1, 3]),
+    ]);
+}
