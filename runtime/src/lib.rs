@@ -7,6 +7,8 @@
 //! whose weights are baked into the binary.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(missing_docs)]
+// Every `unsafe` block says why it is sound (`// SAFETY: ...`).
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 #[cfg(feature = "alloc")]
 extern crate alloc;

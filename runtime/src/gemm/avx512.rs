@@ -127,7 +127,7 @@ fn lanes(count: usize) -> __mmask16 {
 unsafe fn outer_tile<const V: usize, const C: usize>(tile: &Tile) {
     let last = lanes(tile.rows - 16 * (V - 1));
     let mut acc = [[_mm512_setzero_ps(); C]; V];
-    // SAFETY (whole body): every address is inside the tile of the caller's matrices; the
+    // SAFETY: (whole body) every address is inside the tile of the caller's matrices; the
     // last vector of rows is read and written under the `last` lane mask.
     unsafe {
         for p in 0..tile.depth {
@@ -184,7 +184,7 @@ pub(super) unsafe fn dot(problem: &mut Dot) {
         ldc: problem.ldc,
     };
     let (full_m, full_n) = (m - m % 4, n - n % 4);
-    // SAFETY (whole body): every column index stays below `m` (of `a`) or `n` (of `b`, `c`).
+    // SAFETY: (whole body) every column index stays below `m` (of `a`) or `n` (of `b`, `c`).
     unsafe {
         let mut j0 = 0;
         while j0 < full_n {
@@ -227,7 +227,7 @@ struct RawDot {
 unsafe fn dot_tile(problem: &RawDot, i0: usize, j0: usize) {
     let k = problem.k;
     let mut acc = [_mm512_setzero_ps(); 16];
-    // SAFETY (whole body): columns i0..i0+4 of `a` and j0..j0+4 of `b` and `c` exist; the
+    // SAFETY: (whole body) columns i0..i0+4 of `a` and j0..j0+4 of `b` and `c` exist; the
     // tail of the depth is read under a lane mask.
     unsafe {
         let a = core::array::from_fn::<_, 4, _>(|i| problem.a.add((i0 + i) * problem.lda));
@@ -340,7 +340,7 @@ fn reduce16(x: &[__m512; 16]) -> __m512 {
 pub(super) unsafe fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
     let (full_rows, full_cols) = (rows - rows % 16, cols - cols % 16);
     let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
-    // SAFETY (whole body): every block lies inside both matrices (`full_*` bounds).
+    // SAFETY: (whole body) every block lies inside both matrices (`full_*` bounds).
     unsafe {
         for c0 in (0..full_cols).step_by(16) {
             for r0 in (0..full_rows).step_by(16) {

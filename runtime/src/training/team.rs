@@ -70,12 +70,14 @@ impl<T> PhaseCell<T> {
     /// # Safety
     /// The caller's phase gives it shared access (no thread writes the value now).
     unsafe fn get(&self) -> &T {
+        // SAFETY: no thread writes the value in the caller's phase (the caller's contract).
         unsafe { &*self.0.get() }
     }
     /// # Safety
     /// The caller's phase gives it exclusive access.
     #[allow(clippy::mut_from_ref)]
     unsafe fn get_mut(&self) -> &mut T {
+        // SAFETY: the caller's phase gives it the only access (the caller's contract).
         unsafe { &mut *self.0.get() }
     }
 }
@@ -146,6 +148,7 @@ pub(super) struct Shared<'a, M> {
 // SAFETY: the model is `Send + Sync` (a bound of every constructor); the rest is atomics
 // and phase cells.
 unsafe impl<M: Send + Sync> Sync for Shared<'_, M> {}
+// SAFETY: as for `Sync`: nothing in `Shared` is tied to the thread that made it.
 unsafe impl<M: Send + Sync> Send for Shared<'_, M> {}
 
 impl<'a, M: Trainable + Send + Sync> Shared<'a, M> {
@@ -479,6 +482,7 @@ impl<'a, 'm, M: Trainable + Send + Sync, O: Optimizer> Team<'a, 'm, M, O> {
         };
         let (parts, init) = rule.state_parts();
         slots.piece_starts(&shared.lens, parts, init, &mut orders.states);
+        // SAFETY: still between phases (see above): only thread 0 touches the model.
         let model = unsafe { &mut *shared.model };
         for ((slot, params), &len) in orders.params.iter_mut().enumerate().zip(&shared.lens) {
             let weight = model.__weight_mut(slot);
@@ -536,7 +540,7 @@ impl<M: Trainable + Send + Sync, O: Optimizer> Steps for Team<'_, '_, M, O> {
             }
         }
         let objective = self.objective;
-        // SAFETY (closure): phase A on thread 0.
+        // SAFETY: (closure) phase A on thread 0.
         self.phase(Phase::Pass, |team| unsafe {
             pass_share(shared, 0, objective, team.state)
         });
@@ -563,7 +567,7 @@ impl<M: Trainable + Send + Sync, O: Optimizer> Steps for Team<'_, '_, M, O> {
         // SAFETY: between phases.
         let piecewise = unsafe { self.publish_update() };
         if piecewise {
-            // SAFETY (closure): phase B on thread 0.
+            // SAFETY: (closure) phase B on thread 0.
             self.phase(Phase::Update, |_| unsafe { update_pieces(shared, 0) });
             // SAFETY: after phase B.
             unsafe {
