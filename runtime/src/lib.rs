@@ -22,6 +22,7 @@ pub mod gemm;
 pub mod heap;
 #[cfg(feature = "alloc")]
 pub mod initializers;
+pub mod isa;
 pub mod layers;
 #[cfg(feature = "alloc")]
 pub mod losses;

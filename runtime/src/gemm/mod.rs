@@ -13,11 +13,14 @@
 //!
 //! Any other layout takes a plain triple loop. Nothing here allocates. The AVX-512 kernels
 //! run where the CPU has AVX-512F (detected once at run time with `std`, at compile time
-//! without), the portable ones, compiled for AVX2 + FMA where available, elsewhere.
+//! without), the portable ones, compiled for AVX2 + FMA where available, elsewhere;
+//! `KILN_ISA` forces a lesser path (`crate::isa`).
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 mod portable;
+
+use crate::isa::Isa;
 
 /// A matrix stored in a slice: `rows x cols`, element `(r, c)` at `r * row_stride +
 /// c * col_stride`.
@@ -225,34 +228,9 @@ struct Dot<'s> {
     ldc: usize,
 }
 
-/// The instruction sets the kernels are compiled for, best first.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Isa {
-    Avx512,
-    // Detected at run time, which needs `std`.
-    #[cfg_attr(not(feature = "std"), allow(dead_code))]
-    Avx2Fma,
-    Portable,
-}
-
-/// What this CPU runs.
+/// The instruction set of this process (`crate::isa`: the CPU's best, or `KILN_ISA`).
 fn best_isa() -> Isa {
-    #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    {
-        if std::is_x86_feature_detected!("avx512f") {
-            return Isa::Avx512;
-        }
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            return Isa::Avx2Fma;
-        }
-    }
-    #[cfg(all(target_arch = "x86_64", not(feature = "std")))]
-    {
-        if cfg!(target_feature = "avx512f") {
-            return Isa::Avx512;
-        }
-    }
-    Isa::Portable
+    crate::isa::isa()
 }
 
 fn run_outer_on(isa: Isa, problem: &mut Outer) {
@@ -362,17 +340,7 @@ mod tests {
 
     /// The instruction sets this CPU can run, so each kernel is tested where it can be.
     fn isas() -> Vec<Isa> {
-        let mut isas = vec![Isa::Portable];
-        #[cfg(all(target_arch = "x86_64", feature = "std"))]
-        {
-            if std::is_x86_feature_detected!("avx512f") {
-                isas.push(Isa::Avx512);
-            }
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                isas.push(Isa::Avx2Fma);
-            }
-        }
-        isas
+        crate::isa::available().to_vec()
     }
 
     /// Every layout (outer, dot, naive, row-major `c`) on every instruction set, against a

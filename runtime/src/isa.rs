@@ -1,0 +1,126 @@
+//! [`isa`]: the instruction set kiln's hand-written kernels run on, chosen once per process:
+//! the best this CPU has (detected at run time with `std`, from the compile-time target
+//! features without), or a lesser one named by the `KILN_ISA` environment variable
+//! (`portable`, `avx2`, `avx512`) — so that every path can be tested on one machine, and a
+//! user can rule a path out. A name the CPU cannot run, or an unknown one, is ignored in
+//! favour of the best the CPU has below it.
+
+/// An instruction set the kernels are compiled for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Isa {
+    /// Plain Rust, vectorised by the compiler for the build's target features.
+    Portable,
+    /// AVX2 and FMA (x86-64).
+    Avx2Fma,
+    /// AVX-512F (x86-64).
+    Avx512,
+}
+
+impl Isa {
+    /// The `KILN_ISA` spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Portable => "portable",
+            Isa::Avx2Fma => "avx2",
+            Isa::Avx512 => "avx512",
+        }
+    }
+}
+
+/// Every instruction set this CPU runs, best last.
+pub fn available() -> &'static [Isa] {
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    {
+        let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+        match (avx2, std::is_x86_feature_detected!("avx512f")) {
+            (true, true) => &[Isa::Portable, Isa::Avx2Fma, Isa::Avx512],
+            (false, true) => &[Isa::Portable, Isa::Avx512],
+            (true, false) => &[Isa::Portable, Isa::Avx2Fma],
+            (false, false) => &[Isa::Portable],
+        }
+    }
+    #[cfg(all(target_arch = "x86_64", not(feature = "std")))]
+    {
+        if cfg!(target_feature = "avx512f") {
+            &[Isa::Portable, Isa::Avx512]
+        } else {
+            &[Isa::Portable]
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        &[Isa::Portable]
+    }
+}
+
+/// The instruction set to run: `requested` (a `KILN_ISA` value) if the CPU has it, else the
+/// best available one not above it; the best available one when nothing (or an unknown
+/// name) is requested.
+pub fn choose(requested: Option<&str>, available: &[Isa]) -> Isa {
+    let best = available.iter().copied().max().unwrap_or(Isa::Portable);
+    let ceiling = match requested.map(str::trim) {
+        Some("portable") => Isa::Portable,
+        Some("avx2") => Isa::Avx2Fma,
+        Some("avx512") => Isa::Avx512,
+        _ => return best,
+    };
+    available
+        .iter()
+        .copied()
+        .filter(|isa| *isa <= ceiling)
+        .max()
+        .unwrap_or(Isa::Portable)
+}
+
+/// The instruction set the kernels use in this process (read once).
+pub fn isa() -> Isa {
+    #[cfg(feature = "std")]
+    {
+        static CHOICE: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *CHOICE.get_or_init(|| {
+            let requested = std::env::var("KILN_ISA").ok();
+            choose(requested.as_deref(), available())
+        })
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        choose(None, available())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_is_a_ceiling_within_what_the_cpu_has() {
+        let all = [Isa::Portable, Isa::Avx2Fma, Isa::Avx512];
+        assert_eq!(choose(None, &all), Isa::Avx512);
+        assert_eq!(choose(Some("portable"), &all), Isa::Portable);
+        assert_eq!(choose(Some("avx2"), &all), Isa::Avx2Fma);
+        assert_eq!(choose(Some(" avx512\n"), &all), Isa::Avx512);
+        assert_eq!(
+            choose(Some("sse9"), &all),
+            Isa::Avx512,
+            "unknown names are ignored"
+        );
+        let old = [Isa::Portable, Isa::Avx2Fma];
+        assert_eq!(
+            choose(Some("avx512"), &old),
+            Isa::Avx2Fma,
+            "not above the CPU"
+        );
+        assert_eq!(choose(Some("avx2"), &[Isa::Portable]), Isa::Portable);
+    }
+
+    #[test]
+    fn the_process_choice_is_available() {
+        assert!(available().contains(&isa()));
+        if let Ok(requested) = std::env::var("KILN_ISA") {
+            assert!(
+                isa().name() == requested.trim()
+                    || !available().iter().any(|i| i.name() == requested.trim())
+            );
+        }
+    }
+}
