@@ -15,10 +15,8 @@
 
 use super::pooling::{at_arg, channels_first, spatial, Call, Kernel};
 use super::zero_padding::sides;
-use super::{Backward, Forward, Layer, LayerInput, LayerKind, SliceForward};
+use super::{Layer, LayerInput, LayerKind};
 use crate::args::{Bound, Errors, Signature};
-use crate::shape::Shape;
-use proc_macro2::TokenStream;
 use quote::quote;
 use syn::Error;
 
@@ -39,10 +37,6 @@ pub const CROPPING_2D: LayerKind = LayerKind {
     },
     build: |b, input| build(b, input, 2, [[0, 0], [0, 0]]),
 };
-
-struct Cropping {
-    kernel: Kernel,
-}
 
 fn build(
     b: &Bound,
@@ -91,47 +85,21 @@ fn build(
     let grid = view.grid();
     let [[top, bottom], [left, right]] = crop;
     let output = view.shape([extents[0] - top - bottom, extents[1] - left - right]);
-    Ok(Box::new(Cropping {
-        kernel: Kernel {
-            ty: quote!(::kiln::__private::layers::cropping::Cropping),
-            ctor: quote!(::kiln::__private::layers::cropping::Cropping::new(#grid, [[#top, #bottom], [#left, #right]])),
-            input: input.shape.clone(),
-            output,
-            call: Call::Plain,
-        },
+    Ok(Box::new(Kernel {
+        ty: quote!(::kiln::__private::layers::cropping::Cropping),
+        ctor: quote!(::kiln::__private::layers::cropping::Cropping::new(#grid, [[#top, #bottom], [#left, #right]])),
+        input: input.shape.clone(),
+        output,
+        call: Call::Plain,
     }))
-}
-
-impl Layer for Cropping {
-    fn output_shape(&self) -> Shape {
-        self.kernel.output.clone()
-    }
-
-    fn forward(&self, f: &Forward) -> TokenStream {
-        self.kernel.forward(f, None)
-    }
-
-    fn forward_slices(&self, _f: &Forward) -> Option<SliceForward> {
-        Some(self.kernel.forward_slices(None))
-    }
-
-    fn borrows_training_input(&self) -> bool {
-        true
-    }
-
-    fn forward_train(&self, _f: &Forward) -> TokenStream {
-        self.kernel.forward_train(None)
-    }
-
-    fn backward(&self, b: &Backward) -> Option<TokenStream> {
-        Some(self.kernel.backward(b, None))
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::layers::output_shape_for_test;
+    use crate::shape::Shape;
+    use proc_macro2::TokenStream;
 
     fn crop(kind: &LayerKind, tokens: TokenStream, input: &[usize]) -> Result<Shape, String> {
         output_shape_for_test(kind, tokens, input, "layer `dense`")

@@ -121,24 +121,22 @@ fn build(
             (extents[d] - pool[d]) / strides[d] + 1
         }
     });
-    Ok(Box::new(Pooling {
-        kernel: Kernel {
-            ty: quote!(::kiln::__private::layers::pooling::Pooling),
-            ctor: {
-                let mode = match mode {
-                    Reduce::Max => quote!(::kiln::__private::layers::pooling::PoolMode::Max),
-                    Reduce::Average => {
-                        quote!(::kiln::__private::layers::pooling::PoolMode::Average)
-                    }
-                };
-                let grid = view.grid();
-                let ([p0, p1], [s0, s1]) = (pool, strides);
-                quote!(::kiln::__private::layers::pooling::Pooling::new(#mode, #grid, [#p0, #p1], [#s0, #s1], #same))
-            },
-            input: input.shape.clone(),
-            output: view.shape(out),
-            call: Call::WithInput,
+    Ok(Box::new(Kernel {
+        ty: quote!(::kiln::__private::layers::pooling::Pooling),
+        ctor: {
+            let mode = match mode {
+                Reduce::Max => quote!(::kiln::__private::layers::pooling::PoolMode::Max),
+                Reduce::Average => {
+                    quote!(::kiln::__private::layers::pooling::PoolMode::Average)
+                }
+            };
+            let grid = view.grid();
+            let ([p0, p1], [s0, s1]) = (pool, strides);
+            quote!(::kiln::__private::layers::pooling::Pooling::new(#mode, #grid, [#p0, #p1], [#s0, #s1], #same))
         },
+        input: input.shape.clone(),
+        output: view.shape(out),
+        call: Call::WithInput,
     }))
 }
 
@@ -168,36 +166,6 @@ fn padding_mode(b: &Bound) -> Result<bool, Error> {
                 other.describe()
             ),
         )),
-    }
-}
-
-struct Pooling {
-    kernel: Kernel,
-}
-
-impl Layer for Pooling {
-    fn output_shape(&self) -> Shape {
-        self.kernel.output.clone()
-    }
-
-    fn forward(&self, f: &Forward) -> TokenStream {
-        self.kernel.forward(f, None)
-    }
-
-    fn forward_slices(&self, _f: &Forward) -> Option<SliceForward> {
-        Some(self.kernel.forward_slices(None))
-    }
-
-    fn borrows_training_input(&self) -> bool {
-        true
-    }
-
-    fn forward_train(&self, _f: &Forward) -> TokenStream {
-        self.kernel.forward_train(None)
-    }
-
-    fn backward(&self, b: &Backward) -> Option<TokenStream> {
-        Some(self.kernel.backward(b, None))
     }
 }
 
@@ -479,7 +447,8 @@ pub(super) enum Call {
 /// A spatial layer's generated code: a runtime kernel value built in a `const` from the
 /// constant expression `ctor`, whose `forward` writes a new tensor of `output`'s shape and
 /// whose `backward` writes the input's gradient. Every tensor in training comes from the
-/// step's pool and goes back to it.
+/// step's pool and goes back to it. Without a mask it is the layer itself (pooling,
+/// padding, cropping, upsampling); global pooling wraps it to pass its mask.
 pub(super) struct Kernel {
     pub ty: TokenStream,
     pub ctor: TokenStream,
@@ -569,6 +538,32 @@ impl Kernel {
             pass.pool.give(dy);
             dx
         })
+    }
+}
+
+impl Layer for Kernel {
+    fn output_shape(&self) -> Shape {
+        self.output.clone()
+    }
+
+    fn forward(&self, f: &Forward) -> TokenStream {
+        Kernel::forward(self, f, None)
+    }
+
+    fn forward_slices(&self, _f: &Forward) -> Option<SliceForward> {
+        Some(Kernel::forward_slices(self, None))
+    }
+
+    fn borrows_training_input(&self) -> bool {
+        true
+    }
+
+    fn forward_train(&self, _f: &Forward) -> TokenStream {
+        Kernel::forward_train(self, None)
+    }
+
+    fn backward(&self, b: &Backward) -> Option<TokenStream> {
+        Some(Kernel::backward(self, b, None))
     }
 }
 

@@ -15,12 +15,11 @@
 //! pass sums the gradients of each value's copies.
 
 use super::pooling::{channels_first, int_tuple, spatial, Call, Kernel};
-use super::{Backward, Forward, Layer, LayerInput, LayerKind, SliceForward};
+use super::{Layer, LayerInput, LayerKind};
 use crate::args::{Bound, Errors, Signature};
 use crate::ast::Value;
-use crate::shape::{Shape, MAX_ELEMENTS};
+use crate::shape::MAX_ELEMENTS;
 use crate::suggest::did_you_mean;
-use proc_macro2::TokenStream;
 use quote::quote;
 use syn::Error;
 
@@ -44,10 +43,6 @@ pub const UP_SAMPLING_2D: LayerKind = LayerKind {
 
 /// Keras 3's image resize methods besides `"nearest"`.
 const RESIZES: &[&str] = &["bilinear", "bicubic", "lanczos3", "lanczos5"];
-
-struct UpSampling {
-    kernel: Kernel,
-}
 
 fn build(b: &Bound, input: &LayerInput, dims: usize) -> Result<Box<dyn Layer>, Error> {
     let class = b.class();
@@ -80,14 +75,12 @@ fn build(b: &Bound, input: &LayerInput, dims: usize) -> Result<Box<dyn Layer>, E
         view.height.saturating_mul(rows),
         view.width.saturating_mul(cols),
     ]);
-    Ok(Box::new(UpSampling {
-        kernel: Kernel {
-            ty: quote!(::kiln::__private::layers::upsampling::UpSampling),
-            ctor: quote!(::kiln::__private::layers::upsampling::UpSampling::new(#grid, [#rows, #cols])),
-            input: input.shape.clone(),
-            output,
-            call: Call::Plain,
-        },
+    Ok(Box::new(Kernel {
+        ty: quote!(::kiln::__private::layers::upsampling::UpSampling),
+        ctor: quote!(::kiln::__private::layers::upsampling::UpSampling::new(#grid, [#rows, #cols])),
+        input: input.shape.clone(),
+        output,
+        call: Call::Plain,
     }))
 }
 
@@ -137,36 +130,12 @@ fn interpolation(b: &Bound) -> Result<(), Error> {
     }
 }
 
-impl Layer for UpSampling {
-    fn output_shape(&self) -> Shape {
-        self.kernel.output.clone()
-    }
-
-    fn forward(&self, f: &Forward) -> TokenStream {
-        self.kernel.forward(f, None)
-    }
-
-    fn forward_slices(&self, _f: &Forward) -> Option<SliceForward> {
-        Some(self.kernel.forward_slices(None))
-    }
-
-    fn borrows_training_input(&self) -> bool {
-        true
-    }
-
-    fn forward_train(&self, _f: &Forward) -> TokenStream {
-        self.kernel.forward_train(None)
-    }
-
-    fn backward(&self, b: &Backward) -> Option<TokenStream> {
-        Some(self.kernel.backward(b, None))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::layers::output_shape_for_test;
+    use crate::shape::Shape;
+    use proc_macro2::TokenStream;
 
     fn up(kind: &LayerKind, tokens: TokenStream, input: &[usize]) -> Result<Shape, String> {
         output_shape_for_test(kind, tokens, input, "layer `dense`")

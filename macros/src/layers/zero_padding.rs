@@ -14,11 +14,9 @@
 //! keeps the gradient of the values that came from the input.
 
 use super::pooling::{channels_first, ints, spatial, Call, Kernel};
-use super::{Backward, Forward, Layer, LayerInput, LayerKind, SliceForward};
+use super::{Layer, LayerInput, LayerKind};
 use crate::args::{Bound, Errors, Signature};
 use crate::ast::Value;
-use crate::shape::Shape;
-use proc_macro2::TokenStream;
 use quote::quote;
 use syn::Error;
 
@@ -42,10 +40,6 @@ pub const ZERO_PADDING_2D: LayerKind = LayerKind {
     build: |b, input| build(b, input, 2),
 };
 
-struct ZeroPadding {
-    kernel: Kernel,
-}
-
 fn build(b: &Bound, input: &LayerInput, dims: usize) -> Result<Box<dyn Layer>, Error> {
     let class = b.class();
     let mut errors = Errors::default();
@@ -63,14 +57,12 @@ fn build(b: &Bound, input: &LayerInput, dims: usize) -> Result<Box<dyn Layer>, E
     let [[top, bottom], [left, right]] = pad;
     // Values are at most 2^24 each (checked), so these sums cannot overflow.
     let output = view.shape([view.height + top + bottom, view.width + left + right]);
-    Ok(Box::new(ZeroPadding {
-        kernel: Kernel {
-            ty: quote!(::kiln::__private::layers::padding::ZeroPadding),
-            ctor: quote!(::kiln::__private::layers::padding::ZeroPadding::new(#grid, [[#top, #bottom], [#left, #right]])),
-            input: input.shape.clone(),
-            output,
-            call: Call::Plain,
-        },
+    Ok(Box::new(Kernel {
+        ty: quote!(::kiln::__private::layers::padding::ZeroPadding),
+        ctor: quote!(::kiln::__private::layers::padding::ZeroPadding::new(#grid, [[#top, #bottom], [#left, #right]])),
+        input: input.shape.clone(),
+        output,
+        call: Call::Plain,
     }))
 }
 
@@ -123,36 +115,12 @@ pub(super) fn sides(
     }
 }
 
-impl Layer for ZeroPadding {
-    fn output_shape(&self) -> Shape {
-        self.kernel.output.clone()
-    }
-
-    fn forward(&self, f: &Forward) -> TokenStream {
-        self.kernel.forward(f, None)
-    }
-
-    fn forward_slices(&self, _f: &Forward) -> Option<SliceForward> {
-        Some(self.kernel.forward_slices(None))
-    }
-
-    fn borrows_training_input(&self) -> bool {
-        true
-    }
-
-    fn forward_train(&self, _f: &Forward) -> TokenStream {
-        self.kernel.forward_train(None)
-    }
-
-    fn backward(&self, b: &Backward) -> Option<TokenStream> {
-        Some(self.kernel.backward(b, None))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::layers::output_shape_for_test;
+    use crate::shape::Shape;
+    use proc_macro2::TokenStream;
 
     fn pad(kind: &LayerKind, tokens: TokenStream, input: &[usize]) -> Result<Shape, String> {
         output_shape_for_test(kind, tokens, input, "layer `dense`")
