@@ -489,3 +489,156 @@ fn convolutions_allocate_nothing_in_predict_or_per_step() {
         );
     }
 }
+
+kiln::model! {
+    /// Embedding with a mask, then every recurrent kind (sequences, backwards, both GRU
+    /// forms), and Masking before an LSTM.
+    Recurrent = Sequential([
+        Input(shape = (8,)),
+        Embedding(10, 4, mask_zero = True),
+        LSTM(5, return_sequences = True),
+        GRU(4, return_sequences = True, reset_after = False, go_backwards = True),
+        GRU(4, return_sequences = True),
+        SimpleRNN(3),
+        Dense(2, activation = "softmax"),
+    ]);
+    MaskedLstm = Sequential([Input(shape = (6, 3)), Masking(), LSTM(4), Dense(2)]);
+}
+
+/// Recurrent layers keep their scratch on the stack in `predict` and take their caches,
+/// projections and scratch from the pool in training.
+#[test]
+fn recurrent_layers_allocate_nothing_in_predict_or_per_step() {
+    let model = Recurrent::new(1);
+    let ids = [1.0, 4.0, 9.0, 0.0, 3.0, 0.0, 0.0, 2.0];
+    let x = <Recurrent as Model>::Input::from_values(&ids);
+    let count = allocations_during(|| {
+        std::hint::black_box(model.predict(std::hint::black_box(&x)));
+    });
+    assert_eq!(count, 0, "Recurrent::predict allocated {count} times");
+    let xs: Vec<f32> = (0..4 * 8).map(|i| ((i * 7) % 10) as f32).collect();
+    let ys: Vec<f32> = (0..4 * 2).map(|i| f32::from(i % 2 == 0)).collect();
+    let loss = Loss::CategoricalCrossentropy { from_logits: false };
+    let count = warm_step_allocations::<Recurrent>(loss, &xs, &ys);
+    assert_eq!(
+        count, 0,
+        "a Recurrent training step allocated {count} times"
+    );
+
+    let masked = MaskedLstm::new(2);
+    let sample = <MaskedLstm as Model>::Input::from_values(&[0.5; 18]);
+    let count = allocations_during(|| {
+        std::hint::black_box(masked.predict(std::hint::black_box(&sample)));
+    });
+    assert_eq!(count, 0, "MaskedLstm::predict allocated {count} times");
+    let xs: Vec<f32> = (0..4 * 18)
+        .map(|i| ((i * 5) % 7) as f32 * 0.2 - 0.4)
+        .collect();
+    let ys: Vec<f32> = (0..4 * 2).map(|i| i as f32 * 0.1).collect();
+    let count = warm_step_allocations::<MaskedLstm>(Loss::MeanSquaredError, &xs, &ys);
+    assert_eq!(
+        count, 0,
+        "a MaskedLstm training step allocated {count} times"
+    );
+}
+
+/// Every optimizer with a schedule, clipping and the weights' moving average: the schedule
+/// is arithmetic, and Nadam's product, the EMA averages and Lamb's norms live in state
+/// sized on the first step.
+#[test]
+fn every_optimizer_with_schedule_and_ema_allocates_nothing_per_step() {
+    use kiln::schedules::CosineDecay;
+    let x = vec![0.5f32; 32 * 64];
+    let y: Vec<f32> = (0..32).map(|i| (i % 10) as f32).collect();
+    let loss = Loss::SparseCategoricalCrossentropy { from_logits: false };
+    let schedule = || Some(CosineDecay::new(0.01, 100).into());
+    let ema = || {
+        Some(kiln::Ema {
+            overwrite_frequency: Some(2),
+            ..kiln::Ema::default()
+        })
+    };
+    let clip = kiln::GradientClip::Norm(0.5);
+    macro_rules! check {
+        ($($opt:ident),*) => {$(
+            let optimizer = kiln::$opt {
+                schedule: schedule(),
+                ema: ema(),
+                clip,
+                ..kiln::$opt::default()
+            };
+            let count = warm_step_allocations_with::<Mlp, _>(optimizer, loss, &x, &y);
+            assert_eq!(count, 0, "a {} step allocated {count} times", stringify!($opt));
+        )*};
+    }
+    check!(Sgd, Adam, RmsProp, Adagrad, Nadam, Adamax, Adadelta, Ftrl, Lion, Lamb);
+}
+
+kiln::model! {
+    /// DepthwiseConv2D, SeparableConv2D and Conv2DTranspose in both data formats, with
+    /// strides, dilation, depth multipliers and output padding.
+    MoreConvolutions = Sequential([
+        Input(shape = (6, 5, 4)),
+        DepthwiseConv2D(3, padding = "same", depth_multiplier = 2, activation = "relu"),
+        SeparableConv2D(6, (2, 3), strides = 2, padding = "same", activation = "tanh"),
+        Conv2DTranspose(4, 3, strides = 2, output_padding = 1, data_format = "channels_first"),
+        SeparableConv2D(
+            3,
+            2,
+            dilation_rate = 2,
+            depth_multiplier = 2,
+            data_format = "channels_first",
+        ),
+        DepthwiseConv2D(2, data_format = "channels_first", use_bias = False),
+        Conv2DTranspose(2, 2, strides = 2, padding = "same"),
+        Flatten(),
+        Dense(3, activation = "softmax"),
+    ]);
+    FirstDepthwise = Sequential([Input(shape = (4, 5, 2)), DepthwiseConv2D(2), Dense(3)]);
+    FirstSeparable = Sequential([
+        Input(shape = (2, 4, 5)),
+        SeparableConv2D(3, 2, data_format = "channels_first"),
+        Dense(3),
+    ]);
+    FirstTranspose = Sequential([
+        Input(shape = (3, 4, 2)),
+        Conv2DTranspose(3, 2, strides = 2),
+        Dense(3),
+    ]);
+}
+
+/// The depthwise, separable and transposed convolutions allocate nothing in `predict` (the
+/// separable layer's depthwise output lives in stack tiles, the transposed layer's
+/// channels-first products too), and a training step takes every tensor (the separable
+/// layer's kept depthwise output included) from the pool, first layers too.
+#[test]
+fn more_convolutions_allocate_nothing_in_predict_or_per_step() {
+    let model = MoreConvolutions::new(1);
+    let x = <MoreConvolutions as Model>::Input::from_values(&[0.25; 120]);
+    let count = allocations_during(|| {
+        std::hint::black_box(model.predict(std::hint::black_box(&x)));
+    });
+    assert_eq!(
+        count, 0,
+        "MoreConvolutions::predict allocated {count} times"
+    );
+
+    let loss = Loss::CategoricalCrossentropy { from_logits: false };
+    let x: Vec<f32> = (0..8 * 120).map(|i| (i % 7) as f32 * 0.1 - 0.3).collect();
+    let y: Vec<f32> = (0..8 * 3).map(|i| f32::from(i % 3 == 0)).collect();
+    let count = warm_step_allocations::<MoreConvolutions>(loss, &x, &y);
+    assert_eq!(count, 0, "a MoreConvolutions step allocated {count} times");
+    for (layer, count) in [
+        ("DepthwiseConv2D", step_allocations::<FirstDepthwise>()),
+        (
+            "SeparableConv2D channels first",
+            step_allocations::<FirstSeparable>(),
+        ),
+        ("Conv2DTranspose", step_allocations::<FirstTranspose>()),
+    ] {
+        assert_eq!(
+            count, 0,
+            "a step with {layer} first allocated {count} times"
+        );
+    }
+}

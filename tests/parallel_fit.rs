@@ -204,7 +204,9 @@ impl Optimizer for OwnDescent {
     fn learning_rate(&self) -> f32 {
         0.05
     }
-    fn set_learning_rate(&mut self, _learning_rate: f32) {}
+    fn set_learning_rate(&mut self, _learning_rate: f32) -> Result<(), kiln::Error> {
+        Ok(())
+    }
     fn gradient_clip(&self) -> GradientClip {
         GradientClip::None
     }

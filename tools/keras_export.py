@@ -675,6 +675,38 @@ def conv(c):
     return c.finish()
 
 
+def conv_variant(c):
+    """DepthwiseConv2D, SeparableConv2D, Conv2DTranspose: Conv2D's arguments (no `groups`)
+    with each one's own: `depth_multiplier`, the `depthwise_*` / `pointwise_*` weight
+    arguments, `output_padding` (None or a tuple)."""
+    cls = c.class_name
+    kernels = {
+        "DepthwiseConv2D": ("depthwise",),
+        "SeparableConv2D": ("depthwise", "pointwise"),
+        "Conv2DTranspose": ("kernel",),
+    }[cls]
+    if cls != "DepthwiseConv2D":
+        c.positional("filters", integer)
+    c.positional("kernel_size", int_tuple)
+    c.keyword("strides", int_tuple, (1, 1))
+    c.keyword("padding", choice("valid", "same"), "valid")
+    if cls == "Conv2DTranspose":
+        c.keyword("output_padding", lambda v: "None" if v is None else int_tuple(v), None)
+    c.keyword("data_format", choice("channels_last", "channels_first"), "channels_last")
+    c.keyword("dilation_rate", int_tuple, (1, 1))
+    if cls != "Conv2DTranspose":
+        c.keyword("depth_multiplier", integer, 1)
+    c.keyword("activation", activation, "linear")
+    c.keyword("use_bias", boolean, True)
+    for k in kernels:
+        c.keyword(f"{k}_initializer", initializer, "glorot_uniform")
+    c.keyword("bias_initializer", initializer, "zeros")
+    for key in kernels + ("bias", "activity"):
+        c.keyword(f"{key}_regularizer", regularizer, None)
+    for key in kernels + ("bias",):
+        c.keyword(f"{key}_constraint", constraint, None)
+    return c.finish()
+
 def python_code(c):
     return [
         "a Lambda layer holds Python code, which kiln cannot import; write the function as a "
@@ -687,6 +719,50 @@ def python_code(c):
 # produces one (Masking), or uses it (Softmax: refused here, see MASK_USED), or uses it and
 # outputs none (GlobalAveragePooling1D, channels last).
 PASS, REFUSE, PRODUCE, USE, CONSUME = "pass", "refuse", "produce", "use", "consume"
+# Uses the mask and passes it on only with `return_sequences` (SimpleRNN, LSTM, GRU).
+RECURRENT = "recurrent"
+
+def embedding(c):
+    c.positional("input_dim", integer)
+    c.positional("output_dim", integer)
+    c.keyword("embeddings_initializer", initializer, "random_uniform")
+    c.keyword("embeddings_regularizer", regularizer, None)
+    c.keyword("embeddings_constraint", constraint, None)
+    c.keyword("mask_zero", boolean, False)
+    return c.finish()
+
+
+def recurrent(c):
+    """SimpleRNN, LSTM and GRU (weights `<name>/<cell>/kernel`, ... match kiln's)."""
+    cls = c.class_name
+    c.positional("units", integer)
+    c.keyword("activation", activation, "tanh")
+    if cls != "SimpleRNN":
+        c.keyword("recurrent_activation", activation, "sigmoid")
+    c.keyword("use_bias", boolean, True)
+    c.keyword("kernel_initializer", initializer, "glorot_uniform")
+    c.keyword("recurrent_initializer", initializer, "orthogonal")
+    c.keyword("bias_initializer", initializer, "zeros")
+    if cls == "LSTM":
+        c.keyword("unit_forget_bias", boolean, True)
+    for key in ("kernel", "recurrent", "bias", "activity"):
+        c.keyword(f"{key}_regularizer", regularizer, None)
+    for key in ("kernel", "recurrent", "bias"):
+        c.keyword(f"{key}_constraint", constraint, None)
+    c.keyword("dropout", number, 0.0)
+    c.keyword("recurrent_dropout", number, 0.0)
+    c.keyword("return_sequences", boolean, False)
+    c.keyword("go_backwards", boolean, False)
+    if cls == "GRU":
+        c.keyword("reset_after", boolean, True)
+    for key, why in (("return_state", "kiln models have one output"),
+                     ("stateful", "kiln keeps no state between calls")):
+        if c.get(key, False):
+            c.problem(f"argument `{key} = True`: not supported yet ({why})")
+    c.get("unroll", False)  # the same numbers either way
+    c.get("seed", None)  # dropout's seed; training draws from kiln's own
+    return c.finish()
+
 
 Kind = namedtuple("Kind", ["convert", "mask"])
 
@@ -707,6 +783,9 @@ CONVERTERS = {
     "Softmax": Kind(softmax, USE),
     "Conv1D": Kind(conv, REFUSE),
     "Conv2D": Kind(conv, REFUSE),
+    "DepthwiseConv2D": Kind(conv_variant, REFUSE),
+    "SeparableConv2D": Kind(conv_variant, REFUSE),
+    "Conv2DTranspose": Kind(conv_variant, REFUSE),
     "BatchNormalization": Kind(batch_normalization, PASS),
     "LayerNormalization": Kind(layer_normalization, PASS),
     "Lambda": Kind(python_code, REFUSE),
@@ -724,6 +803,10 @@ CONVERTERS = {
     "UpSampling2D": Kind(up_sampling, REFUSE),
     "Cropping1D": Kind(cropping, REFUSE),
     "Cropping2D": Kind(cropping, REFUSE),
+    "Embedding": Kind(embedding, PRODUCE),
+    "SimpleRNN": Kind(recurrent, RECURRENT),
+    "LSTM": Kind(recurrent, RECURRENT),
+    "GRU": Kind(recurrent, RECURRENT),
 }
 
 # Why a layer that uses the mask is refused after Masking: Keras 3 hands `Softmax` the
@@ -1088,6 +1171,8 @@ def convert(model):
                     f"refuses it; Keras drops it with a warning); put `{cls}` before the "
                     "Masking layer, or remove the Masking layer"
                 )
+            elif kind.mask == RECURRENT and not c.config.get("return_sequences"):
+                mask_from = None
             elif mask_from is not None and kind.mask == USE:
                 problems.append(f"{where}: " + MASK_USED.format(mask=mask_from.name))
             elif mask_from is not None and kind.mask == CONSUME:

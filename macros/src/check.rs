@@ -96,9 +96,18 @@ pub fn check(def: &ModelDef) -> Result<Model, Error> {
         };
 
         // Input shape: from `Input`, or `input_shape`/`input_dim` on the first layer only.
-        let declares_input = bound.get("input_shape").or(bound.get("input_dim"));
+        // `Embedding`'s own `input_dim` is its vocabulary size, not an input shape.
+        let own_input_dim = kind.signature.params.contains(&"input_dim");
+        let declares_input = bound
+            .get("input_shape")
+            .or(bound.get("input_dim").filter(|_| !own_input_dim));
         if index == 0 && !explicit_input {
-            match input::from_first_layer(&bound) {
+            let declared = if own_input_dim && bound.get("input_shape").is_none() {
+                None
+            } else {
+                input::from_first_layer(&bound)
+            };
+            match declared {
                 Some(result) => shape = errors.ok(result),
                 None => {
                     errors.push(Error::new(

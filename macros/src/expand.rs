@@ -111,6 +111,10 @@ pub fn expand(model: &Model) -> TokenStream {
     let (input_shape, output_shape) = (input.slice_tokens(), output.slice_tokens());
     let (input_len, output_len) = (input.len(), output.len());
 
+    let input_ids = match model.layers.first().and_then(|l| l.code.input_ids()) {
+        Some(n) => quote!(::core::option::Option::Some(#n)),
+        None => quote!(::core::option::Option::None),
+    };
     let trainable = trainable(model);
     let pretrained = model.baked.as_ref().map(|baked| pretrained(model, baked));
     let stack_bytes = predict_stack_bytes(model);
@@ -140,6 +144,7 @@ pub fn expand(model: &Model) -> TokenStream {
             const WEIGHT_NAMES: &'static [&'static str] = &[#(#weight_names),*];
             const WEIGHT_SHAPES: &'static [&'static [usize]] = &[#(#weight_shapes),*];
             const LAYERS: &'static [::kiln::LayerInfo] = &[#(#layer_infos),*];
+            const INPUT_IDS: ::core::option::Option<usize> = #input_ids;
             const PREDICT_STACK_BYTES: usize = #stack_bytes;
             type Scratch = [f32; #scratch_len];
             const PREDICT_INTO_STACK_BYTES: usize = #into_stack;

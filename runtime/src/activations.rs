@@ -14,6 +14,11 @@
 //!   `-inf * 0`). Derivatives at +-inf are the limits of the derivative, where Keras's
 //!   backward pass multiplies inf by 0 and gets NaN (silu, mish, gelu, softsign).
 //!
+//! `tanh` and `sigmoid` are [`crate::simd_math`]'s branch-free element functions (libm's
+//! accuracy, about 2 ulp), so one formula serves a single value and a whole slice: `apply`
+//! runs them vectorised ([`tanh_in_place`], [`sigmoid_in_place`]) and gives bit for bit what
+//! `scalar` gives.
+//!
 //! Functions are written to stay finite where the true value is finite: sigmoid and softplus
 //! never overflow, softmax subtracts the maximum, log-softmax goes through log-sum-exp, and
 //! GELU's tails use `erfc` and the sigmoid instead of `1 + erf` and `1 + tanh`, which cancel.
@@ -21,6 +26,7 @@
 //! they can differ from Keras's by Keras's own rounding, an ulp of 1 at most.
 
 use crate::math;
+pub use crate::simd_math::{sigmoid_in_place, tanh_in_place};
 
 /// SELU's `alpha` (Klambauer et al. 2017), as Keras and JAX define it.
 pub const SELU_ALPHA: f32 = 1.673_263_2;
@@ -44,15 +50,11 @@ pub fn linear_derivative(_x: f32) -> f32 {
     1.0
 }
 
-/// `1 / (1 + exp(-x))`, evaluated so that `exp` never overflows.
+/// `1 / (1 + exp(-x))`, evaluated so that `exp` never overflows: `1 / (1 + e)` for
+/// `x >= 0`, `e / (1 + e)` below, `e = exp(-|x|)` ([`crate::simd_math::sigmoid`]).
 #[inline]
 pub fn sigmoid(x: f32) -> f32 {
-    if x >= 0.0 {
-        1.0 / (1.0 + math::exp(-x))
-    } else {
-        let e = math::exp(x);
-        e / (1.0 + e)
-    }
+    crate::simd_math::sigmoid(x)
 }
 /// Derivative of [`sigmoid`]: `s (1 - s)`.
 #[inline]
@@ -142,16 +144,16 @@ pub fn softsign_derivative(x: f32) -> f32 {
     1.0 / (d * d)
 }
 
-/// Hyperbolic tangent.
+/// Hyperbolic tangent ([`crate::simd_math::tanh`]).
 #[inline]
 pub fn tanh(x: f32) -> f32 {
-    math::tanh(x)
+    crate::simd_math::tanh(x)
 }
 /// Derivative of [`tanh`]: `1 - tanh(x)^2`, as `(1 + t)(1 - t)` like JAX, which keeps the
 /// small values near saturation that `1 - t * t` rounds away.
 #[inline]
 pub fn tanh_derivative(x: f32) -> f32 {
-    let t = math::tanh(x);
+    let t = tanh(x);
     (1.0 + t) * (1.0 - t)
 }
 
@@ -756,8 +758,8 @@ impl Activation {
                 max_value: None,
                 threshold: 0.0,
             } => data.iter_mut().for_each(|v| *v = relu(*v)),
-            Activation::Sigmoid => data.iter_mut().for_each(|v| *v = sigmoid(*v)),
-            Activation::Tanh => data.iter_mut().for_each(|v| *v = tanh(*v)),
+            Activation::Sigmoid => sigmoid_in_place(data),
+            Activation::Tanh => tanh_in_place(data),
             ref other => data.iter_mut().for_each(|v| *v = other.scalar(*v)),
         }
     }

@@ -38,6 +38,19 @@ pub enum Error {
         /// The offending value.
         value: f32,
     },
+    /// An input of a model whose first layer is `Embedding` that is not a whole number in
+    /// `0..input_dim` (the slice APIs check ids; the typed `predict` follows Keras on JAX).
+    #[error(
+        "input value at index {index} is {value}, expected an id: a whole number in 0..{input_dim}"
+    )]
+    InvalidId {
+        /// Position in the given slice.
+        index: usize,
+        /// The offending value.
+        value: f32,
+        /// The `Embedding`'s `input_dim`.
+        input_dim: usize,
+    },
     /// A weight name that the model does not have.
     #[error("no weight named `{name}`; the model's weights are: {}", .expected.join(", "))]
     UnknownWeight {
@@ -183,6 +196,22 @@ pub(crate) fn write_shape(
 }
 
 /// The first non-finite value of `values`, as `(index, value)`.
+/// [`Error::InvalidId`] for the first value of `xs` that is not an id below `input_dim`,
+/// when the model takes ids (`Model::INPUT_IDS`).
+pub(crate) fn check_ids(input_dim: Option<usize>, xs: &[f32]) -> Result<(), Error> {
+    let Some(input_dim) = input_dim else {
+        return Ok(());
+    };
+    match crate::layers::Embedding::check_ids(input_dim, xs) {
+        Ok(()) => Ok(()),
+        Err((index, value)) => Err(Error::InvalidId {
+            index,
+            value,
+            input_dim,
+        }),
+    }
+}
+
 pub(crate) fn first_non_finite(values: &[f32]) -> Option<(usize, f32)> {
     // A branch-free test per chunk vectorises; `position` over the whole slice does not and
     // took 50 µs of a 700 µs `predict_batch` of 256 MNIST samples (see BENCHMARKS.md). Only

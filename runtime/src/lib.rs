@@ -40,6 +40,9 @@ pub mod regularizers;
 #[cfg(feature = "alloc")]
 pub mod saving;
 #[cfg(feature = "alloc")]
+pub mod schedules;
+pub mod simd_math;
+#[cfg(feature = "alloc")]
 pub mod summary;
 pub mod tensor;
 #[cfg(feature = "alloc")]
@@ -55,10 +58,13 @@ pub use initializers::Initializer;
 #[cfg(feature = "alloc")]
 pub use losses::Loss;
 #[cfg(feature = "alloc")]
-pub use metrics::{Mean, MeanMetric, Metric};
+pub use metrics::{AucCurve, AucSummation, F1Average, Mean, MeanMetric, Metric, MetricState};
 pub use model::{LayerInfo, Model, Pass};
 #[cfg(feature = "alloc")]
-pub use optimizers::{Adagrad, Adam, AdamW, GradientClip, Optimizer, RmsProp, Sgd};
+pub use optimizers::{
+    Adadelta, Adagrad, Adam, AdamW, Adamax, Ema, Ftrl, GradientClip, Lamb, Lion, Nadam, Optimizer,
+    RmsProp, Sgd,
+};
 #[cfg(feature = "alloc")]
 pub use pool::Pool;
 #[cfg(feature = "alloc")]

@@ -39,7 +39,7 @@ const ONE_MINUS_EPSILON: f32 = (1.0f64 - 1e-7) as f32;
 /// let value = loss.value(&[1.0, 2.0, 3.0, 4.0], &[1.0, 1.0, 1.0, 1.0], 2);
 /// assert_eq!(value, (0.0 + 1.0 + 4.0 + 9.0) / 4.0);
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Loss {
     /// `mean((y_true - y_pred)^2)` over the last axis (Keras `"mse"`).
     MeanSquaredError,
@@ -64,9 +64,80 @@ pub enum Loss {
         /// `y_pred` holds logits (pre-softmax) rather than probabilities.
         from_logits: bool,
     },
+    /// [`Loss::BinaryCrossentropy`] with Keras's `label_smoothing`: each label becomes
+    /// `y * (1 - s) + 0.5 * s` first. A variant of its own so that code naming
+    /// `BinaryCrossentropy { from_logits }` keeps compiling; [`Loss::with_label_smoothing`]
+    /// builds it.
+    SmoothedBinaryCrossentropy {
+        /// `y_pred` holds logits (pre-sigmoid) rather than probabilities.
+        from_logits: bool,
+        /// Keras's `label_smoothing`, in `[0, 1]`.
+        label_smoothing: f32,
+    },
+    /// [`Loss::CategoricalCrossentropy`] with Keras's `label_smoothing`: each label becomes
+    /// `y * (1 - s) + s / classes` first.
+    SmoothedCategoricalCrossentropy {
+        /// `y_pred` holds logits (pre-softmax) rather than probabilities.
+        from_logits: bool,
+        /// Keras's `label_smoothing`, in `[0, 1]`.
+        label_smoothing: f32,
+    },
+    /// Keras `"huber"` / `Huber(delta = 1.0)`: with `e = y_pred - y_true`, the mean over the
+    /// last axis of `0.5 e^2` where `|e| <= delta`, else `delta |e| - 0.5 delta^2`.
+    Huber {
+        /// Where the quadratic turns linear (Keras default 1.0).
+        delta: f32,
+    },
+    /// Keras `"log_cosh"`: the mean of `log(cosh(e))`, computed as Keras does, as
+    /// `e + softplus(-2e) - log 2`, which never overflows.
+    LogCosh,
+    /// Keras `"kl_divergence"` (`"kld"`): `sum(y log(y / p))` over the last axis, with both
+    /// `y` and `p` clipped to `[1e-7, 1]`.
+    KLDivergence,
+    /// Keras `"poisson"`: the mean of `p - y log(p + 1e-7)` (NaN for `p <= -1e-7`, as Keras).
+    Poisson,
+    /// Keras `CosineSimilarity(axis = -1)`: the *negative* cosine similarity along the last
+    /// axis (Keras's default; kiln has no other), `-sum(l2_normalize(y) * l2_normalize(p))`,
+    /// so minimising it aligns the vectors. Keras normalises as
+    /// `x * min(rsqrt(sum(x^2)), 1 / 1e-7)`.
+    CosineSimilarity,
+    /// Keras `"hinge"`: the mean of `max(1 - y p, 0)`. Labels are `-1`/`1`; when every label
+    /// of the batch is 0 or 1, Keras maps them to `2y - 1` first (one decision per batch).
+    Hinge,
+    /// Keras `"squared_hinge"`: the mean of `max(1 - y p, 0)^2`, labels as [`Loss::Hinge`].
+    SquaredHinge,
+    /// Keras `"categorical_hinge"`: `max(max((1 - y) p) - sum(y p) + 1, 0)` per row, for
+    /// one-hot `y`.
+    CategoricalHinge,
+    /// Keras `"msle"`: the mean of `(log(max(p, 1e-7) + 1) - log(max(y, 1e-7) + 1))^2`.
+    MeanSquaredLogarithmicError,
+    /// Keras `"mape"`: `100 * mean(|(y - p) / max(|y|, 1e-7)|)`.
+    MeanAbsolutePercentageError,
 }
 
 impl Loss {
+    /// This loss with Keras's `label_smoothing = s` (`BinaryCrossentropy(label_smoothing=s)`
+    /// and its categorical twin); `None` for a loss that has no such argument.
+    pub fn with_label_smoothing(self, s: f32) -> Option<Loss> {
+        Some(match self {
+            Loss::BinaryCrossentropy { from_logits }
+            | Loss::SmoothedBinaryCrossentropy { from_logits, .. } => {
+                Loss::SmoothedBinaryCrossentropy {
+                    from_logits,
+                    label_smoothing: s,
+                }
+            }
+            Loss::CategoricalCrossentropy { from_logits }
+            | Loss::SmoothedCategoricalCrossentropy { from_logits, .. } => {
+                Loss::SmoothedCategoricalCrossentropy {
+                    from_logits,
+                    label_smoothing: s,
+                }
+            }
+            _ => return None,
+        })
+    }
+
     /// The loss a Keras name resolves to in `keras.losses.get` (snake_case function names,
     /// their short aliases `mse`/`mae`, and class names), with `from_logits = false`.
     pub fn from_name(name: &str) -> Option<Loss> {
@@ -81,6 +152,21 @@ impl Loss {
             }
             "sparse_categorical_crossentropy" | "SparseCategoricalCrossentropy" => {
                 Loss::SparseCategoricalCrossentropy { from_logits: false }
+            }
+            "bce" | "BCE" => Loss::BinaryCrossentropy { from_logits: false },
+            "huber" | "Huber" => Loss::Huber { delta: 1.0 },
+            "log_cosh" | "LogCosh" => Loss::LogCosh,
+            "kl_divergence" | "kld" | "KLD" | "KLDivergence" => Loss::KLDivergence,
+            "poisson" | "Poisson" => Loss::Poisson,
+            "cosine_similarity" | "CosineSimilarity" => Loss::CosineSimilarity,
+            "hinge" | "Hinge" => Loss::Hinge,
+            "squared_hinge" | "SquaredHinge" => Loss::SquaredHinge,
+            "categorical_hinge" | "CategoricalHinge" => Loss::CategoricalHinge,
+            "msle" | "MSLE" | "mean_squared_logarithmic_error" | "MeanSquaredLogarithmicError" => {
+                Loss::MeanSquaredLogarithmicError
+            }
+            "mape" | "MAPE" | "mean_absolute_percentage_error" | "MeanAbsolutePercentageError" => {
+                Loss::MeanAbsolutePercentageError
             }
             _ => return None,
         })
@@ -100,6 +186,34 @@ impl Loss {
         "CategoricalCrossentropy",
         "sparse_categorical_crossentropy",
         "SparseCategoricalCrossentropy",
+        "bce",
+        "BCE",
+        "huber",
+        "Huber",
+        "log_cosh",
+        "LogCosh",
+        "kl_divergence",
+        "kld",
+        "KLD",
+        "KLDivergence",
+        "poisson",
+        "Poisson",
+        "cosine_similarity",
+        "CosineSimilarity",
+        "hinge",
+        "Hinge",
+        "squared_hinge",
+        "SquaredHinge",
+        "categorical_hinge",
+        "CategoricalHinge",
+        "msle",
+        "MSLE",
+        "mean_squared_logarithmic_error",
+        "MeanSquaredLogarithmicError",
+        "mape",
+        "MAPE",
+        "mean_absolute_percentage_error",
+        "MeanAbsolutePercentageError",
     ];
 
     /// Keras's snake_case name of this loss (the key `fit` logs it under).
@@ -107,9 +221,23 @@ impl Loss {
         match self {
             Loss::MeanSquaredError => "mean_squared_error",
             Loss::MeanAbsoluteError => "mean_absolute_error",
-            Loss::BinaryCrossentropy { .. } => "binary_crossentropy",
-            Loss::CategoricalCrossentropy { .. } => "categorical_crossentropy",
+            Loss::BinaryCrossentropy { .. } | Loss::SmoothedBinaryCrossentropy { .. } => {
+                "binary_crossentropy"
+            }
+            Loss::CategoricalCrossentropy { .. } | Loss::SmoothedCategoricalCrossentropy { .. } => {
+                "categorical_crossentropy"
+            }
             Loss::SparseCategoricalCrossentropy { .. } => "sparse_categorical_crossentropy",
+            Loss::Huber { .. } => "huber",
+            Loss::LogCosh => "log_cosh",
+            Loss::KLDivergence => "kl_divergence",
+            Loss::Poisson => "poisson",
+            Loss::CosineSimilarity => "cosine_similarity",
+            Loss::Hinge => "hinge",
+            Loss::SquaredHinge => "squared_hinge",
+            Loss::CategoricalHinge => "categorical_hinge",
+            Loss::MeanSquaredLogarithmicError => "mean_squared_logarithmic_error",
+            Loss::MeanAbsolutePercentageError => "mean_absolute_percentage_error",
         }
     }
 
@@ -129,47 +257,53 @@ impl Loss {
     }
 
     /// The loss of one row of `classes` predictions (`y_true` is that row's label slice:
-    /// one value for the sparse loss).
+    /// one value for the sparse loss). For [`Loss::Hinge`] / [`Loss::SquaredHinge`], whether
+    /// labels are 0/1 is decided from this row alone; [`Loss::value`] decides it per batch,
+    /// as Keras.
     pub fn row_value(&self, y_pred: &[f32], y_true: &[f32]) -> f32 {
+        self.row_value_in(y_pred, y_true, Batch::of(self, y_true))
+    }
+
+    /// The sum of the row losses of a batch and the number of rows, with the per-batch
+    /// decisions Keras makes (hinge label mapping) taken over the whole batch.
+    ///
+    /// # Panics
+    /// As [`Loss::value`].
+    pub fn batch_sum(&self, y_pred: &[f32], y_true: &[f32], classes: usize) -> (f32, usize) {
+        let rows = self.check(y_pred, y_true, classes);
+        let batch = Batch::of(self, y_true);
+        let per_row = self.y_true_len(classes, classes);
+        let sum = y_pred
+            .chunks_exact(classes)
+            .zip(y_true.chunks_exact(per_row))
+            .map(|(p, y)| self.row_value_in(p, y, batch))
+            .sum();
+        (sum, rows)
+    }
+
+    fn row_value_in(&self, y_pred: &[f32], y_true: &[f32], batch: Batch) -> f32 {
         let n = y_pred.len() as f32;
+        let pairs = || y_pred.iter().zip(y_true).map(|(&p, &y)| (p, y));
+        let mean = |f: &dyn Fn(f32, f32) -> f32| pairs().map(|(p, y)| f(p, y)).sum::<f32>() / n;
         match *self {
-            Loss::MeanSquaredError => {
-                let sum: f32 = y_pred
-                    .iter()
-                    .zip(y_true)
-                    .map(|(&p, &y)| (y - p) * (y - p))
-                    .sum();
-                sum / n
-            }
-            Loss::MeanAbsoluteError => {
-                let sum: f32 = y_pred
-                    .iter()
-                    .zip(y_true)
-                    .map(|(&p, &y)| (y - p).abs())
-                    .sum();
-                sum / n
-            }
-            Loss::BinaryCrossentropy { from_logits } => {
-                let sum: f32 = y_pred
-                    .iter()
-                    .zip(y_true)
-                    .map(|(&p, &y)| {
-                        if from_logits {
-                            -y * log_sigmoid(p) - (1.0 - y) * log_sigmoid(-p)
-                        } else {
-                            let c = clip(p);
-                            -(y * math::ln(c) + (1.0 - y) * math::ln(1.0 - c))
-                        }
-                    })
-                    .sum();
-                sum / n
-            }
+            Loss::MeanSquaredError => mean(&|p, y| (y - p) * (y - p)),
+            Loss::MeanAbsoluteError => mean(&|p, y| (y - p).abs()),
+            Loss::BinaryCrossentropy { from_logits } => mean(&|p, y| binary_ce(p, y, from_logits)),
+            Loss::SmoothedBinaryCrossentropy {
+                from_logits,
+                label_smoothing: s,
+            } => mean(&|p, y| binary_ce(p, smooth_binary(y, s), from_logits)),
             Loss::CategoricalCrossentropy { from_logits } => {
                 let log_prob = LogProb::new(y_pred, from_logits);
-                -y_pred
-                    .iter()
-                    .zip(y_true)
-                    .map(|(&p, &y)| y * log_prob.at(p))
+                -pairs().map(|(p, y)| y * log_prob.at(p)).sum::<f32>()
+            }
+            Loss::SmoothedCategoricalCrossentropy {
+                from_logits,
+                label_smoothing: s,
+            } => {
+                let log_prob = LogProb::new(y_pred, from_logits);
+                -pairs()
+                    .map(|(p, y)| smooth_categorical(y, s, n) * log_prob.at(p))
                     .sum::<f32>()
             }
             Loss::SparseCategoricalCrossentropy { from_logits } => {
@@ -177,6 +311,48 @@ impl Loss {
                     Some(k) => -LogProb::new(y_pred, from_logits).at(y_pred[k]),
                     None => 0.0,
                 }
+            }
+            Loss::Huber { delta } => mean(&|p, y| {
+                let e = p - y;
+                if e.abs() <= delta {
+                    0.5 * (e * e)
+                } else {
+                    delta * e.abs() - 0.5 * (delta * delta)
+                }
+            }),
+            Loss::LogCosh => mean(&|p, y| {
+                let x = p - y;
+                x + softplus(x * -2.0) - core::f32::consts::LN_2
+            }),
+            Loss::KLDivergence => pairs()
+                .map(|(p, y)| {
+                    let (y, p) = (clip_to(y, EPSILON, 1.0), clip_to(p, EPSILON, 1.0));
+                    y * math::ln(y / p)
+                })
+                .sum(),
+            Loss::Poisson => mean(&|p, y| p - y * math::ln(p + EPSILON)),
+            Loss::CosineSimilarity => {
+                let (ry, rp) = (inv_norm(y_true).0, inv_norm(y_pred).0);
+                -pairs().map(|(p, y)| (y * ry) * (p * rp)).sum::<f32>()
+            }
+            Loss::Hinge => mean(&|p, y| hinge_margin(p, batch.hinge_label(y))),
+            Loss::SquaredHinge => mean(&|p, y| {
+                let m = hinge_margin(p, batch.hinge_label(y));
+                m * m
+            }),
+            Loss::CategoricalHinge => {
+                let pos: f32 = pairs().map(|(p, y)| y * p).sum();
+                let neg = pairs()
+                    .map(|(p, y)| (1.0 - y) * p)
+                    .fold(f32::NEG_INFINITY, f32::max);
+                max0(neg - pos + 1.0)
+            }
+            Loss::MeanSquaredLogarithmicError => mean(&|p, y| {
+                let d = msle_log(p) - msle_log(y);
+                d * d
+            }),
+            Loss::MeanAbsolutePercentageError => {
+                100.0 * mean(&|p, y| ((y - p) / y.abs().max(EPSILON)).abs())
             }
         }
     }
@@ -187,16 +363,10 @@ impl Loss {
     /// If `classes` is 0, `y_pred.len()` is not a multiple of it, or `y_true` does not have
     /// [`Loss::y_true_len`] values. The training loop checks its data before calling.
     pub fn value(&self, y_pred: &[f32], y_true: &[f32], classes: usize) -> f32 {
-        let rows = self.check(y_pred, y_true, classes);
+        let (sum, rows) = self.batch_sum(y_pred, y_true, classes);
         if rows == 0 {
             return 0.0; // Keras's divide_no_nan
         }
-        let per_row = self.y_true_len(classes, classes);
-        let sum: f32 = y_pred
-            .chunks_exact(classes)
-            .zip(y_true.chunks_exact(per_row))
-            .map(|(p, y)| self.row_value(p, y))
-            .sum();
         sum / rows as f32
     }
 
@@ -212,42 +382,36 @@ impl Loss {
         if rows == 0 {
             return;
         }
+        let batch = Batch::of(self, y_true);
         let per_row = self.y_true_len(classes, classes);
         // Keras divides the summed row losses by the row count, and the elementwise losses
         // also average over the row: fold both into one scale.
         let batch_scale = 1.0 / rows as f32;
         let elem_scale = 1.0 / (rows as f32 * classes as f32);
+        let n = classes as f32;
         let rows_iter = y_pred
             .chunks_exact(classes)
             .zip(y_true.chunks_exact(per_row))
             .zip(grad_out.chunks_exact_mut(classes));
         for ((p, y), g) in rows_iter {
+            // Elementwise losses: `g = d(element loss)/dp * elem_scale`.
+            let each = |g: &mut [f32], f: &dyn Fn(f32, f32) -> f32| {
+                for ((g, &p), &y) in g.iter_mut().zip(p).zip(y) {
+                    *g = f(p, y) * elem_scale;
+                }
+            };
             match *self {
-                Loss::MeanSquaredError => {
-                    for ((g, &p), &y) in g.iter_mut().zip(p).zip(y) {
-                        *g = 2.0 * (p - y) * elem_scale;
-                    }
+                Loss::MeanSquaredError => each(g, &|p, y| 2.0 * (p - y)),
+                Loss::MeanAbsoluteError => each(g, &|p, y| -abs_slope(y - p)),
+                Loss::BinaryCrossentropy { from_logits } => {
+                    each(g, &|p, y| binary_ce_slope(p, y, from_logits))
                 }
-                Loss::MeanAbsoluteError => {
-                    for ((g, &p), &y) in g.iter_mut().zip(p).zip(y) {
-                        *g = -abs_slope(y - p) * elem_scale;
-                    }
-                }
-                Loss::BinaryCrossentropy { from_logits: true } => {
-                    for ((g, &z), &y) in g.iter_mut().zip(p).zip(y) {
-                        // d/dz [-y log s(z) - (1-y) log s(-z)] = -y s(-z) + (1-y) s(z). Not
-                        // folded into s(z) - y: at z = 20, y = 1 that cancels to 0 in f32
-                        // where Keras has -2e-9.
-                        *g = (-y * sigmoid(-z) + (1.0 - y) * sigmoid(z)) * elem_scale;
-                    }
-                }
-                Loss::BinaryCrossentropy { from_logits: false } => {
-                    for ((g, &p), &y) in g.iter_mut().zip(p).zip(y) {
-                        let c = clip(p);
-                        let d = -(y / c) + (1.0 - y) / (1.0 - c);
-                        *g = d * clip_slope(p) * elem_scale;
-                    }
-                }
+                Loss::SmoothedBinaryCrossentropy {
+                    from_logits,
+                    label_smoothing: s,
+                } => each(g, &|p, y| {
+                    binary_ce_slope(p, smooth_binary(y, s), from_logits)
+                }),
                 Loss::CategoricalCrossentropy { from_logits: true } => {
                     softmax_ce_logits_gradient(p, |j| y[j], g, batch_scale);
                 }
@@ -262,6 +426,63 @@ impl Loss {
                     let k = label(y[0], classes);
                     normalized_ce_gradient(p, |j| onehot(k, j), g, batch_scale);
                 }
+                Loss::SmoothedCategoricalCrossentropy {
+                    from_logits,
+                    label_smoothing: s,
+                } => {
+                    let ys = |j: usize| smooth_categorical(y[j], s, n);
+                    if from_logits {
+                        softmax_ce_logits_gradient(p, ys, g, batch_scale);
+                    } else {
+                        normalized_ce_gradient(p, ys, g, batch_scale);
+                    }
+                }
+                Loss::Huber { delta } => each(g, &|p, y| {
+                    let e = p - y;
+                    if e.abs() <= delta {
+                        e
+                    } else {
+                        delta * abs_slope(e)
+                    }
+                }),
+                // d/dx [x + softplus(-2x)] = 1 - 2 sigmoid(-2x).
+                Loss::LogCosh => each(g, &|p, y| 1.0 - 2.0 * sigmoid((p - y) * -2.0)),
+                Loss::KLDivergence => {
+                    for ((g, &p), &y) in g.iter_mut().zip(p).zip(y) {
+                        let yc = clip_to(y, EPSILON, 1.0);
+                        let pc = clip_to(p, EPSILON, 1.0);
+                        *g = -(yc / pc) * clip_to_slope(p, EPSILON, 1.0) * batch_scale;
+                    }
+                }
+                Loss::Poisson => each(g, &|p, y| 1.0 - y / (p + EPSILON)),
+                Loss::CosineSimilarity => {
+                    cosine_gradient(p, y, g, batch_scale);
+                }
+                Loss::Hinge => each(g, &|p, y| {
+                    let t = batch.hinge_label(y);
+                    -t * max0_slope(1.0 - t * p)
+                }),
+                Loss::SquaredHinge => each(g, &|p, y| {
+                    let t = batch.hinge_label(y);
+                    let m = 1.0 - t * p;
+                    2.0 * max0(m) * max0_slope(m) * -t
+                }),
+                Loss::CategoricalHinge => categorical_hinge_gradient(p, y, g, batch_scale),
+                Loss::MeanSquaredLogarithmicError => each(g, &|p, y| {
+                    let m = if p > EPSILON { p } else { EPSILON };
+                    let slope = if p > EPSILON {
+                        1.0
+                    } else if p == EPSILON {
+                        0.5
+                    } else {
+                        0.0
+                    };
+                    2.0 * (msle_log(p) - msle_log(y)) / (m + 1.0) * slope
+                }),
+                Loss::MeanAbsolutePercentageError => each(g, &|p, y| {
+                    let m = y.abs().max(EPSILON);
+                    -100.0 * abs_slope((y - p) / m) / m
+                }),
             }
         }
     }
@@ -540,6 +761,198 @@ fn normalized_ce_gradient(p: &[f32], y: impl Fn(usize) -> f32, g: &mut [f32], sc
     }
 }
 
+/// Decisions Keras takes once per batch rather than per row.
+#[derive(Clone, Copy)]
+struct Batch {
+    /// Hinge losses: every label is 0 or 1, so labels map to `2y - 1`.
+    hinge_binary: bool,
+}
+
+impl Batch {
+    fn of(loss: &Loss, y_true: &[f32]) -> Batch {
+        let hinge = matches!(loss, Loss::Hinge | Loss::SquaredHinge);
+        Batch {
+            hinge_binary: hinge && y_true.iter().all(|&y| y == 0.0 || y == 1.0),
+        }
+    }
+
+    /// Keras's `convert_binary_labels_to_hinge`.
+    #[inline]
+    fn hinge_label(self, y: f32) -> f32 {
+        if self.hinge_binary {
+            2.0 * y - 1.0
+        } else {
+            y
+        }
+    }
+}
+
+/// One element of binary cross-entropy (before the mean over the row).
+#[inline]
+fn binary_ce(p: f32, y: f32, from_logits: bool) -> f32 {
+    if from_logits {
+        -y * log_sigmoid(p) - (1.0 - y) * log_sigmoid(-p)
+    } else {
+        let c = clip(p);
+        -(y * math::ln(c) + (1.0 - y) * math::ln(1.0 - c))
+    }
+}
+
+/// `d binary_ce / dp`, through the clip as JAX differentiates it.
+#[inline]
+fn binary_ce_slope(p: f32, y: f32, from_logits: bool) -> f32 {
+    if from_logits {
+        // d/dz [-y log s(z) - (1-y) log s(-z)] = -y s(-z) + (1-y) s(z). Not folded into
+        // s(z) - y: at z = 20, y = 1 that cancels to 0 in f32 where Keras has -2e-9.
+        -y * sigmoid(-p) + (1.0 - y) * sigmoid(p)
+    } else {
+        let c = clip(p);
+        (-(y / c) + (1.0 - y) / (1.0 - c)) * clip_slope(p)
+    }
+}
+
+/// Keras's binary label smoothing: `y * (1 - s) + 0.5 * s`.
+#[inline]
+fn smooth_binary(y: f32, s: f32) -> f32 {
+    y * (1.0 - s) + 0.5 * s
+}
+
+/// Keras's categorical label smoothing: `y * (1 - s) + s / classes`.
+#[inline]
+fn smooth_categorical(y: f32, s: f32, classes: f32) -> f32 {
+    y * (1.0 - s) + s / classes
+}
+
+/// JAX's `softplus(x) = logaddexp(x, 0) = max(x, 0) + log1p(exp(-|x|))`.
+#[inline]
+fn softplus(x: f32) -> f32 {
+    if x.is_nan() {
+        return x;
+    }
+    x.max(0.0) + math::ln_1p(math::exp(-x.abs()))
+}
+
+/// `jnp.clip(x, lo, hi)`.
+#[inline]
+fn clip_to(x: f32, lo: f32, hi: f32) -> f32 {
+    let m = if x < lo { lo } else { x };
+    if m > hi {
+        hi
+    } else {
+        m
+    }
+}
+
+/// JAX's slope of [`clip_to`]: 1 inside, 0 outside, 1/2 on a bound.
+#[inline]
+fn clip_to_slope(x: f32, lo: f32, hi: f32) -> f32 {
+    if x > lo && x < hi {
+        1.0
+    } else if x == lo || x == hi {
+        0.5
+    } else if x.is_nan() {
+        f32::NAN
+    } else {
+        0.0
+    }
+}
+
+/// `max(x, 0)` (NaN stays NaN, as `jnp.maximum`).
+#[inline]
+fn max0(x: f32) -> f32 {
+    if x < 0.0 {
+        0.0
+    } else {
+        x
+    }
+}
+
+/// JAX's slope of `max(x, 0)`: 1 above, 1/2 at the tie, 0 below.
+#[inline]
+fn max0_slope(x: f32) -> f32 {
+    if x > 0.0 {
+        1.0
+    } else if x == 0.0 {
+        0.5
+    } else {
+        0.0
+    }
+}
+
+/// `max(1 - t p, 0)`.
+#[inline]
+fn hinge_margin(p: f32, t: f32) -> f32 {
+    max0(1.0 - t * p)
+}
+
+/// MSLE's `log(max(x, 1e-7) + 1)`.
+#[inline]
+fn msle_log(x: f32) -> f32 {
+    math::ln(x.max(EPSILON) + 1.0)
+}
+
+/// Keras's L2 normalisation factor `min(rsqrt(sum(x^2)), 1 / 1e-7)`, and whether the cap
+/// (not the rsqrt) was taken: 1 for the rsqrt, 0 for the cap, 1/2 on the tie (JAX's
+/// `minimum` shares the slope).
+fn inv_norm(x: &[f32]) -> (f32, f32) {
+    let cap = (1.0f64 / 1e-7) as f32;
+    let s: f32 = x.iter().map(|v| v * v).sum();
+    let r = 1.0 / math::sqrt(s);
+    if r < cap {
+        (r, 1.0)
+    } else if r == cap {
+        (r, 0.5)
+    } else {
+        (cap, 0.0)
+    }
+}
+
+/// `d/dp` of `-sum(yn * p r)` times `scale`, `r = min(rsqrt(sum p^2), 1e7)`: the cap's
+/// share `-yn / ...` plus the rsqrt's share `-r (yn - (yn . pn) pn)`.
+fn cosine_gradient(p: &[f32], y: &[f32], g: &mut [f32], scale: f32) {
+    let (ry, _) = inv_norm(y);
+    let (r, w) = inv_norm(p);
+    let s: f32 = p.iter().map(|v| v * v).sum();
+    // d loss / d r = -sum(yn p); d r / d s = -s^(-3/2) / 2 on the rsqrt side.
+    let dl_dr: f32 = -p.iter().zip(y).map(|(&p, &y)| (y * ry) * p).sum::<f32>();
+    let dr_ds = if w > 0.0 {
+        w * (-0.5 / (s * math::sqrt(s)))
+    } else {
+        // JAX multiplies the zero cotangent by rsqrt's slope, which is infinite at s = 0.
+        0.0 * (-0.5 / (s * math::sqrt(s)))
+    };
+    for ((g, &p), &y) in g.iter_mut().zip(p).zip(y) {
+        *g = (-(y * ry) * r + dl_dr * dr_ds * 2.0 * p) * scale;
+    }
+}
+
+/// `d/dp` of `max(max_j((1 - y_j) p_j) - sum(y p) + 1, 0)` times `scale`. JAX's `max`
+/// shares the slope equally among tied maxima, and a `y = 1` entry whose product is 0 can
+/// tie too (its share is then multiplied by `1 - y = 0`).
+fn categorical_hinge_gradient(p: &[f32], y: &[f32], g: &mut [f32], scale: f32) {
+    let pos: f32 = p.iter().zip(y).map(|(&p, &y)| y * p).sum();
+    let neg = p
+        .iter()
+        .zip(y)
+        .map(|(&p, &y)| (1.0 - y) * p)
+        .fold(f32::NEG_INFINITY, f32::max);
+    let outer = max0_slope(neg - pos + 1.0) * scale;
+    let ties = p
+        .iter()
+        .zip(y)
+        .filter(|(&p, &y)| (1.0 - y) * p == neg)
+        .count()
+        .max(1) as f32;
+    for ((g, &p), &y) in g.iter_mut().zip(p).zip(y) {
+        let at_max = if (1.0 - y) * p == neg {
+            1.0 / ties
+        } else {
+            0.0
+        };
+        *g = (at_max * (1.0 - y) - y) * outer;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -550,7 +963,8 @@ mod tests {
             assert!(Loss::from_name(name).is_some(), "{name}");
         }
         assert_eq!(Loss::from_name("mse"), Some(Loss::MeanSquaredError));
-        assert_eq!(Loss::from_name("hinge"), None);
+        assert_eq!(Loss::from_name("hinge"), Some(Loss::Hinge));
+        assert_eq!(Loss::from_name("hinge_loss"), None);
     }
 
     #[test]

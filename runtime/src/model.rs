@@ -93,6 +93,9 @@ pub trait Model: Sized {
     const WEIGHT_SHAPES: &'static [&'static [usize]];
     /// Every layer, in order, for `summary()`.
     const LAYERS: &'static [LayerInfo];
+    /// `Some(input_dim)` when the first layer is `Embedding`: the slice APIs then refuse
+    /// inputs that are not ids below it ([`Error::InvalidId`]).
+    const INPUT_IDS: Option<usize> = None;
     /// Bytes the weights take (`PARAM_COUNT` f32 values): on the heap after
     /// [`Model::new`], in the binary's read-only data for a baked model's `pretrained()`.
     const WEIGHT_BYTES: usize = Self::PARAM_COUNT * core::mem::size_of::<f32>();
@@ -304,7 +307,7 @@ fn check_input<M: Model>(xs: &[f32], batch: bool) -> Result<(), Error> {
     }
     match first_non_finite(xs) {
         Some((index, value)) => Err(Error::NonFiniteInput { index, value }),
-        None => Ok(()),
+        None => crate::error::check_ids(M::INPUT_IDS, xs),
     }
 }
 

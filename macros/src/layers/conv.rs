@@ -1,7 +1,10 @@
-//! What `Conv1D` and `Conv2D` (and Keras 1's `Convolution1D`, `Convolution2D`) share: reading
-//! the arguments under either spelling, Keras 3's shape rule, and the code generation (a
-//! `kiln::layers::Conv` kernel call, then the activation, as Dense does). `conv1d.rs` and
-//! `conv2d.rs` hold the layer kinds.
+//! What the convolutions share — `Conv1D` and `Conv2D` (and Keras 1's `Convolution1D`,
+//! `Convolution2D`), `DepthwiseConv2D`, `SeparableConv2D`, `Conv2DTranspose`: reading the
+//! arguments under each spelling ([`Spelling`], [`Form`]), Keras 3's shape rules, and the
+//! code generation (a `kiln::layers::Conv` kernel call, or `SeparableConv` /
+//! `ConvTranspose`, both built on it, then the activation, as Dense does). `conv1d.rs`,
+//! `conv2d.rs`, `depthwise_conv2d.rs`, `separable_conv2d.rs` and `conv2d_transpose.rs` hold
+//! the layer kinds.
 //!
 //! Shape rule along each spatial axis of size `n`, for a kernel of size `k`, dilation `d`
 //! (its span is `e = (k - 1) * d + 1`) and stride `s`, as Keras 3's
@@ -11,11 +14,15 @@
 //!   (rounded down) before and the rest after;
 //! - `causal` (`Conv1D` only): `ceil(n / s)`, with `e - 1` zeros before.
 //!
+//! `Conv2DTranspose` grows each axis instead (see `transposed_axis`).
+//!
 //! Checks, each a spanned error: positive `filters`, `kernel_size`, `strides`,
-//! `dilation_rate` and `groups`; `kernel_size` etc. an integer or a tuple of one value per
-//! spatial axis; not `strides > 1` together with `dilation_rate > 1` (Keras 3 refuses it);
-//! `groups` dividing both `filters` and the input's channels; the input of rank 2 (`Conv1D`)
-//! or 3 (`Conv2D`) per sample.
+//! `dilation_rate`, `groups` and `depth_multiplier`; `kernel_size` etc. an integer or a tuple
+//! of one value per spatial axis; not `strides > 1` together with `dilation_rate > 1` (Keras 3
+//! refuses it for `Conv*` and `Conv2DTranspose`, not for the depthwise and separable ones);
+//! `groups` dividing both `filters` and the input's channels; `output_padding` from 0 to
+//! below the stride, and a transposed output that is not empty; the input of rank 2
+//! (`Conv1D`) or 3 (the 2-D ones) per sample.
 
 use super::{Backward, Forward, Layer, LayerInput, SliceForward, Weight};
 use crate::activations::{self, Resolved};
@@ -54,6 +61,26 @@ pub struct Spelling {
     pub bias_constraint: &'static str,
     /// Keras 1's class: `weights` and `input_length` get errors pointing to kiln's ways.
     pub keras1: bool,
+    /// Which convolution: the kernel arguments above are the first kernel's.
+    pub form: Form,
+}
+
+/// Which convolution a spelling builds. The arguments only one form has keep Keras 3's
+/// names: `depth_multiplier`, `pointwise_initializer` / `_regularizer` / `_constraint`,
+/// `output_padding`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// `Conv1D`, `Conv2D`: kernel `(k.., channels / groups, filters)`.
+    Conv,
+    /// `DepthwiseConv2D`: `channels * depth_multiplier` filters, each seeing one input
+    /// channel; kernel `(kh, kw, channels, depth_multiplier)`. `Spelling::filters` is unused.
+    Depthwise,
+    /// `SeparableConv2D`: a depthwise convolution (`depthwise_kernel`, no bias) then a
+    /// 1 x 1 one (`pointwise_kernel` `(1, 1, channels * depth_multiplier, filters)`, `bias`).
+    Separable,
+    /// `Conv2DTranspose`: kernel `(kh, kw, filters, channels)`; sizes grow by the strides
+    /// (see `transposed_axis`).
+    Transpose,
 }
 
 pub enum Kernel {
@@ -102,6 +129,7 @@ pub const fn keras3(rank: usize) -> Spelling {
         kernel_constraint: "kernel_constraint",
         bias_constraint: "bias_constraint",
         keras1: false,
+        form: Form::Conv,
     }
 }
 
@@ -128,6 +156,7 @@ struct Geometry {
     padding: [usize; 2],
     groups: usize,
     channels_first: bool,
+    depthwise: bool,
 }
 
 impl Geometry {
@@ -138,6 +167,7 @@ impl Geometry {
             filters,
             groups,
             channels_first,
+            depthwise,
             ..
         } = *self;
         let pair = |a: [usize; 2]| {
@@ -159,11 +189,13 @@ impl Geometry {
             padding: #padding,
             groups: #groups,
             channels_first: #channels_first,
+            depthwise: #depthwise,
         })
     }
 }
 
 struct Conv {
+    form: Form,
     geometry: Geometry,
     input: Shape,
     output: Shape,
@@ -177,6 +209,17 @@ struct Conv {
     activity_regularizer: Option<TokenStream>,
     kernel_constraint: Option<TokenStream>,
     bias_constraint: Option<TokenStream>,
+    /// `SeparableConv2D`'s second convolution.
+    pointwise: Option<Pointwise>,
+}
+
+/// `SeparableConv2D`'s 1 x 1 convolution over the depthwise output (`middle`).
+struct Pointwise {
+    filters: usize,
+    middle: Shape,
+    initializer: TokenStream,
+    regularizer: Option<TokenStream>,
+    constraint: Option<TokenStream>,
 }
 
 /// An initializer argument, or `default` when absent.
@@ -197,7 +240,15 @@ pub fn build(b: &Bound, input: &LayerInput, s: &Spelling) -> Result<Box<dyn Laye
     if s.keras1 {
         keras1_only(b, &mut errors);
     }
-    let filters = errors.ok(b.positive(s.filters));
+    // A depthwise convolution's filters are `channels * depth_multiplier`, set below.
+    let filters = match s.form {
+        Form::Depthwise => Some(1),
+        _ => errors.ok(b.positive(s.filters)),
+    };
+    let multiplier = match s.form {
+        Form::Depthwise | Form::Separable => errors.ok(at_most_limit(b, "depth_multiplier")),
+        _ => Some(1),
+    };
     let kernel = errors.ok(kernel_size(b, s));
     let strides = errors.ok(spatial(b, Some(s.strides), s.rank));
     let dilation = errors.ok(spatial(b, s.dilation_rate, s.rank));
@@ -215,6 +266,16 @@ pub fn build(b: &Bound, input: &LayerInput, s: &Spelling) -> Result<Box<dyn Laye
     let kernel_initializer =
         errors.ok(initializer(b, Some(s.kernel_initializer), "glorot_uniform"));
     let bias_initializer = errors.ok(initializer(b, s.bias_initializer, "zeros"));
+    let separable = s.form == Form::Separable;
+    let pointwise_initializer = if separable {
+        errors.ok(initializer(
+            b,
+            Some("pointwise_initializer"),
+            "glorot_uniform",
+        ))
+    } else {
+        Some(TokenStream::new())
+    };
     let mut regularizer = |name: &str| {
         b.get(name)
             .and_then(|arg| errors.ok(regularizers::resolve(arg)))
@@ -223,6 +284,7 @@ pub fn build(b: &Bound, input: &LayerInput, s: &Spelling) -> Result<Box<dyn Laye
     let kernel_regularizer = regularizer(s.kernel_regularizer);
     let bias_regularizer = regularizer(s.bias_regularizer);
     let activity_regularizer = regularizer("activity_regularizer");
+    let pointwise_regularizer = regularizer("pointwise_regularizer");
     let mut constraint = |name: &str, rank: usize| {
         b.get(name)
             .and_then(|arg| errors.ok(constraints::resolve(arg, rank)))
@@ -230,9 +292,18 @@ pub fn build(b: &Bound, input: &LayerInput, s: &Spelling) -> Result<Box<dyn Laye
     };
     let kernel_constraint = constraint(s.kernel_constraint, s.rank + 2);
     let bias_constraint = constraint(s.bias_constraint, 1);
+    let pointwise_constraint = constraint("pointwise_constraint", s.rank + 2);
+    let output_padding = match s.form {
+        Form::Transpose => errors.ok(spatial_from(b, Some("output_padding"), s.rank, 0)),
+        _ => Some(([0, 0], None)),
+    };
 
-    // Keras 3's constructor refuses `strides > 1` together with `dilation_rate > 1`.
-    if let (Some((strides, _)), Some((dilation, Some(dilation_arg)))) = (&strides, &dilation) {
+    // Keras 3's `Conv` and `ConvTranspose` constructors refuse `strides > 1` together with
+    // `dilation_rate > 1`; its depthwise and separable ones do not, and JAX computes them.
+    let refuses = matches!(s.form, Form::Conv | Form::Transpose);
+    if let (true, Some((strides, _)), Some((dilation, Some(dilation_arg)))) =
+        (refuses, &strides, &dilation)
+    {
         if strides.iter().any(|v| *v > 1) && dilation.iter().any(|v| *v > 1) {
             errors.push(Error::new_spanned(
                 &dilation_arg.expr,
@@ -243,6 +314,22 @@ pub fn build(b: &Bound, input: &LayerInput, s: &Spelling) -> Result<Box<dyn Laye
                     s.strides,
                     spatial_text(strides, s.rank),
                     spatial_text(dilation, s.rank)
+                ),
+            ));
+        }
+    }
+    // Keras 3 wants each `output_padding` below the stride along its axis.
+    if let (Some((strides, _)), Some((extra, Some(extra_arg)))) = (&strides, &output_padding) {
+        if extra.iter().zip(strides).any(|(p, s)| p >= s) {
+            errors.push(Error::new_spanned(
+                &extra_arg.expr,
+                format!(
+                    "`output_padding` of `{}` must be less than `{}` along each axis (Keras 3 refuses it), found `output_padding = {}` and `{} = {}`",
+                    b.class(),
+                    s.strides,
+                    spatial_text(extra, s.rank),
+                    s.strides,
+                    spatial_text(strides, s.rank)
                 ),
             ));
         }
@@ -285,6 +372,7 @@ pub fn build(b: &Bound, input: &LayerInput, s: &Spelling) -> Result<Box<dyn Laye
     errors.into_result()?;
     let (
         Some(filters),
+        Some(multiplier),
         Some((kernel, kernel_args)),
         Some((strides, _)),
         Some((dilation, _)),
@@ -296,8 +384,11 @@ pub fn build(b: &Bound, input: &LayerInput, s: &Spelling) -> Result<Box<dyn Laye
         Some(use_bias),
         Some(kernel_initializer),
         Some(bias_initializer),
+        Some(pointwise_initializer),
+        Some((output_padding, output_padding_arg)),
     ) = (
         filters,
+        multiplier,
         kernel,
         strides,
         dilation,
@@ -309,6 +400,8 @@ pub fn build(b: &Bound, input: &LayerInput, s: &Spelling) -> Result<Box<dyn Laye
         use_bias,
         kernel_initializer,
         bias_initializer,
+        pointwise_initializer,
+        output_padding,
     )
     else {
         return Err(Error::new_spanned(
@@ -330,6 +423,28 @@ pub fn build(b: &Bound, input: &LayerInput, s: &Spelling) -> Result<Box<dyn Laye
         );
         // Each factor is at most 2^24: no overflow.
         let span = (k - 1) * d + 1;
+        if s.form == Form::Transpose {
+            let extra = output_padding_arg.map(|_| output_padding[axis]);
+            (output[axis], pad[axis]) = transposed_axis(n, span, st, padding, extra);
+            if output[axis] == 0 {
+                let word = axis_word(s.rank, axis);
+                let message = format!(
+                    "`{}` output {word} would be 0: with `{} = \"same\"` and `output_padding = {}`, Keras makes it `({n} - 1) * {st} + {span} % 2 + {}` for the {word} {n} of {} and a kernel spanning {span}\n  help: leave `output_padding` out (the output {word} is then `{word} * {}`), or use `{} = \"valid\"`",
+                    b.class(),
+                    s.padding,
+                    spatial_text(&output_padding, s.rank),
+                    output_padding[axis],
+                    input.phrase(),
+                    s.strides,
+                    s.padding
+                );
+                errors.push(match output_padding_arg {
+                    Some(arg) => Error::new_spanned(&arg.expr, message),
+                    None => Error::new_spanned(&b.call.call, message),
+                });
+            }
+            continue;
+        }
         match padding {
             Padding::Valid if span > n => {
                 let word = axis_word(s.rank, axis);
@@ -363,39 +478,102 @@ pub fn build(b: &Bound, input: &LayerInput, s: &Spelling) -> Result<Box<dyn Laye
     }
     errors.into_result()?;
     let spatial_out: Vec<usize> = output[2 - s.rank..].to_vec();
-    let output_shape = if channels_first {
-        Shape(std::iter::once(filters).chain(spatial_out).collect())
-    } else {
-        Shape(
-            spatial_out
-                .into_iter()
-                .chain(std::iter::once(filters))
-                .collect(),
-        )
+    let with_channels = |spatial: &[usize], channels: usize| {
+        if channels_first {
+            Shape(
+                std::iter::once(channels)
+                    .chain(spatial.iter().copied())
+                    .collect(),
+            )
+        } else {
+            Shape(
+                spatial
+                    .iter()
+                    .copied()
+                    .chain(std::iter::once(channels))
+                    .collect(),
+            )
+        }
     };
-    let kernel_shape = Shape(
-        kernel[2 - s.rank..]
-            .iter()
-            .copied()
-            .chain([channels / groups, filters])
-            .collect(),
-    );
-    Ok(Box::new(Conv {
-        geometry: Geometry {
-            rank: s.rank,
-            input: spatial_in,
-            channels,
-            output,
+    let kernel_spatial = kernel[2 - s.rank..].iter().copied();
+    // The runtime's geometry is always a convolution's: a transposed layer's is the one it
+    // transposes (from the output to the input), a depthwise one has a group per channel.
+    let depthwise = matches!(s.form, Form::Depthwise | Form::Separable);
+    let middle = channels.saturating_mul(multiplier);
+    let (geometry, output_channels, kernel_shape) = match s.form {
+        Form::Transpose => (
+            Geometry {
+                rank: s.rank,
+                input: output,
+                channels: filters,
+                output: spatial_in,
+                filters: channels,
+                kernel,
+                strides,
+                dilation,
+                padding: pad,
+                groups: 1,
+                channels_first,
+                depthwise: false,
+            },
             filters,
-            kernel,
-            strides,
-            dilation,
-            padding: pad,
-            groups,
-            channels_first,
-        },
+            Shape(kernel_spatial.chain([filters, channels]).collect()),
+        ),
+        _ => (
+            Geometry {
+                rank: s.rank,
+                input: spatial_in,
+                channels,
+                output,
+                filters: if depthwise { middle } else { filters },
+                kernel,
+                strides,
+                dilation,
+                padding: pad,
+                groups: if depthwise { channels } else { groups },
+                channels_first,
+                depthwise,
+            },
+            if s.form == Form::Depthwise {
+                middle
+            } else {
+                filters
+            },
+            if depthwise {
+                Shape(kernel_spatial.chain([channels, multiplier]).collect())
+            } else {
+                Shape(kernel_spatial.chain([channels / groups, filters]).collect())
+            },
+        ),
+    };
+    let pointwise = if separable {
+        let middle_shape = with_channels(&spatial_out, middle);
+        // Not an output nor a weight, so the checker does not see it: the training pass keeps
+        // it, a tensor like any other.
+        if middle_shape.elements().is_none_or(|n| n > MAX_ELEMENTS) {
+            return Err(Error::new(
+                b.call.class.span(),
+                format!(
+                    "the depthwise output {middle_shape} of `{}` is too large: kiln holds at most {MAX_ELEMENTS} values per sample",
+                    b.class()
+                ),
+            ));
+        }
+        Some(Pointwise {
+            filters,
+            middle: middle_shape,
+            initializer: pointwise_initializer,
+            regularizer: pointwise_regularizer,
+            constraint: pointwise_constraint,
+        })
+    } else {
+        None
+    };
+    Ok(Box::new(Conv {
+        form: s.form,
+        geometry,
         input: input.shape.clone(),
-        output: output_shape,
+        output: with_channels(&spatial_out, output_channels),
         kernel_shape,
         activation,
         use_bias,
@@ -406,7 +584,56 @@ pub fn build(b: &Bound, input: &LayerInput, s: &Spelling) -> Result<Box<dyn Laye
         activity_regularizer,
         kernel_constraint,
         bias_constraint,
+        pointwise,
     }))
+}
+
+/// Keras 3's output size along one axis of a transposed convolution, and the leading
+/// padding of the convolution it transposes: for an input of `n`, a kernel spanning `span`,
+/// stride `stride` and `output_padding` `extra` (Keras's `compute_conv_transpose_output_shape`
+/// and the JAX backend's `compute_conv_transpose_padding_args_for_jax`):
+/// - `valid`: `(n - 1) * stride + span + extra`, `extra` defaulting to
+///   `max(span, stride) - span`; JAX pads `span - 1` before, so nothing is cut;
+/// - `same`: `n * stride` without `extra`, else `(n - 1) * stride + span % 2 + extra`; JAX
+///   pads `left = min(ceil(total / 2), span - 1)` before, `total` being
+///   `stride + span - 2` (without `extra`) or `span + span % 2 - 2 + extra`.
+///
+/// The transposed convolution's padding is `span - 1 - left`.
+fn transposed_axis(
+    n: usize,
+    span: usize,
+    stride: usize,
+    padding: Padding,
+    extra: Option<usize>,
+) -> (usize, usize) {
+    let base = (n - 1) * stride;
+    if padding != Padding::Same {
+        let extra = extra.unwrap_or(span.max(stride) - span);
+        return (base + span + extra, 0);
+    }
+    let (size, total) = match extra {
+        None => (n * stride, stride + span - 2),
+        Some(extra) => (base + span % 2 + extra, span + span % 2 - 2 + extra),
+    };
+    let left = (total / 2 + total % 2).min(span - 1);
+    (size, span - 1 - left)
+}
+
+/// A positive integer argument up to `LIMIT` (`depth_multiplier`), 1 when absent.
+fn at_most_limit(b: &Bound, name: &str) -> Result<usize, Error> {
+    match b.get(name) {
+        None => Ok(1),
+        Some(arg) => match arg.value {
+            Value::Int(v) if v > LIMIT => Err(Error::new_spanned(
+                &arg.expr,
+                format!(
+                    "`{name}` of `{}` must be at most {LIMIT}, found `{v}`",
+                    b.class()
+                ),
+            )),
+            _ => b.positive(name),
+        },
+    }
 }
 
 /// How messages name spatial axis `axis` (0 = height, 1 = width; a `Conv1D` has one axis).
@@ -557,9 +784,23 @@ fn spatial<'a>(
     name: Option<&str>,
     rank: usize,
 ) -> Result<([usize; 2], Option<&'a Arg>), Error> {
+    spatial_from(b, name, rank, 1)
+}
+
+/// [`spatial`] with values from `min` (0 or 1) up: with 0 (`output_padding`), `None` is
+/// Keras's default and reads as absent, and a `Conv1D`'s height is 0.
+fn spatial_from<'a>(
+    b: &Bound<'a>,
+    name: Option<&str>,
+    rank: usize,
+    min: usize,
+) -> Result<([usize; 2], Option<&'a Arg>), Error> {
     let Some((name, arg)) = name.and_then(|n| b.get(n).map(|a| (n, a))) else {
-        return Ok(([1, 1], None));
+        return Ok(([min; 2], None));
     };
+    if min == 0 && matches!(arg.value, Value::None) {
+        return Ok(([0; 2], None));
+    }
     let class = b.class();
     let check = |item: &Arg, within: bool| -> Result<usize, Error> {
         let place = if within {
@@ -568,10 +809,14 @@ fn spatial<'a>(
             format!("`{name}` of `{class}`")
         };
         match item.value {
-            Value::Int(v) if (1..=LIMIT).contains(&v) => Ok(v as usize),
+            Value::Int(v) if (min as i128..=LIMIT).contains(&v) => Ok(v as usize),
             Value::Int(v) if v > LIMIT => Err(Error::new_spanned(
                 &item.expr,
                 format!("{place} must be at most {LIMIT}, found `{v}`"),
+            )),
+            Value::Int(v) if min == 0 => Err(Error::new_spanned(
+                &item.expr,
+                format!("{place} must be at least 0, found `{v}`"),
             )),
             Value::Int(v) => Err(Error::new_spanned(
                 &item.expr,
@@ -617,7 +862,7 @@ fn spatial<'a>(
         }
         _ => vec![check(arg, false)?; rank],
     };
-    let mut out = [1usize; 2];
+    let mut out = [min; 2];
     for (slot, v) in out[2 - rank..].iter_mut().zip(values) {
         *slot = v;
     }
@@ -731,6 +976,15 @@ impl Conv {
             None => quote!(),
         }
     }
+
+    /// The runtime type: `Conv`, or the structs built on it.
+    fn runtime_type(&self) -> TokenStream {
+        match self.form {
+            Form::Conv | Form::Depthwise => quote!(::kiln::__private::layers::Conv),
+            Form::Separable => quote!(::kiln::__private::layers::SeparableConv),
+            Form::Transpose => quote!(::kiln::__private::layers::ConvTranspose),
+        }
+    }
 }
 
 impl Layer for Conv {
@@ -739,12 +993,33 @@ impl Layer for Conv {
     }
 
     fn weights(&self) -> Vec<Weight> {
-        let mut kernel = Weight::new("kernel", self.kernel_shape.clone());
+        let suffix = match self.pointwise {
+            Some(_) => "depthwise_kernel",
+            None => "kernel",
+        };
+        let mut kernel = Weight::new(suffix, self.kernel_shape.clone());
         kernel.regularizer = self.kernel_regularizer.clone();
         kernel.constraint = self.kernel_constraint.clone();
         let mut weights = vec![kernel];
+        let mut bias_size = self.geometry.filters;
+        if let Some(p) = &self.pointwise {
+            let shape = Shape(
+                vec![1; self.geometry.rank]
+                    .into_iter()
+                    .chain([self.geometry.filters, p.filters])
+                    .collect(),
+            );
+            let mut pointwise = Weight::new("pointwise_kernel", shape);
+            pointwise.regularizer = p.regularizer.clone();
+            pointwise.constraint = p.constraint.clone();
+            weights.push(pointwise);
+            bias_size = p.filters;
+        }
+        if self.form == Form::Transpose {
+            bias_size = self.geometry.channels;
+        }
         if self.use_bias {
-            let mut bias = Weight::new("bias", Shape(vec![self.geometry.filters]));
+            let mut bias = Weight::new("bias", Shape(vec![bias_size]));
             bias.regularizer = self.bias_regularizer.clone();
             bias.constraint = self.bias_constraint.clone();
             weights.push(bias);
@@ -753,30 +1028,48 @@ impl Layer for Conv {
     }
 
     fn state_type(&self) -> Option<TokenStream> {
-        Some(quote!(::kiln::__private::layers::Conv))
+        Some(self.runtime_type())
     }
 
     fn init(&self, seed: &TokenStream, first_weight: usize) -> TokenStream {
         let geometry = self.geometry.tokens();
+        let ty = self.runtime_type();
         let (use_bias, k, b) = (
             self.use_bias,
             &self.kernel_initializer,
             &self.bias_initializer,
         );
-        quote!(::kiln::__private::layers::Conv::new(#geometry, #use_bias, #k, #b, #seed, #first_weight))
+        match &self.pointwise {
+            Some(p) => {
+                let (filters, pk) = (p.filters, &p.initializer);
+                quote!(#ty::new(#geometry, #filters, #use_bias, #k, #pk, #b, #seed, #first_weight))
+            }
+            None => quote!(#ty::new(#geometry, #use_bias, #k, #b, #seed, #first_weight)),
+        }
     }
 
     fn baked(&self, weights: &[TokenStream]) -> TokenStream {
         let geometry = self.geometry.tokens();
-        let kernel = match weights.first() {
-            Some(kernel) => kernel.clone(),
+        let ty = self.runtime_type();
+        let weight = |k: usize| match weights.get(k) {
+            Some(w) => w.clone(),
             None => quote!(&[]),
         };
-        let bias = match weights.get(1) {
+        let kernels = if self.pointwise.is_some() { 2 } else { 1 };
+        let bias = match weights.get(kernels) {
             Some(bias) => quote!(::core::option::Option::Some(#bias)),
             None => quote!(::core::option::Option::None),
         };
-        quote!(::kiln::__private::layers::Conv::baked(#geometry, #kernel, #bias))
+        match &self.pointwise {
+            Some(p) => {
+                let (filters, depthwise, pointwise) = (p.filters, weight(0), weight(1));
+                quote!(#ty::baked(#geometry, #filters, #depthwise, #pointwise, #bias))
+            }
+            None => {
+                let kernel = weight(0);
+                quote!(#ty::baked(#geometry, #kernel, #bias))
+            }
+        }
     }
 
     fn forward(&self, f: &Forward) -> TokenStream {
@@ -821,30 +1114,42 @@ impl Layer for Conv {
         let (rows, cols) = (self.output.last(), self.output.positions());
         let in_len = self.input.len();
         let activity = self.activity_loss();
-        let conv = quote! {
-            let samples = ::kiln::__private::Tensor::values(x).len() / #in_len;
-            let mut z = pass.pool.take_to_overwrite::<#rows>(samples * #cols);
-            #state.forward(
-                ::kiln::__private::Tensor::values(x),
-                ::kiln::__private::Tensor::values_mut(&mut z),
-            );
+        let values = quote!(::kiln::__private::Tensor::values);
+        let values_mut = quote!(::kiln::__private::Tensor::values_mut);
+        let conv = match &self.pointwise {
+            // The depthwise output is kept for the backward pass.
+            Some(p) => {
+                let (m_rows, m_cols) = (p.middle.last(), p.middle.positions());
+                quote! {
+                    let samples = #values(x).len() / #in_len;
+                    let mut middle = pass.pool.take_to_overwrite::<#m_rows>(samples * #m_cols);
+                    let mut z = pass.pool.take_to_overwrite::<#rows>(samples * #cols);
+                    #state.forward_through(#values(x), #values_mut(&mut middle), #values_mut(&mut z));
+                }
+            }
+            None => quote! {
+                let samples = #values(x).len() / #in_len;
+                let mut z = pass.pool.take_to_overwrite::<#rows>(samples * #cols);
+                #state.forward(#values(x), #values_mut(&mut z));
+            },
         };
-        if self.activation.name == "linear" {
-            return quote!({
-                #conv
-                let y = z;
-                #activity
-                (y, ())
-            });
-        }
-        let apply = self.activation.apply(&quote!(y), rows);
-        // The pre-activation `z` is the cache: the activation's derivative needs it.
+        // The pre-activation `z` is the cache when the activation's derivative needs it.
+        let linear = self.activation.name == "linear";
+        let (finish, cache) = if linear {
+            (quote!(let y = z;), quote!(()))
+        } else {
+            let apply = self.activation.apply(&quote!(y), rows);
+            (quote!(let mut y = pass.pool.copy_of(&z); #apply), quote!(z))
+        };
+        let cache = match self.pointwise {
+            Some(_) => quote!((middle, #cache)),
+            None => cache,
+        };
         quote!({
             #conv
-            let mut y = pass.pool.copy_of(&z);
-            #apply
+            #finish
             #activity
-            (y, z)
+            (y, #cache)
         })
     }
 
@@ -880,20 +1185,41 @@ impl Layer for Conv {
         };
         let (k, use_bias) = (b.first_weight, self.use_bias);
         let input_rows = self.input.last();
-        let call = |dx: TokenStream| {
-            quote! {
-                let (grad_kernel, grad_bias) = grads.pair(#k, #use_bias);
-                #state.backward(
-                    ::kiln::__private::Tensor::values(x),
-                    ::kiln::__private::Tensor::values(&dz),
-                    #dx,
-                    grad_kernel,
-                    grad_bias,
-                    &mut pass.pool,
-                );
-                pass.pool.give(dz);
-                #give_cache
+        let values = quote!(::kiln::__private::Tensor::values);
+        let (split, run, give_middle) = match self.pointwise {
+            // Three weights: the depthwise and pointwise kernels, then the bias.
+            Some(_) => {
+                let bias = if use_bias {
+                    quote!(slots.first_mut().map(|bias| bias.as_mut_slice()))
+                } else {
+                    quote!(::core::option::Option::None)
+                };
+                (
+                    quote! {
+                        let slots = &mut grads.all_mut()[#k..];
+                        let (depthwise, slots) = slots.split_at_mut(1);
+                        let (pointwise, slots) = slots.split_at_mut(1);
+                        let grad_bias = #bias;
+                    },
+                    quote!(#values(&middle), #values(&dz), dx, [&mut depthwise[0], &mut pointwise[0]], grad_bias),
+                    quote!(pass.pool.give(middle);),
+                )
             }
+            None => (
+                quote!(let (grad_kernel, grad_bias) = grads.pair(#k, #use_bias);),
+                quote!(#values(&dz), dx, grad_kernel, grad_bias),
+                quote!(),
+            ),
+        };
+        let call = |dx: TokenStream| {
+            quote!({
+                #split
+                let dx = #dx;
+                #state.backward(#values(x), #run, &mut pass.pool);
+                pass.pool.give(dz);
+                #give_middle
+                #give_cache
+            })
         };
         let result = if b.need_input_grad {
             let call = call(quote!(::core::option::Option::Some(
@@ -907,7 +1233,13 @@ impl Layer for Conv {
         } else {
             call(quote!(::core::option::Option::None))
         };
+        let unpack = match (&self.pointwise, linear) {
+            (Some(_), true) => quote!(let (middle, ()) = cache;),
+            (Some(_), false) => quote!(let (middle, cache) = cache;),
+            (None, _) => quote!(),
+        };
         Some(quote!({
+            #unpack
             let mut dz = dy;
             #activity
             #activation

@@ -80,6 +80,7 @@ const KERAS1: Spelling = Spelling {
     kernel_constraint: "W_constraint",
     bias_constraint: "b_constraint",
     keras1: true,
+    form: conv::Form::Conv,
 };
 
 fn build_keras1(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {

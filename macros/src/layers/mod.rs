@@ -13,23 +13,31 @@ pub mod batch_normalization;
 pub mod conv;
 pub mod conv1d;
 pub mod conv2d;
+pub mod conv2d_transpose;
 pub mod cropping;
 pub mod dense;
+pub mod depthwise_conv2d;
 pub mod dropout;
 pub mod elu;
+pub mod embedding;
 pub mod flatten;
 pub mod global_pooling;
+pub mod gru;
 pub mod input;
 pub mod lambda;
 pub mod layer_normalization;
 pub mod leaky_relu;
+pub mod lstm;
 pub mod masking;
 pub mod permute;
 pub mod pooling;
 pub mod prelu;
+pub mod recurrent;
 pub mod relu;
 pub mod repeat_vector;
 pub mod reshape;
+pub mod separable_conv2d;
+pub mod simple_rnn;
 pub mod softmax;
 pub mod thresholded_relu;
 pub mod upsampling;
@@ -59,6 +67,9 @@ pub const REGISTRY: &[LayerKind] = &[
     conv2d::KIND,
     conv1d::KERAS1_KIND,
     conv2d::KERAS1_KIND,
+    depthwise_conv2d::KIND,
+    separable_conv2d::KIND,
+    conv2d_transpose::KIND,
     pooling::MAX_POOLING_1D,
     pooling::MAX_POOLING_2D,
     pooling::AVERAGE_POOLING_1D,
@@ -73,6 +84,10 @@ pub const REGISTRY: &[LayerKind] = &[
     upsampling::UP_SAMPLING_2D,
     cropping::CROPPING_1D,
     cropping::CROPPING_2D,
+    embedding::KIND,
+    simple_rnn::KIND,
+    lstm::KIND,
+    gru::KIND,
 ];
 
 /// A layer kind's constructor: bound arguments and input -> checked layer.
@@ -311,6 +326,12 @@ pub trait Layer {
     /// [`Backward`]. `None` when the layer cannot be trained (a `Lambda` without
     /// `backward`): the model then gets no `Trainable` implementation.
     fn backward(&self, _b: &Backward) -> Option<TokenStream> {
+        None
+    }
+
+    /// `Some(input_dim)` for a layer whose input is integer ids (`Embedding`, always
+    /// first): the model's `INPUT_IDS`.
+    fn input_ids(&self) -> Option<usize> {
         None
     }
 

@@ -1,6 +1,9 @@
 //! Keras's `Conv1D` and `Conv2D`: [`Conv::forward`] cross-correlates whole samples with the
 //! kernel on kiln's GEMM kernels, and [`Conv::backward`] gives the input gradient and adds
-//! the kernel and bias gradients. A `Conv1D` is a `Conv2D` one row high.
+//! the kernel and bias gradients. A `Conv1D` is a `Conv2D` one row high. With one group per
+//! channel it is Keras's `DepthwiseConv2D` (and the first half of `SeparableConv2D`, see
+//! `separable_conv.rs`), computed as products per position; [`Conv::adjoint_add`] runs it
+//! backwards, from output to input, which is Keras's `Conv2DTranspose` (`conv_transpose.rs`).
 //!
 //! No im2col buffer: for channels-last data every (output row, kernel tap, group) is one
 //! GEMM `Y[row] (filters x width) += W_tap (filters x channels) · X_shifted (channels x
@@ -21,7 +24,7 @@ use alloc::vec;
 
 /// The values of the stack tile a channels-first forward pass collects output rows in
 /// (8 KiB): small enough for any thread and for `predict`'s kernel allowance.
-const TILE: usize = 2048;
+pub(crate) const TILE: usize = 2048;
 
 /// Everything about a convolution but its weights, fixed by the `model!` macro at compile
 /// time. Spatial sizes are `[height, width]`; a `Conv1D` has height 1 (and kernel height,
@@ -54,6 +57,11 @@ pub struct Geometry {
     /// `data_format = "channels_first"`: a sample is `(channels, h, w)` instead of
     /// `(h, w, channels)`.
     pub channels_first: bool,
+    /// Keras's depthwise convolution (`DepthwiseConv2D`, the first half of
+    /// `SeparableConv2D`): `groups == channels`, and Keras shapes the kernel
+    /// `(kh, kw, channels, filters / channels)` — the same values in the same order as the
+    /// grouped `(kh, kw, 1, filters)`, so only the initializers' fans differ.
+    pub depthwise: bool,
 }
 
 impl Geometry {
@@ -73,13 +81,18 @@ impl Geometry {
     }
 
     /// Keras's kernel shape, `(kw, channels / groups, filters)` for `Conv1D` and
-    /// `(kh, kw, channels / groups, filters)` for `Conv2D`, as `(array, rank)`.
+    /// `(kh, kw, channels / groups, filters)` for `Conv2D` (`(kh, kw, channels,
+    /// filters / channels)` when `depthwise`), as `(array, rank)`.
     pub fn kernel_shape(&self) -> ([usize; 4], usize) {
-        let inner = self.channels / self.groups;
-        if self.rank == 1 {
-            ([self.kernel[1], inner, self.filters, 0], 3)
+        let (inner, outer) = if self.depthwise {
+            (self.channels, self.filters / self.channels.max(1))
         } else {
-            ([self.kernel[0], self.kernel[1], inner, self.filters], 4)
+            (self.channels / self.groups, self.filters)
+        };
+        if self.rank == 1 {
+            ([self.kernel[1], inner, outer, 0], 3)
+        } else {
+            ([self.kernel[0], self.kernel[1], inner, outer], 4)
         }
     }
 
@@ -90,6 +103,12 @@ impl Geometry {
             channels_first: false,
             ..self
         }
+    }
+
+    /// One input channel per group and several groups (a depthwise convolution): products
+    /// per position instead of many one-row matrix products.
+    fn per_channel(&self) -> bool {
+        self.groups > 1 && self.groups == self.channels
     }
 
     /// Output positions `o` along `axis` whose input position `o * stride + offset - pad`
@@ -171,6 +190,7 @@ impl Geometry {
 /// let geometry = Geometry {
 ///     rank: 1, input: [1, 3], channels: 1, output: [1, 2], filters: 1, kernel: [1, 2],
 ///     strides: [1, 1], dilation: [1, 1], padding: [0, 0], groups: 1, channels_first: false,
+///     depthwise: false,
 /// };
 /// let conv = Conv::baked(geometry, &[1.0, 10.0], None);
 /// let mut y = [0.0; 2];
@@ -247,7 +267,7 @@ impl Conv {
 
     /// The convolution plus bias of whole samples: `x` holds any number of input samples
     /// (row-major in the Keras input shape), `y` as many output samples, every value of which
-    /// is overwritten. Allocates nothing: a channels-first layer uses an 8 KiB stack tile.
+    /// is overwritten. Allocates nothing: a channels-first layer uses two 8 KiB stack tiles.
     pub fn forward(&self, x: &[f32], y: &mut [f32]) {
         let g = &self.geometry;
         let (n_in, n_out) = (g.input_len(), g.output_len());
@@ -269,12 +289,19 @@ impl Conv {
     fn forward_channels_last(&self, x: &[f32], y: &mut [f32]) {
         let g = &self.geometry;
         let f = g.filters;
+        let (kw, ow, iw, c) = (g.kernel[1], g.output[1], g.input[1], g.channels);
+        if g.per_channel() {
+            // An output row is a filters x columns tile in place.
+            for (row, out) in y.chunks_exact_mut(ow * f).enumerate() {
+                self.tile(x, row, (0, ow), (0, f), out, (1, f));
+            }
+            return;
+        }
         match &self.bias {
             Some(bias) => y.chunks_exact_mut(f).for_each(|p| p.copy_from_slice(bias)),
             None => y.fill(0.0),
         }
         let (cg, fg) = (g.channels / g.groups, f / g.groups);
-        let (kw, ow, iw, c) = (g.kernel[1], g.output[1], g.input[1], g.channels);
         let (step, interior) = (g.strides[1] * c, g.interior());
         for ky in 0..g.kernel[0] {
             let (r0, r1) = g.span(0, ky);
@@ -317,59 +344,208 @@ impl Conv {
     }
 
     /// One channels-first sample: each output row (in tiles of at most [`TILE`] values) is
-    /// collected filters-by-columns on the stack, reading the input in place (channel step
-    /// `h * w`, column step `stride`), then written to its filters' planes.
+    /// collected filters-by-columns on the stack by [`Conv::tile`], then written to its
+    /// filters' planes.
     fn forward_channels_first(&self, x: &[f32], y: &mut [f32]) {
+        let g = &self.geometry;
+        let f = g.filters;
+        let cg = g.channels / g.groups;
+        let [oh, ow] = g.output;
+        let (mut tile, mut by_filter) = ([0.0f32; TILE], [0.0f32; TILE]);
+        let cols = (TILE / f).clamp(1, ow);
+        let rows = (TILE / cols).min(f);
+        for row in 0..oh {
+            for o0 in (0..ow).step_by(cols) {
+                let o1 = (o0 + cols).min(ow);
+                for f0 in (0..f).step_by(rows) {
+                    let fl = rows.min(f - f0);
+                    let n = o1 - o0;
+                    let t = &mut tile[..fl * n];
+                    if cg == 1 {
+                        // Row-major: each filter's run of columns is copied whole.
+                        self.tile(x, row, (o0, o1), (f0, f0 + fl), t, (n, 1));
+                        for (k, values) in t.chunks_exact(n).enumerate() {
+                            let at = (f0 + k) * oh * ow + row * ow + o0;
+                            y[at..at + n].copy_from_slice(values);
+                        }
+                        continue;
+                    }
+                    self.tile(x, row, (o0, o1), (f0, f0 + fl), t, (1, fl));
+                    // Filters' planes lie `oh * ow` apart, so storing a column across them
+                    // sends every store to one cache set (4x slower at (3, 32, 32) ->
+                    // (64, 32, 32), BENCHMARKS.md): transposed first, each filter's run of
+                    // columns is copied whole.
+                    let u = &mut by_filter[..fl * n];
+                    crate::gemm::transpose(t, fl, n, u);
+                    for (k, values) in u.chunks_exact(n).enumerate() {
+                        let at = (f0 + k) * oh * ow + row * ow + o0;
+                        y[at..at + n].copy_from_slice(values);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Output row `row`, columns `o0..o1` and filters `f0..f1` of one sample `x` (in the
+    /// layer's data format, read in place), bias included, written to `t`: the value of
+    /// filter `k`, column `j` at `(k - f0) * steps.0 + (j - o0) * steps.1` (a dense tile,
+    /// column- or row-major). The kernel of `Conv`'s channels-first forward pass and of
+    /// `SeparableConv`'s fused one.
+    pub(crate) fn tile(
+        &self,
+        x: &[f32],
+        row: usize,
+        (o0, o1): (usize, usize),
+        (f0, f1): (usize, usize),
+        t: &mut [f32],
+        (fs, ps): (usize, usize),
+    ) {
+        let g = &self.geometry;
+        if o0 >= o1 || f0 >= f1 {
+            return;
+        }
+        let f = g.filters;
+        let (cg, fg) = (g.channels / g.groups, f / g.groups);
+        for k in f0..f1 {
+            let b = self.bias.as_ref().map_or(0.0, |bias| bias[k]);
+            for j in 0..o1 - o0 {
+                t[(k - f0) * fs + j * ps] = b;
+            }
+        }
+        let [ih, iw] = g.input;
+        // The input's steps between channels and between positions.
+        let (channel_step, position) = if g.channels_first {
+            (ih * iw, 1)
+        } else {
+            (1, g.channels)
+        };
+        let column_step = g.strides[1] * position;
+        for ky in 0..g.kernel[0] {
+            let (r0, r1) = g.span(0, ky);
+            if !(r0..r1).contains(&row) {
+                continue;
+            }
+            let in_row = g.source(0, row, ky) * iw;
+            for kx in 0..g.kernel[1] {
+                let (c0, c1) = g.span(1, kx);
+                let (lo, hi) = (c0.max(o0), c1.min(o1));
+                if lo >= hi {
+                    continue;
+                }
+                let tap = (ky * g.kernel[1] + kx) * cg * f;
+                let start = (in_row + g.source(1, lo, kx)) * position;
+                let out = (lo - o0) * ps;
+                if cg == 1 {
+                    // One input channel per group (depthwise): products, not matrix products.
+                    per_channel_tap(
+                        &self.kernel[tap + f0..tap + f1],
+                        (f0, fg),
+                        &x[start..],
+                        (channel_step, column_step),
+                        &mut t[out..],
+                        (fs, ps),
+                        hi - lo,
+                    );
+                    continue;
+                }
+                for group in f0 / fg..=(f1 - 1) / fg {
+                    let (fa, fb) = (f0.max(group * fg), f1.min((group + 1) * fg));
+                    let x = &x[start + group * cg * channel_step..];
+                    let t = &mut t[out + (fa - f0) * fs..];
+                    gemm(
+                        1.0,
+                        &self.kernel[tap + fa..],
+                        strided(fb - fa, cg, 1, f),
+                        x,
+                        strided(cg, hi - lo, channel_step, column_step),
+                        1.0,
+                        t,
+                        strided(fb - fa, hi - lo, fs, ps),
+                    );
+                }
+            }
+        }
+    }
+
+    /// The convolution's adjoint (its transpose), without bias, added to `x`: for each
+    /// sample, `x[p, c] += Σ kernel[tap, c, f] · z[o, f]` over the output positions `o` and
+    /// taps that read input position `p` — the input gradient for an output gradient `z`, and
+    /// Keras's `Conv2DTranspose` (see `conv_transpose.rs`). `z` holds whole output samples,
+    /// `x` as many input samples. Allocates nothing: channels-first data goes through an
+    /// 8 KiB stack tile.
+    pub fn adjoint_add(&self, z: &[f32], x: &mut [f32]) {
+        let g = &self.geometry;
+        let (n_in, n_out) = (g.input_len(), g.output_len());
+        if n_in == 0 || n_out == 0 {
+            return;
+        }
+        debug_assert_eq!(x.len() / n_in, z.len() / n_out);
+        for (zs, xs) in z.chunks_exact(n_out).zip(x.chunks_exact_mut(n_in)) {
+            self.adjoint_sample(zs, xs);
+        }
+    }
+
+    /// [`Conv::adjoint_add`] of one sample: per output row, tap and group,
+    /// `X_shifted += W_tapᵀ · Z_row`, with `W_tapᵀ` read in place.
+    fn adjoint_sample(&self, z: &[f32], x: &mut [f32]) {
         let g = &self.geometry;
         let f = g.filters;
         let (cg, fg) = (g.channels / g.groups, f / g.groups);
         let ([ih, iw], [oh, ow]) = (g.input, g.output);
         let mut tile = [0.0f32; TILE];
-        let cols = (TILE / fg).clamp(1, ow);
-        let rows = (TILE / cols).min(fg);
-        for group in 0..g.groups {
-            for row in 0..oh {
-                for o0 in (0..ow).step_by(cols) {
-                    let o1 = (o0 + cols).min(ow);
-                    for f0 in (group * fg..(group + 1) * fg).step_by(rows) {
-                        let fl = rows.min((group + 1) * fg - f0);
-                        let t = &mut tile[..fl * (o1 - o0)];
-                        match &self.bias {
-                            Some(bias) => t
-                                .chunks_exact_mut(fl)
-                                .for_each(|col| col.copy_from_slice(&bias[f0..f0 + fl])),
-                            None => t.fill(0.0),
+        for ky in 0..g.kernel[0] {
+            let (r0, r1) = g.span(0, ky);
+            for row in r0..r1 {
+                let in_row = g.source(0, row, ky) * iw;
+                for kx in 0..g.kernel[1] {
+                    let (c0, c1) = g.span(1, kx);
+                    if c0 >= c1 {
+                        continue;
+                    }
+                    let tap = (ky * g.kernel[1] + kx) * cg * f;
+                    for group in 0..g.groups {
+                        // The tap's `channels / groups x filters / groups` block, row-major.
+                        let w = &self.kernel[tap + group * fg..];
+                        if !g.channels_first {
+                            let c = g.channels;
+                            gemm(
+                                1.0,
+                                w,
+                                strided(cg, fg, f, 1),
+                                &z[(row * ow + c0) * f + group * fg..],
+                                strided(fg, c1 - c0, 1, f),
+                                1.0,
+                                &mut x[(in_row + g.source(1, c0, kx)) * c + group * cg..],
+                                strided(cg, c1 - c0, 1, g.strides[1] * c),
+                            );
+                            continue;
                         }
-                        for ky in 0..g.kernel[0] {
-                            let (r0, r1) = g.span(0, ky);
-                            if !(r0..r1).contains(&row) {
-                                continue;
-                            }
-                            let in_row = g.source(0, row, ky);
-                            for kx in 0..g.kernel[1] {
-                                let (c0, c1) = g.span(1, kx);
-                                let (lo, hi) = (c0.max(o0), c1.min(o1));
-                                if lo >= hi {
-                                    continue;
-                                }
-                                let tap = (ky * g.kernel[1] + kx) * cg * f;
-                                let start =
-                                    group * cg * ih * iw + in_row * iw + g.source(1, lo, kx);
+                        // Channels first: the products of a run of columns and channels in a
+                        // row-major stack tile, then added to every `stride`-th value of the
+                        // channels' rows.
+                        let cols = (TILE / cg).clamp(1, c1 - c0);
+                        let chans = (TILE / cols).min(cg);
+                        for a0 in (c0..c1).step_by(cols) {
+                            let n = cols.min(c1 - a0);
+                            for ch0 in (0..cg).step_by(chans) {
+                                let cl = chans.min(cg - ch0);
+                                let t = &mut tile[..cl * n];
                                 gemm(
                                     1.0,
-                                    &self.kernel[tap + f0..],
-                                    strided(fl, cg, 1, f),
-                                    &x[start..],
-                                    strided(cg, hi - lo, ih * iw, g.strides[1]),
-                                    1.0,
-                                    &mut t[(lo - o0) * fl..],
-                                    strided(fl, hi - lo, 1, fl),
+                                    &w[ch0 * f..],
+                                    strided(cl, fg, f, 1),
+                                    &z[group * fg * oh * ow + row * ow + a0..],
+                                    strided(fg, n, oh * ow, 1),
+                                    0.0,
+                                    t,
+                                    strided(cl, n, n, 1),
                                 );
-                            }
-                        }
-                        for (j, col) in t.chunks_exact(fl).enumerate() {
-                            for (k, v) in col.iter().enumerate() {
-                                y[(f0 + k) * oh * ow + row * ow + o0 + j] = *v;
+                                for (ci, values) in t.chunks_exact(n).enumerate() {
+                                    let plane = (group * cg + ch0 + ci) * ih * iw + in_row;
+                                    for (j, v) in values.iter().enumerate() {
+                                        x[plane + g.source(1, a0 + j, kx)] += v;
+                                    }
+                                }
                             }
                         }
                     }
@@ -403,28 +579,13 @@ impl Conv {
             return;
         }
         if let Some(grad_bias) = grad_bias {
-            // A filter's values: every `filters`-th value (channels last), or one plane per
-            // filter (channels first).
-            let plane = g.output[0] * g.output[1];
-            for sample in dz.chunks_exact(n_out) {
-                if g.channels_first {
-                    for (b, values) in grad_bias.iter_mut().zip(sample.chunks_exact(plane)) {
-                        *b += values.iter().sum::<f32>();
-                    }
-                } else {
-                    for position in sample.chunks_exact(g.filters) {
-                        for (b, d) in grad_bias.iter_mut().zip(position) {
-                            *b += d;
-                        }
-                    }
-                }
-            }
+            add_bias_gradient(dz, g.output, g.channels_first, grad_bias);
         }
         // The input gradient multiplies by each tap's kernel transposed: transposed once
         // here, the products run on the outer-product kernel (as `Dense` does for its
         // input gradient).
         let (cg, f) = (g.channels / g.groups, g.filters);
-        let kernel_t = dx.is_some().then(|| {
+        let kernel_t = (dx.is_some() && !g.per_channel()).then(|| {
             let mut t = pool.take_vec_to_overwrite(self.kernel.len());
             for (tap, tap_t) in self
                 .kernel
@@ -545,6 +706,42 @@ impl Conv {
                     }
                     for kx in 0..kw {
                         let tap = (ky * kw + kx) * cg * f;
+                        if g.per_channel() {
+                            // Depthwise: each channel's `fg` filters see that channel alone.
+                            let (c0, c1) = g.span(1, kx);
+                            let k = &self.kernel[tap..tap + f];
+                            for o in c0..c1 {
+                                let at = (in_row + g.source(1, o, kx)) * c;
+                                let d = &dzs[(row * ow + o) * f..(row * ow + o + 1) * f];
+                                if fg == 1 {
+                                    let gk = grad_kernel[tap..tap + f].iter_mut();
+                                    for ((a, v), b) in gk.zip(&xs[at..at + c]).zip(d) {
+                                        *a += v * b;
+                                    }
+                                    if let Some((dx, _)) = dx.as_mut() {
+                                        let dxs = dx[s * n_in + at..s * n_in + at + c].iter_mut();
+                                        for ((v, w), b) in dxs.zip(k).zip(d) {
+                                            *v += w * b;
+                                        }
+                                    }
+                                    continue;
+                                }
+                                let gk = grad_kernel[tap..tap + f].chunks_exact_mut(fg);
+                                for ((gk, d), v) in gk.zip(d.chunks_exact(fg)).zip(&xs[at..]) {
+                                    for (a, b) in gk.iter_mut().zip(d) {
+                                        *a += v * b;
+                                    }
+                                }
+                                if let Some((dx, _)) = dx.as_mut() {
+                                    let dxs = &mut dx[s * n_in + at..s * n_in + at + c];
+                                    let pairs = k.chunks_exact(fg).zip(d.chunks_exact(fg));
+                                    for (v, (k, d)) in dxs.iter_mut().zip(pairs) {
+                                        *v += k.iter().zip(d).map(|(a, b)| a * b).sum::<f32>();
+                                    }
+                                }
+                            }
+                            continue;
+                        }
                         for (c0, c1) in g.pieces(kx, interior) {
                             let start = (in_row + g.source(1, c0, kx)) * c;
                             for group in 0..g.groups {
@@ -584,6 +781,115 @@ impl Conv {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Adds `Σ dz` per channel to `grad_bias` (one value per channel), over whole samples of
+/// spatial size `spatial`: every `channels`-th value (channels last), or one plane per
+/// channel (channels first).
+#[cfg(feature = "alloc")]
+pub(crate) fn add_bias_gradient(
+    dz: &[f32],
+    spatial: [usize; 2],
+    channels_first: bool,
+    grad_bias: &mut [f32],
+) {
+    let (plane, channels) = (spatial[0] * spatial[1], grad_bias.len());
+    if plane == 0 || channels == 0 {
+        return;
+    }
+    for sample in dz.chunks_exact(plane * channels) {
+        if channels_first {
+            for (b, values) in grad_bias.iter_mut().zip(sample.chunks_exact(plane)) {
+                *b += values.iter().sum::<f32>();
+            }
+        } else {
+            for position in sample.chunks_exact(channels) {
+                for (b, d) in grad_bias.iter_mut().zip(position) {
+                    *b += d;
+                }
+            }
+        }
+    }
+}
+
+/// One kernel tap of a convolution with one input channel per group of `fg` filters (a
+/// depthwise one): `t[i * fs + j * ps] += x[c * cs + j * xs] · k[i]` for the filters
+/// `f0 + i` of `k`, `c = (f0 + i) / fg` their channel, and the columns `j < n`. The tile `t`
+/// is dense (`fs == 1` or `ps == 1`): the loops run along its contiguous axis, and along the
+/// input's channels where those are contiguous too (channels last, one filter per channel).
+fn per_channel_tap(
+    k: &[f32],
+    (f0, fg): (usize, usize),
+    x: &[f32],
+    (cs, xs): (usize, usize),
+    t: &mut [f32],
+    (fs, ps): (usize, usize),
+    n: usize,
+) {
+    let filters = k.len();
+    if fs == 1 {
+        for j in 0..n {
+            let (tj, xj) = (&mut t[j * ps..j * ps + filters], &x[j * xs..]);
+            if fg == 1 && cs == 1 {
+                for ((tv, xv), w) in tj.iter_mut().zip(&xj[f0..f0 + filters]).zip(k) {
+                    *tv += xv * w;
+                }
+            } else if f0.is_multiple_of(fg) && filters.is_multiple_of(fg) && cs == 1 {
+                // Whole channels, contiguous: each one's `fg` filters take its one value
+                // (unrolled for the usual multipliers).
+                let xc = &xj[f0 / fg..];
+                match fg {
+                    2 => whole_channels::<2>(tj, k, xc),
+                    3 => whole_channels::<3>(tj, k, xc),
+                    4 => whole_channels::<4>(tj, k, xc),
+                    _ => {
+                        let channels = tj.chunks_exact_mut(fg).zip(k.chunks_exact(fg));
+                        for ((tc, kc), v) in channels.zip(xc) {
+                            for (tv, w) in tc.iter_mut().zip(kc) {
+                                *tv += v * w;
+                            }
+                        }
+                    }
+                }
+            } else {
+                // Channel by channel: the run of its filters that lies in `f0..`.
+                let mut i = 0;
+                while i < filters {
+                    let c = (f0 + i) / fg;
+                    let end = ((c + 1) * fg - f0).min(filters);
+                    let v = xj[c * cs];
+                    for (tv, w) in tj[i..end].iter_mut().zip(&k[i..end]) {
+                        *tv += v * w;
+                    }
+                    i = end;
+                }
+            }
+        }
+    } else {
+        debug_assert_eq!(ps, 1, "a tile is dense");
+        for (i, w) in k.iter().enumerate() {
+            let (ti, xi) = (&mut t[i * fs..i * fs + n], &x[(f0 + i) / fg * cs..]);
+            if xs == 1 {
+                for (tv, xv) in ti.iter_mut().zip(xi) {
+                    *tv += xv * w;
+                }
+            } else {
+                for (tv, xv) in ti.iter_mut().zip(xi.iter().step_by(xs)) {
+                    *tv += xv * w;
+                }
+            }
+        }
+    }
+}
+
+/// `t[c * M + m] += x[c] · k[c * M + m]`: [`per_channel_tap`]'s inner loop for a depth
+/// multiplier of `M`, whose fixed length the compiler unrolls.
+fn whole_channels<const M: usize>(t: &mut [f32], k: &[f32], x: &[f32]) {
+    for ((tc, kc), v) in t.chunks_exact_mut(M).zip(k.chunks_exact(M)).zip(x) {
+        for (tv, w) in tc.iter_mut().zip(kc) {
+            *tv += v * w;
         }
     }
 }
@@ -683,6 +989,7 @@ mod tests {
             padding: [ph, pw],
             groups,
             channels_first,
+            depthwise: false,
         }
     }
 
@@ -848,6 +1155,75 @@ mod tests {
                 [1, 1],
                 "same",
                 1,
+                cf,
+            ));
+            // Depthwise (one channel per group): multipliers 1 and 2, strides with
+            // dilation (Keras's depthwise layers allow both), a kernel larger than the input.
+            cases.push(geometry(
+                [6, 5],
+                3,
+                3,
+                [3, 3],
+                [1, 1],
+                [1, 1],
+                "valid",
+                3,
+                cf,
+            ));
+            cases.push(geometry(
+                [7, 7],
+                3,
+                6,
+                [3, 2],
+                [2, 2],
+                [2, 1],
+                "same",
+                3,
+                cf,
+            ));
+            cases.push(geometry(
+                [3, 4],
+                2,
+                4,
+                [4, 5],
+                [1, 1],
+                [1, 1],
+                "same",
+                2,
+                cf,
+            ));
+            cases.push(geometry(
+                [1, 9],
+                4,
+                8,
+                [1, 3],
+                [1, 2],
+                [1, 1],
+                "causal",
+                4,
+                cf,
+            ));
+            // Multipliers 3 (unrolled) and 5.
+            cases.push(geometry(
+                [5, 6],
+                2,
+                6,
+                [2, 3],
+                [1, 1],
+                [1, 1],
+                "same",
+                2,
+                cf,
+            ));
+            cases.push(geometry(
+                [4, 5],
+                2,
+                10,
+                [3, 2],
+                [1, 2],
+                [1, 1],
+                "valid",
+                2,
                 cf,
             ));
             // More filters than a stack tile holds columns of, and several column tiles.

@@ -1,6 +1,6 @@
 //! [`Adagrad`], as `keras.optimizers.Adagrad`.
 
-use super::{ElementwiseRule, GradientClip, Optimizer, Slots};
+use super::{ElementwiseRule, Ema, GradientClip, Optimizer, Schedule, Slots};
 
 /// Adagrad (Duchi et al. 2011), Keras 3's form. With an accumulator `s` that starts at
 /// `initial_accumulator_value`: `s += g^2`, then `w -= lr * g / sqrt(s + epsilon)`.
@@ -8,6 +8,9 @@ use super::{ElementwiseRule, GradientClip, Optimizer, Slots};
 pub struct Adagrad {
     /// Step size. Keras default 0.001.
     pub learning_rate: f32,
+    /// A learning-rate schedule, used instead of `learning_rate` when set (Keras passes a
+    /// `LearningRateSchedule` as `learning_rate`). Keras default none.
+    pub schedule: Option<Schedule>,
     /// Where the accumulators start. Keras default 0.1.
     pub initial_accumulator_value: f32,
     /// Added under the square root. Keras default 1e-7.
@@ -16,6 +19,8 @@ pub struct Adagrad {
     pub weight_decay: Option<f32>,
     /// Gradient clipping. Keras default none.
     pub clip: GradientClip,
+    /// The weights' moving average (Keras `use_ema`). Keras default none.
+    pub ema: Option<Ema>,
     /// Accumulators per weight, and the step count.
     pub state: Slots,
 }
@@ -24,10 +29,12 @@ impl Default for Adagrad {
     fn default() -> Adagrad {
         Adagrad {
             learning_rate: 0.001,
+            schedule: None,
             initial_accumulator_value: 0.1,
             epsilon: 1e-7,
             weight_decay: None,
             clip: GradientClip::None,
+            ema: None,
             state: Slots::new(),
         }
     }
@@ -37,7 +44,7 @@ impl Adagrad {
     /// This step's rule.
     pub fn rule(&self) -> ElementwiseRule {
         ElementwiseRule::Adagrad {
-            learning_rate: self.learning_rate,
+            learning_rate: super::step_rate(self.learning_rate, &self.schedule, &self.state),
             epsilon: self.epsilon,
             initial_accumulator_value: self.initial_accumulator_value,
             weight_decay: self.weight_decay,

@@ -1,6 +1,6 @@
 //! [`Adam`], as `keras.optimizers.Adam`; [`super::AdamW`] shares its step.
 
-use super::{ElementwiseRule, GradientClip, Optimizer, Slots};
+use super::{ElementwiseRule, Ema, GradientClip, Optimizer, Schedule, Slots};
 use crate::math;
 
 /// Adam (Kingma & Ba 2014), Keras 3's form. With moments `m`, `v` (zero at first) and step
@@ -20,6 +20,9 @@ use crate::math;
 pub struct Adam {
     /// Step size. Keras default 0.001.
     pub learning_rate: f32,
+    /// A learning-rate schedule, used instead of `learning_rate` when set (Keras passes a
+    /// `LearningRateSchedule` as `learning_rate`). Keras default none.
+    pub schedule: Option<Schedule>,
     /// Decay of the first moment. Keras default 0.9.
     pub beta_1: f32,
     /// Decay of the second moment. Keras default 0.999.
@@ -33,6 +36,8 @@ pub struct Adam {
     pub weight_decay: Option<f32>,
     /// Gradient clipping. Keras default none.
     pub clip: GradientClip,
+    /// The weights' moving average (Keras `use_ema`). Keras default none.
+    pub ema: Option<Ema>,
     /// Moments per weight, and the step count.
     pub state: Slots,
 }
@@ -41,12 +46,14 @@ impl Default for Adam {
     fn default() -> Adam {
         Adam {
             learning_rate: 0.001,
+            schedule: None,
             beta_1: 0.9,
             beta_2: 0.999,
             epsilon: 1e-7,
             amsgrad: false,
             weight_decay: None,
             clip: GradientClip::None,
+            ema: None,
             state: Slots::new(),
         }
     }
@@ -57,7 +64,7 @@ impl Adam {
     /// missing `step_begin` counts as step 1.
     pub fn rule(&self) -> ElementwiseRule {
         let t = self.state.iterations().max(1) as f32;
-        let lr = self.learning_rate;
+        let lr = super::step_rate(self.learning_rate, &self.schedule, &self.state);
         let (beta_1, beta_2) = (self.beta_1, self.beta_2);
         ElementwiseRule::Adam {
             learning_rate: lr,

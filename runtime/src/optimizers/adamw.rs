@@ -10,7 +10,8 @@ pub struct AdamW {
     /// The decay rate. Keras default 0.004.
     pub weight_decay: f32,
     /// The Adam step and its hyperparameters, with Keras's `AdamW` defaults (those of
-    /// [`Adam`]); its own `weight_decay` field is ignored in favour of the one above.
+    /// [`Adam`]); its own `weight_decay` field is ignored in favour of the one above. Its
+    /// `schedule`, `clip` and `ema` are AdamW's.
     pub adam: Adam,
 }
 
@@ -34,6 +35,9 @@ impl Optimizer for AdamW {
     }
 
     fn elementwise(&mut self) -> Option<(ElementwiseRule, &mut Slots)> {
+        if self.adam.ema.is_some() {
+            return None;
+        }
         let mut rule = self.adam.rule();
         if let ElementwiseRule::Adam { weight_decay, .. } = &mut rule {
             *weight_decay = Some(self.weight_decay);
@@ -46,11 +50,15 @@ impl Optimizer for AdamW {
     }
 
     fn learning_rate(&self) -> f32 {
-        self.adam.learning_rate
+        self.adam.learning_rate()
     }
 
-    fn set_learning_rate(&mut self, learning_rate: f32) {
-        self.adam.learning_rate = learning_rate;
+    fn set_learning_rate(&mut self, learning_rate: f32) -> Result<(), crate::Error> {
+        self.adam.set_learning_rate(learning_rate)
+    }
+
+    fn finalize_variable_values(&mut self, slot: usize, params: &mut [f32]) {
+        self.adam.finalize_variable_values(slot, params);
     }
 
     fn gradient_clip(&self) -> GradientClip {

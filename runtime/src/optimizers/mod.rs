@@ -1,6 +1,9 @@
 //! Optimizers: the [`Optimizer`] trait and Keras 3's [`Sgd`], [`Adam`], [`AdamW`],
-//! [`RmsProp`] and [`Adagrad`], with [`GradientClip`] and decoupled weight decay as Keras's
-//! base optimizer applies them. [`from_name`] resolves `compile(optimizer="adam")`.
+//! [`RmsProp`], [`Adagrad`], [`Nadam`], [`Adamax`], [`Adadelta`], [`Ftrl`], [`Lion`] and
+//! [`Lamb`], with what Keras's base optimizer adds to each: [`GradientClip`], decoupled
+//! weight decay, a learning-rate [`Schedule`] (each optimizer's `schedule` field, which
+//! replaces its constant `learning_rate` when set) and the weights' moving average [`Ema`]
+//! (`use_ema`). [`from_name`] resolves `compile(optimizer="adam")`.
 //!
 //! Each weight tensor the optimizer updates is a *slot* (its index in the model's weight
 //! list). Per-slot state (momentum, moments, accumulators) is allocated on first use, to the
@@ -11,54 +14,91 @@
 //! 1. [`GradientClip::apply`] on all the gradients ([`Optimizer::gradient_clip`]);
 //! 2. [`Optimizer::step_begin`] (the iteration count becomes the step number `t`, from 1);
 //! 3. [`Optimizer::update`] for each weight: decoupled weight decay
-//!    `w -= w * weight_decay * lr` when set, then the optimizer's own rule;
+//!    `w -= w * weight_decay * lr` when set, then the optimizer's own rule, then the
+//!    moving average ([`Ema`]) when set; `lr` is the schedule's value at `t - 1`, the
+//!    iteration count Keras reads before `apply` increments it;
 //! 4. constraints ([`crate::constraints`]) on the updated weights.
+//!
+//! Every rule but [`Lamb`]'s (whose trust ratio needs whole-weight norms) is element-wise,
+//! [`ElementwiseRule`]; with an [`Ema`] or any clipping the update also runs whole.
 //!
 //! Update rules follow the Keras 3 source operation by operation (same order of rounding
 //! where it is observable), defaults included. Hyperparameters are `f32` where Keras keeps
 //! Python floats: `1 - beta_1` is formed in `f32` (0.100000024 for 0.9, where JAX rounds
-//! the double 0.09999999999999998 to 0.1), a relative difference of 2e-7 per step.
+//! the double 0.09999999999999998 to 0.1), a relative difference of 2e-7 per step, and
+//! `1 - beta_2` for 0.999 is 0.00099998713 against Keras's 0.001, 1.3e-5 relative (6e-6 on
+//! Adam's step, through the square root). Where Keras casts the betas to float32 before
+//! subtracting (Nadam, Lion), kiln's arithmetic is Keras's.
 
+mod adadelta;
 mod adagrad;
 mod adam;
+mod adamax;
 mod adamw;
+mod ema;
+mod ftrl;
+mod lamb;
+mod lion;
+mod nadam;
 mod rmsprop;
 mod rule;
 mod sgd;
 
+pub use adadelta::Adadelta;
 pub use adagrad::Adagrad;
 pub use adam::Adam;
+pub use adamax::Adamax;
 pub use adamw::AdamW;
+pub use ema::Ema;
+pub use ftrl::Ftrl;
+pub use lamb::Lamb;
+pub use lion::Lion;
+pub use nadam::Nadam;
 pub use rmsprop::RmsProp;
 pub use rule::{ElementwiseRule, MAX_STATE_PARTS};
 pub use sgd::Sgd;
+
+pub use crate::schedules::Schedule;
 
 use crate::math;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-/// The `Optimizer` methods that every optimizer with fields `learning_rate`, `clip` and
-/// `state: Slots` implements the same way; `$name` is Keras's name.
+/// The `Optimizer` methods that every optimizer with fields `learning_rate`, `schedule`,
+/// `clip`, `ema` and `state: Slots` implements the same way; `$name` is Keras's name, and
+/// `$reset` (a closure on `&mut Self`) forgets any state outside `state` and `ema`.
 macro_rules! bookkeeping {
-    ($name:literal) => {
+    ($name:literal $(, $reset:expr)?) => {
         fn iterations(&self) -> u64 {
             self.state.iterations()
         }
 
         fn learning_rate(&self) -> f32 {
-            self.learning_rate
+            super::scheduled(self.learning_rate, &self.schedule, self.state.iterations())
         }
 
-        fn set_learning_rate(&mut self, learning_rate: f32) {
+        fn set_learning_rate(&mut self, learning_rate: f32) -> Result<(), crate::Error> {
+            super::check_settable(&self.schedule)?;
             self.learning_rate = learning_rate;
+            Ok(())
         }
 
         fn gradient_clip(&self) -> GradientClip {
             self.clip
         }
 
+        fn finalize_variable_values(&mut self, slot: usize, params: &mut [f32]) {
+            if let Some(ema) = &mut self.ema {
+                ema.overwrite(slot, params);
+            }
+        }
+
         fn reset(&mut self) {
             self.state.reset();
+            if let Some(ema) = &mut self.ema {
+                ema.reset();
+            }
+            $(($reset)(&mut *self);)?
         }
 
         fn name(&self) -> &'static str {
@@ -70,7 +110,8 @@ pub(crate) use bookkeeping;
 
 /// `update` and `elementwise` of an optimizer whose inherent
 /// `rule()` gives this step's [`ElementwiseRule`] and whose `state` is a [`Slots`] table: the
-/// arithmetic lives in the rule, once for every optimizer.
+/// arithmetic lives in the rule, once for every optimizer. With an `ema` the weights update
+/// whole (the average follows each whole update).
 macro_rules! elementwise_update {
     () => {
         fn update(&mut self, slot: usize, params: &mut [f32], grads: &[f32]) {
@@ -79,14 +120,48 @@ macro_rules! elementwise_update {
             let (parts, init) = rule.state_parts();
             let state = self.state.get(slot, params.len(), parts, init);
             rule.apply_whole(params, grads, state);
+            if let Some(ema) = &mut self.ema {
+                ema.update(slot, params, self.state.iterations().max(1));
+            }
         }
 
         fn elementwise(&mut self) -> Option<(ElementwiseRule, &mut Slots)> {
+            if self.ema.is_some() {
+                return None;
+            }
             Some((self.rule(), &mut self.state))
         }
     };
 }
 pub(crate) use elementwise_update;
+
+/// The learning rate after `iterations` completed steps: the schedule's value there, or the
+/// constant (Keras's `optimizer.learning_rate`).
+fn scheduled(constant: f32, schedule: &Option<Schedule>, iterations: u64) -> f32 {
+    match schedule {
+        Some(s) => s.at(iterations),
+        None => constant,
+    }
+}
+
+/// The learning rate of the step under way (after `step_begin`, which counted it): Keras
+/// evaluates the schedule at the iteration count before `apply` increments it.
+fn step_rate(constant: f32, schedule: &Option<Schedule>, state: &Slots) -> f32 {
+    scheduled(constant, schedule, state.iterations().saturating_sub(1))
+}
+
+/// Keras refuses to set the learning rate of an optimizer built with a schedule.
+fn check_settable(schedule: &Option<Schedule>) -> Result<(), crate::Error> {
+    match schedule {
+        None => Ok(()),
+        Some(_) => Err(crate::Error::InvalidOption {
+            name: "learning_rate",
+            reason: "is not settable: this optimizer was built with a learning-rate \
+                     `Schedule` (Keras raises a TypeError too); build it with a constant \
+                     `learning_rate` and no `schedule` instead",
+        }),
+    }
+}
 
 /// A gradient-descent rule with per-weight state.
 ///
@@ -126,11 +201,14 @@ pub trait Optimizer {
     /// from the start of the current step).
     fn iterations(&self) -> u64;
 
-    /// The learning rate in use.
+    /// The learning rate the next step uses (Keras's `optimizer.learning_rate`: with a
+    /// schedule, its value at [`Optimizer::iterations`]).
     fn learning_rate(&self) -> f32;
 
-    /// Changes the learning rate (schedules, `ReduceLROnPlateau`); state is kept.
-    fn set_learning_rate(&mut self, learning_rate: f32);
+    /// Changes the learning rate (`LearningRateScheduler`, `ReduceLROnPlateau`); state is
+    /// kept. An error (and no change) on kiln's optimizers built with a schedule, as Keras
+    /// raises a `TypeError`.
+    fn set_learning_rate(&mut self, learning_rate: f32) -> Result<(), crate::Error>;
 
     /// The clipping to apply to the gradients before [`Optimizer::update`] (Keras's
     /// `clipnorm` / `clipvalue` / `global_clipnorm`).
@@ -139,12 +217,19 @@ pub trait Optimizer {
     /// Forgets all state and the iteration count, as a freshly built optimizer.
     fn reset(&mut self);
 
+    /// Keras's `finalize_variable_values`, which `fit` calls on each trained weight after
+    /// its last epoch: with an [`Ema`], writes the weight's moving average over `params`.
+    /// The default does nothing.
+    fn finalize_variable_values(&mut self, slot: usize, params: &mut [f32]) {
+        let _ = (slot, params);
+    }
+
     /// Keras's lowercase name (`"adam"`), as `keras.optimizers.get` accepts it.
     fn name(&self) -> &'static str;
 }
 
-/// The optimizer `keras.optimizers.get(name)` builds, with Keras's defaults: `"sgd"`,
-/// `"adam"`, `"adamw"`, `"rmsprop"`, `"adagrad"` (any letter case, as Keras lowercases).
+/// The optimizer `keras.optimizers.get(name)` builds, with Keras's defaults: any of
+/// [`NAMES`] (any letter case, as Keras lowercases).
 pub fn from_name(name: &str) -> Option<Box<dyn Optimizer>> {
     let lower: alloc::string::String = name.chars().map(|c| c.to_ascii_lowercase()).collect();
     Some(match lower.as_str() {
@@ -153,12 +238,21 @@ pub fn from_name(name: &str) -> Option<Box<dyn Optimizer>> {
         "adamw" => Box::new(AdamW::default()),
         "rmsprop" => Box::new(RmsProp::default()),
         "adagrad" => Box::new(Adagrad::default()),
+        "nadam" => Box::new(Nadam::default()),
+        "adamax" => Box::new(Adamax::default()),
+        "adadelta" => Box::new(Adadelta::default()),
+        "ftrl" => Box::new(Ftrl::default()),
+        "lion" => Box::new(Lion::default()),
+        "lamb" => Box::new(Lamb::default()),
         _ => return None,
     })
 }
 
 /// Every name [`from_name`] accepts (lowercase), for "did you mean" suggestions.
-pub const NAMES: &[&str] = &["sgd", "adam", "adamw", "rmsprop", "adagrad"];
+pub const NAMES: &[&str] = &[
+    "sgd", "adam", "adamw", "rmsprop", "adagrad", "nadam", "adamax", "adadelta", "ftrl", "lion",
+    "lamb",
+];
 
 /// Gradient clipping, Keras's three mutually exclusive options.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -298,14 +392,17 @@ impl Slots {
         self.iterations
     }
 
-    /// The state of `slot`, `parts * len` values, filled with `init` on first use.
+    /// The state of `slot`, `parts * len` values, created on first use with the first
+    /// buffer filled with `init` and the others with 0 (Ftrl: its accumulator starts at
+    /// `initial_accumulator_value`, its linear term at 0).
     fn get(&mut self, slot: usize, len: usize, parts: usize, init: f32) -> &mut [f32] {
         if self.buffers.len() <= slot {
             self.buffers.resize_with(slot + 1, Vec::new);
         }
         let buffer = &mut self.buffers[slot];
-        if buffer.is_empty() {
-            buffer.resize(parts * len, init);
+        if buffer.is_empty() && parts > 0 {
+            buffer.resize(len, init);
+            buffer.resize(parts * len, 0.0);
         }
         assert_eq!(
             buffer.len(),
@@ -317,7 +414,7 @@ impl Slots {
     }
 
     /// For each weight of `lens`, the start of its state (`parts` buffers of its length,
-    /// filled with `init` on first use), written to `starts`: where `fit`'s threads update
+    /// the first filled with `init` on first use, the others with 0), written to `starts`: where `fit`'s threads update
     /// their pieces. All buffers exist before any pointer is taken, and none is resized
     /// until the table is next borrowed mutably.
     ///
@@ -370,14 +467,14 @@ mod tests {
             assert_eq!(from_name(name).map(|o| o.name()), Some(name));
         }
         assert_eq!(from_name("Adam").map(|o| o.name()), Some("adam"));
-        assert!(from_name("adamax").is_none());
+        assert!(from_name("adafactor").is_none());
     }
 
     #[test]
     fn slots_grow_lazily_and_keep_state() {
         let mut s = Slots::new();
         s.get(2, 3, 2, 0.5)[0] = 7.0;
-        assert_eq!(s.get(2, 3, 2, 0.5), &[7.0, 0.5, 0.5, 0.5, 0.5, 0.5]);
+        assert_eq!(s.get(2, 3, 2, 0.5), &[7.0, 0.5, 0.5, 0.0, 0.0, 0.0]);
         assert_eq!(s.get(0, 1, 1, 0.0), &[0.0]);
     }
 

@@ -1,6 +1,6 @@
 //! [`RmsProp`], as `keras.optimizers.RMSprop`.
 
-use super::{ElementwiseRule, GradientClip, Optimizer, Slots};
+use super::{ElementwiseRule, Ema, GradientClip, Optimizer, Schedule, Slots};
 
 /// RMSprop (Hinton), Keras 3's form. With a mean square `v`, a mean gradient `a`
 /// (`centered` only) and a momentum buffer `m` (`momentum > 0` only), all zero at first:
@@ -17,6 +17,9 @@ use super::{ElementwiseRule, GradientClip, Optimizer, Slots};
 pub struct RmsProp {
     /// Step size. Keras default 0.001.
     pub learning_rate: f32,
+    /// A learning-rate schedule, used instead of `learning_rate` when set (Keras passes a
+    /// `LearningRateSchedule` as `learning_rate`). Keras default none.
+    pub schedule: Option<Schedule>,
     /// Decay of the moving averages. Keras default 0.9.
     pub rho: f32,
     /// Momentum of the step. Keras default 0.
@@ -30,6 +33,8 @@ pub struct RmsProp {
     pub weight_decay: Option<f32>,
     /// Gradient clipping. Keras default none.
     pub clip: GradientClip,
+    /// The weights' moving average (Keras `use_ema`). Keras default none.
+    pub ema: Option<Ema>,
     /// Moving averages per weight, and the step count.
     pub state: Slots,
 }
@@ -38,12 +43,14 @@ impl Default for RmsProp {
     fn default() -> RmsProp {
         RmsProp {
             learning_rate: 0.001,
+            schedule: None,
             rho: 0.9,
             momentum: 0.0,
             epsilon: 1e-7,
             centered: false,
             weight_decay: None,
             clip: GradientClip::None,
+            ema: None,
             state: Slots::new(),
         }
     }
@@ -53,7 +60,7 @@ impl RmsProp {
     /// This step's rule.
     pub fn rule(&self) -> ElementwiseRule {
         ElementwiseRule::RmsProp {
-            learning_rate: self.learning_rate,
+            learning_rate: super::step_rate(self.learning_rate, &self.schedule, &self.state),
             rho: self.rho,
             momentum: self.momentum,
             epsilon: self.epsilon,

@@ -2,9 +2,10 @@
 //! the optimizer and its state table, so that pieces of a weight can be updated on several
 //! threads at once (`fit` with `FitOptions::threads`).
 //!
-//! Every kiln optimizer is element-wise: a value's update reads only its own gradient and
-//! state, so updating a weight piece by piece gives exactly the values of one whole update.
-//! Each optimizer's `update` runs its rule on the whole weight; there is one copy of every
+//! Every kiln optimizer but [`super::Lamb`] (whose trust ratio is a ratio of whole-weight
+//! norms) is element-wise: a value's update reads only its own gradient and state, so
+//! updating a weight piece by piece gives exactly the values of one whole update. Each
+//! optimizer's `update` runs its rule on the whole weight; there is one copy of every
 //! update formula.
 
 use crate::math;
@@ -53,10 +54,64 @@ pub enum ElementwiseRule {
         initial_accumulator_value: f32,
         weight_decay: Option<f32>,
     },
+    /// [`super::Nadam`]: `m`, `v`.
+    Nadam {
+        learning_rate: f32,
+        beta_1: f32,
+        beta_2: f32,
+        epsilon: f32,
+        /// `beta_1 * (1 - 0.5 * 0.96^t)` for this step `t`.
+        u_t: f32,
+        /// The same for `t + 1`.
+        u_t_1: f32,
+        /// The product of `u` over steps `1..=t`.
+        u_product_t: f32,
+        /// `u_product_t * u_t_1`.
+        u_product_t_1: f32,
+        /// `beta_2^t`.
+        beta_2_power: f32,
+        weight_decay: Option<f32>,
+    },
+    /// [`super::Adamax`]: `m`, the infinity norm `u`.
+    Adamax {
+        learning_rate: f32,
+        beta_1: f32,
+        beta_2: f32,
+        epsilon: f32,
+        /// `beta_1^t`.
+        beta_1_power: f32,
+        weight_decay: Option<f32>,
+    },
+    /// [`super::Adadelta`]: the gradient and update accumulators.
+    Adadelta {
+        learning_rate: f32,
+        rho: f32,
+        epsilon: f32,
+        weight_decay: Option<f32>,
+    },
+    /// [`super::Ftrl`]: the accumulator (from `initial_accumulator_value`), the linear term.
+    Ftrl {
+        learning_rate: f32,
+        learning_rate_power: f32,
+        initial_accumulator_value: f32,
+        l1_regularization_strength: f32,
+        /// `l2_regularization_strength + beta / (2 * lr)`.
+        l2_reg: f32,
+        l2_shrinkage_regularization_strength: f32,
+        weight_decay: Option<f32>,
+    },
+    /// [`super::Lion`]: the momentum.
+    Lion {
+        learning_rate: f32,
+        beta_1: f32,
+        beta_2: f32,
+        weight_decay: Option<f32>,
+    },
 }
 
 impl ElementwiseRule {
-    /// State buffers per weight value, and the value they start from.
+    /// State buffers per weight value, and the value the first starts from (the others
+    /// start at 0).
     pub fn state_parts(&self) -> (usize, f32) {
         match *self {
             ElementwiseRule::Sgd { momentum, .. } => (usize::from(momentum != 0.0), 0.0),
@@ -68,6 +123,14 @@ impl ElementwiseRule {
                 initial_accumulator_value,
                 ..
             } => (1, initial_accumulator_value),
+            ElementwiseRule::Nadam { .. }
+            | ElementwiseRule::Adamax { .. }
+            | ElementwiseRule::Adadelta { .. } => (2, 0.0),
+            ElementwiseRule::Ftrl {
+                initial_accumulator_value,
+                ..
+            } => (2, initial_accumulator_value),
+            ElementwiseRule::Lion { .. } => (1, 0.0),
         }
     }
 
@@ -181,6 +244,127 @@ impl ElementwiseRule {
                     *w -= lr * g / math::sqrt(*s + epsilon);
                 }
             }
+            ElementwiseRule::Nadam {
+                learning_rate: lr,
+                beta_1,
+                beta_2,
+                epsilon,
+                u_t,
+                u_t_1,
+                u_product_t,
+                u_product_t_1,
+                beta_2_power,
+                weight_decay,
+            } => {
+                apply_weight_decay(params, weight_decay, lr);
+                let (one_minus_b1, one_minus_b2) = (1.0 - beta_1, 1.0 - beta_2);
+                let (one_minus_u_t, one_minus_up_t) = (1.0 - u_t, 1.0 - u_product_t);
+                let (one_minus_up_t_1, one_minus_b2p) = (1.0 - u_product_t_1, 1.0 - beta_2_power);
+                for ((w, &g), (m, v)) in params
+                    .iter_mut()
+                    .zip(grads)
+                    .zip(first.iter_mut().zip(second))
+                {
+                    *m += (g - *m) * one_minus_b1;
+                    *v += (g * g - *v) * one_minus_b2;
+                    let m_hat = u_t_1 * *m / one_minus_up_t_1 + one_minus_u_t * g / one_minus_up_t;
+                    let v_hat = *v / one_minus_b2p;
+                    *w -= m_hat * lr / (math::sqrt(v_hat) + epsilon);
+                }
+            }
+            ElementwiseRule::Adamax {
+                learning_rate: lr,
+                beta_1,
+                beta_2,
+                epsilon,
+                beta_1_power,
+                weight_decay,
+            } => {
+                apply_weight_decay(params, weight_decay, lr);
+                let (one_minus_b1, one_minus_b1p) = (1.0 - beta_1, 1.0 - beta_1_power);
+                for ((w, &g), (m, u)) in params
+                    .iter_mut()
+                    .zip(grads)
+                    .zip(first.iter_mut().zip(second))
+                {
+                    *m += (g - *m) * one_minus_b1;
+                    let decayed = beta_2 * *u;
+                    let magnitude = if g < 0.0 { -g } else { g };
+                    *u = if decayed > magnitude {
+                        decayed
+                    } else {
+                        magnitude
+                    };
+                    *w -= lr * *m / (one_minus_b1p * (*u + epsilon));
+                }
+            }
+            ElementwiseRule::Adadelta {
+                learning_rate: lr,
+                rho,
+                epsilon,
+                weight_decay,
+            } => {
+                apply_weight_decay(params, weight_decay, lr);
+                let one_minus_rho = 1.0 - rho;
+                let (grad_acc, delta_acc) = (first, second);
+                for ((w, &g), (ag, ad)) in params
+                    .iter_mut()
+                    .zip(grads)
+                    .zip(grad_acc.iter_mut().zip(delta_acc))
+                {
+                    *ag = rho * *ag + one_minus_rho * (g * g);
+                    let delta = -(math::sqrt(*ad + epsilon) * g / math::sqrt(*ag + epsilon));
+                    *ad = rho * *ad + one_minus_rho * (delta * delta);
+                    *w += lr * delta;
+                }
+            }
+            ElementwiseRule::Ftrl {
+                learning_rate: lr,
+                learning_rate_power,
+                l1_regularization_strength: l1,
+                l2_reg,
+                l2_shrinkage_regularization_strength: shrinkage,
+                weight_decay,
+                ..
+            } => {
+                apply_weight_decay(params, weight_decay, lr);
+                let power = -learning_rate_power;
+                let (two_shrinkage, two_l2) = (2.0 * shrinkage, 2.0 * l2_reg);
+                let (accum, linear) = (first, second);
+                for ((w, &g), (acc, lin)) in params
+                    .iter_mut()
+                    .zip(grads)
+                    .zip(accum.iter_mut().zip(linear))
+                {
+                    let grad_to_use = g + two_shrinkage * *w;
+                    let new_accum = *acc + g * g;
+                    let new_power = math::powf(new_accum, power);
+                    *lin += grad_to_use - (new_power - math::powf(*acc, power)) / lr * *w;
+                    let quadratic = new_power / lr + two_l2;
+                    let clipped = if *lin < -l1 {
+                        -l1
+                    } else if *lin > l1 {
+                        l1
+                    } else {
+                        *lin
+                    };
+                    *w = (clipped - *lin) / quadratic;
+                    *acc = new_accum;
+                }
+            }
+            ElementwiseRule::Lion {
+                learning_rate: lr,
+                beta_1,
+                beta_2,
+                weight_decay,
+            } => {
+                apply_weight_decay(params, weight_decay, lr);
+                let (one_minus_b1, one_minus_b2) = (1.0 - beta_1, 1.0 - beta_2);
+                for ((w, &g), m) in params.iter_mut().zip(grads).zip(first) {
+                    *w -= lr * sign(*m * beta_1 + g * one_minus_b1);
+                    *m = *m * beta_2 + g * one_minus_b2;
+                }
+            }
         }
     }
 
@@ -191,6 +375,18 @@ impl ElementwiseRule {
         let (first, rest) = state.split_at_mut(n.min(state.len()));
         let (second, third) = rest.split_at_mut(n.min(rest.len()));
         self.apply(params, grads, [first, second, third]);
+    }
+}
+
+/// `jnp.sign`: -1, 0 or 1 (NaN stays NaN).
+#[inline]
+fn sign(x: f32) -> f32 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        x
     }
 }
 
@@ -207,7 +403,9 @@ fn apply_weight_decay(params: &mut [f32], weight_decay: Option<f32>, learning_ra
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::optimizers::{Adagrad, Adam, AdamW, Optimizer, RmsProp, Sgd};
+    use crate::optimizers::{
+        Adadelta, Adagrad, Adam, AdamW, Adamax, Ftrl, Lion, Nadam, Optimizer, RmsProp, Sgd,
+    };
     use alloc::boxed::Box;
     use alloc::vec;
     use alloc::vec::Vec;
@@ -284,6 +482,22 @@ mod tests {
                 (Box::new(rms.clone()), Box::new(rms))
             },
             (Box::new(Adagrad::default()), Box::new(Adagrad::default())),
+            (Box::new(Nadam::default()), Box::new(Nadam::default())),
+            (Box::new(Adamax::default()), Box::new(Adamax::default())),
+            (Box::new(Adadelta::default()), Box::new(Adadelta::default())),
+            {
+                let ftrl = Ftrl {
+                    learning_rate: 0.1,
+                    l1_regularization_strength: 0.01,
+                    l2_regularization_strength: 0.02,
+                    l2_shrinkage_regularization_strength: 0.03,
+                    beta: 0.5,
+                    weight_decay: Some(0.01),
+                    ..Ftrl::default()
+                };
+                (Box::new(ftrl.clone()), Box::new(ftrl))
+            },
+            (Box::new(Lion::default()), Box::new(Lion::default())),
         ];
         for (whole, pieces) in cases {
             pieces_match_whole(whole, pieces);

@@ -1,6 +1,6 @@
 //! [`Sgd`]: gradient descent, optionally with (Nesterov) momentum, as `keras.optimizers.SGD`.
 
-use super::{ElementwiseRule, GradientClip, Optimizer, Slots};
+use super::{ElementwiseRule, Ema, GradientClip, Optimizer, Schedule, Slots};
 
 /// Stochastic gradient descent (Keras `SGD`).
 ///
@@ -11,6 +11,9 @@ use super::{ElementwiseRule, GradientClip, Optimizer, Slots};
 pub struct Sgd {
     /// Step size. Keras default 0.01.
     pub learning_rate: f32,
+    /// A learning-rate schedule, used instead of `learning_rate` when set (Keras passes a
+    /// `LearningRateSchedule` as `learning_rate`). Keras default none.
+    pub schedule: Option<Schedule>,
     /// Velocity decay in `[0, 1]`; 0 is plain gradient descent. Keras default 0.
     pub momentum: f32,
     /// Nesterov momentum. Keras default false.
@@ -19,6 +22,8 @@ pub struct Sgd {
     pub weight_decay: Option<f32>,
     /// Gradient clipping. Keras default none.
     pub clip: GradientClip,
+    /// The weights' moving average (Keras `use_ema`). Keras default none.
+    pub ema: Option<Ema>,
     /// Velocities per weight, and the step count.
     pub state: Slots,
 }
@@ -27,10 +32,12 @@ impl Default for Sgd {
     fn default() -> Sgd {
         Sgd {
             learning_rate: 0.01,
+            schedule: None,
             momentum: 0.0,
             nesterov: false,
             weight_decay: None,
             clip: GradientClip::None,
+            ema: None,
             state: Slots::new(),
         }
     }
@@ -40,7 +47,7 @@ impl Sgd {
     /// This step's rule.
     pub fn rule(&self) -> ElementwiseRule {
         ElementwiseRule::Sgd {
-            learning_rate: self.learning_rate,
+            learning_rate: super::step_rate(self.learning_rate, &self.schedule, &self.state),
             momentum: self.momentum,
             nesterov: self.nesterov,
             weight_decay: self.weight_decay,

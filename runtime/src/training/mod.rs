@@ -11,7 +11,7 @@ use crate::activations::Activation;
 use crate::constraints::Constraint;
 use crate::error::{Error, ShapeDisplay};
 use crate::losses::Loss;
-use crate::metrics::{Mean, Metric};
+use crate::metrics::{self, Mean, Metric};
 use crate::model::{Model, Pass};
 use crate::optimizers::Optimizer;
 use crate::regularizers::Regularizer;
@@ -187,11 +187,17 @@ pub trait Trainable: Model {
 }
 
 /// Loss and metric values, as Keras's `logs` dictionary.
+///
+/// A metric whose Keras result is a vector (`F1Score` with `average = None`: one value per
+/// class; `Precision`/`Recall` with several thresholds: one per threshold) appears as
+/// several `(name, value)` pairs under its one name, in order: [`Logs::get`] gives the first,
+/// [`Logs::values`] all of them. [`History`] stores them the same way, epoch after epoch, so
+/// its list for such a metric is Keras's list of per-epoch arrays, flattened.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Logs {
     /// The loss, including regularization terms (as Keras reports it).
     pub loss: f32,
-    /// `(name, value)` for each compiled metric.
+    /// `(name, value)` for each compiled metric (several for a vector-valued one).
     pub metrics: Vec<(&'static str, f32)>,
 }
 
@@ -204,6 +210,15 @@ impl Logs {
         self.metrics
             .iter()
             .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+    }
+
+    /// Every value logged under `name`: one for most metrics, one per class or threshold
+    /// for a vector-valued metric.
+    pub fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = f32> + 'a {
+        self.metrics
+            .iter()
+            .filter(move |(n, _)| *n == name)
             .map(|(_, v)| *v)
     }
 }
@@ -377,6 +392,7 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
         if let Some((index, value)) = crate::error::first_non_finite(x) {
             return Err(Error::NonFiniteInput { index, value });
         }
+        crate::error::check_ids(M::INPUT_IDS, x)?;
         if let Some((index, value)) = crate::error::first_non_finite(y) {
             return Err(Error::NonFiniteInput { index, value });
         }
@@ -397,20 +413,28 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
         })
     }
 
-    /// The last step's metrics as `(name, value)` pairs.
+    /// The last step's metrics as `(name, value)` pairs (Keras's `train_on_batch` resets
+    /// the metrics first, so these are the batch's own results).
     fn metric_logs(&self) -> Vec<(&'static str, f32)> {
-        self.metrics
-            .iter()
-            .zip(&self.state.metric_values)
-            .map(|((name, _), value)| (*name, *value))
-            .collect()
+        let mut out = Vec::new();
+        metrics::push_results(
+            &self.metrics,
+            &self.state.metric_values,
+            Self::classes(),
+            &mut out,
+        );
+        out
     }
 
     fn empty_logs(&self) -> Logs {
-        Logs {
+        let classes = Self::classes();
+        let states = vec![0.0; metrics::states_len(&self.metrics, classes)];
+        let mut logs = Logs {
             loss: 0.0,
-            metrics: self.metrics.iter().map(|(name, _)| (*name, 0.0)).collect(),
-        }
+            metrics: Vec::new(),
+        };
+        metrics::push_results(&self.metrics, &states, classes, &mut logs.metrics);
+        logs
     }
 
     /// Steps on the calling thread.
@@ -479,6 +503,7 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
             validation,
             in_len,
             label_len,
+            classes: Self::classes(),
             options,
         };
         let mut buffers = core::mem::take(&mut self.batch_buffers);
@@ -500,12 +525,29 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
                 fit_epochs(&mut team, &plan, &self.metrics, &mut buffers)
             });
             self.batch_buffers = buffers;
+            self.finalize_variable_values(options.epochs);
             return history;
         }
         let metrics = self.metrics.clone();
         let history = fit_epochs(&mut self.one_thread(), &plan, &metrics, &mut buffers);
         self.batch_buffers = buffers;
+        self.finalize_variable_values(options.epochs);
         history
+    }
+
+    /// The end of Keras's `fit` (run even when it stops on an error, as in Keras's
+    /// `finally`): after at least one epoch, the optimizer's `finalize_variable_values` on
+    /// every trainable weight (an EMA optimizer writes its averages over them).
+    fn finalize_variable_values(&mut self, epochs: usize) {
+        if epochs == 0 {
+            return;
+        }
+        for index in 0..M::WEIGHT_NAMES.len() {
+            if M::UPDATES.get(index).is_none_or(|u| u.is_trainable()) {
+                let weight = self.model.__weight_mut(index);
+                self.optimizer.finalize_variable_values(index, weight);
+            }
+        }
     }
 }
 
@@ -523,6 +565,8 @@ struct Plan<'d> {
     validation: Option<(&'d [f32], &'d [f32])>,
     in_len: usize,
     label_len: usize,
+    /// Output classes, for the metrics' states.
+    classes: usize,
     options: &'d FitOptions<'d>,
 }
 
@@ -538,6 +582,8 @@ fn fit_epochs(
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(options.seed);
     let mut order: Vec<usize> = (0..plan.train_n).collect();
     let mut history = History::default();
+    let classes = plan.classes;
+    let mut states = vec![0.0; metrics::states_len(compiled, classes)];
     let batches = plan.train_n.div_ceil(options.batch_size);
     let mut progress = Progress::new(options.verbose, options.epochs, batches);
     for epoch in 0..options.epochs {
@@ -548,7 +594,8 @@ fn fit_epochs(
             }
         }
         let mut loss = Mean::new();
-        let mut metrics: Vec<Mean> = compiled.iter().map(|_| Mean::new()).collect();
+        // Keras's `update_state` per batch: the steps' metric states add up over the epoch.
+        states.iter_mut().for_each(|v| *v = 0.0);
         progress.start_epoch(epoch);
         for (step, chunk) in order.chunks(options.batch_size).enumerate() {
             bx.clear();
@@ -559,21 +606,20 @@ fn fit_epochs(
             }
             let step_loss = steps.step(bx, by, options.seed);
             loss.add_weighted(step_loss, chunk.len() as f32);
-            for (mean, value) in metrics.iter_mut().zip(steps.metric_values()) {
-                mean.add_weighted(*value, chunk.len() as f32);
+            for (total, value) in states.iter_mut().zip(steps.metric_values()) {
+                *total += *value;
             }
             if progress.visible() {
-                let results: Vec<(&'static str, f32)> = compiled
-                    .iter()
-                    .zip(&metrics)
-                    .map(|((name, _), mean)| (*name, mean.result()))
-                    .collect();
+                let mut results = Vec::new();
+                metrics::push_results(compiled, &states, classes, &mut results);
                 progress.step(step + 1, loss.result(), &results);
             }
         }
         history.push("loss".into(), loss.result());
-        for ((name, _), mean) in compiled.iter().zip(&metrics) {
-            history.push((*name).into(), mean.result());
+        let mut results = Vec::new();
+        metrics::push_results(compiled, &states, classes, &mut results);
+        for (name, value) in results {
+            history.push(name.into(), value);
         }
         if let Some((vx, vy)) = plan.validation {
             let logs = steps.evaluate(vx, vy)?;

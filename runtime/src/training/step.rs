@@ -5,7 +5,7 @@ use super::{Gradients, Logs, Trainable};
 use crate::activations::Activation;
 use crate::error::Error;
 use crate::losses::Loss;
-use crate::metrics::Metric;
+use crate::metrics::{self, Metric};
 use crate::model::Pass;
 use crate::optimizers::{GradientClip, Optimizer};
 use crate::pool::Pool;
@@ -22,7 +22,8 @@ pub(super) struct StepState {
     pub loss: f32,
     /// Activity-regularization loss of the pass (Keras divides it by the batch size).
     pub activity_loss: f32,
-    /// Metric values over the batch, in the compiled order.
+    /// The compiled metrics' states over the batch, side by side
+    /// (`metrics::update_states`): additive, so shares and batches combine by adding.
     pub metric_values: Vec<f32>,
 }
 
@@ -82,14 +83,14 @@ impl<'m> Objective<'m> {
                 loss += regularizer.loss(model.__weight(index));
             }
         }
-        Ok(Logs {
+        let mut states = alloc::vec![0.0; metrics::states_len(self.metrics, self.classes)];
+        metrics::update_states(self.metrics, &pred, y, self.classes, &mut states);
+        let mut logs = Logs {
             loss,
-            metrics: self
-                .metrics
-                .iter()
-                .map(|(name, m)| (*name, m.value(&pred, y, self.classes)))
-                .collect(),
-        })
+            metrics: Vec::new(),
+        };
+        metrics::push_results(self.metrics, &states, self.classes, &mut logs.metrics);
+        Ok(logs)
     }
 }
 
@@ -121,12 +122,12 @@ pub(super) fn run_pass<M: Trainable>(
     } = objective;
     let metric_values = &mut state.metric_values;
     metric_values.clear();
+    // Within capacity after the first step: no allocation.
+    metric_values.resize(metrics::states_len(metrics, classes), 0.0);
     let mut loss_value = 0.0;
     let mut head = |y_pred: &[f32], dy: &mut [f32]| -> bool {
         loss_value = loss.value(y_pred, y, classes);
-        for (_, m) in metrics {
-            metric_values.push(m.value(y_pred, y, classes));
-        }
+        metrics::update_states(metrics, y_pred, y, classes, metric_values);
         if fuse && loss.fused_gradient(y_pred, y, classes, dy) {
             return true;
         }
@@ -197,7 +198,7 @@ pub(super) trait Steps {
     /// One step on a gathered batch (checked lengths); returns the loss with regularization
     /// and leaves the metrics in `metric_values`.
     fn step(&mut self, x: &[f32], y: &[f32], seed: u64) -> f32;
-    /// The metric values of the last step.
+    /// The compiled metrics' states over the last step's batch (see `StepState`).
     fn metric_values(&self) -> &[f32];
     /// Validation on checked data.
     fn evaluate(&self, x: &[f32], y: &[f32]) -> Result<Logs, Error>;

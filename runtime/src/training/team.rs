@@ -557,8 +557,9 @@ impl<M: Trainable + Send + Sync, O: Optimizer> Steps for Team<'_, '_, M, O> {
             for (t, &weight) in orders.weights.iter().enumerate().filter(|(_, w)| **w > 0.0) {
                 let board = shared.boards[t].get();
                 loss += weight * (board.loss + board.activity_loss);
+                // Metric states are counts and sums: the shares' add up.
                 for (v, m) in self.state.metric_values.iter_mut().zip(&board.metrics) {
-                    *v += weight * m;
+                    *v += m;
                 }
             }
         }

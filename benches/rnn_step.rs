@@ -1,0 +1,491 @@
+//! One streaming step of LSTM(1 -> 32) + Dense(1) and of GRU(1 -> 32) + Dense(1), the
+//! workload of issue 10 (an audio model run one sample at a time).
+//!
+//! Each cell is written by hand on the same nalgebra static matrices and weights, three
+//! ways: `f32::tanh` and `f32::exp` once per value with nalgebra's matrix-vector product
+//! (the baseline the issue describes); the same with kiln's vectorised
+//! `simd_math::tanh_in_place` / `sigmoid_in_place`; and those with kiln's `gemm` for the
+//! recurrent product, which, like the activations, picks AVX2 or AVX-512 at run time where
+//! nalgebra's product is compiled for the build's target. Before timing, each runs 10,000
+//! steps beside a double-precision reference of the same cell, and the bench prints its
+//! largest output deviation from it, so each figure comes with the accuracy it was bought
+//! at.
+//!
+//! A third group, `activations`, times the two functions alone over 32 and 1,024 values.
+//!
+//! The state carries over from one timed step to the next, as in streaming use; the input
+//! cycles through a fixed signal. Keras's weight layouts and gate orders: LSTM kernel
+//! (1, 4u) and recurrent kernel (u, 4u) with gates i, f, c, o; GRU (Keras 3 default,
+//! `reset_after = True`) kernel (1, 3u), recurrent kernel (u, 3u), bias (2, 3u) with gates
+//! z, r, h and `h' = z h + (1 - z) tanh(x_h + r (U_h h + b_rh))`.
+//!
+//! Run with `cargo bench --bench rnn_step` (default build) and
+//! `RUSTFLAGS="-C target-cpu=native" cargo bench --bench rnn_step`; results are in
+//! BENCHMARKS.md ("Streaming RNN step").
+
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion};
+use kiln::gemm::{gemm, Strided};
+use kiln::simd_math::{sigmoid_in_place, tanh_in_place};
+use nalgebra::{SMatrix, SVector};
+use std::hint::black_box;
+use std::time::Duration;
+
+const U: usize = 32;
+// The variants of a hand-written cell (its `V` parameter).
+/// `f32::tanh` and `f32::exp` one value at a time, nalgebra's matrix-vector product.
+const SCALAR: u8 = 0;
+/// kiln's `tanh_in_place` / `sigmoid_in_place`, nalgebra's product.
+const SIMD_MATH: u8 = 1;
+/// kiln's activations and kiln's `gemm` for the recurrent product, which picks its kernel
+/// at run time as the activations do (AVX-512 here even in the default build), where
+/// nalgebra's product is compiled for the build's target (SSE2 by default).
+const SIMD_GEMM: u8 = 2;
+const U3: usize = 3 * U;
+const U4: usize = 4 * U;
+/// Steps of the accuracy check against the double-precision reference.
+const CHECK_STEPS: usize = 10_000;
+
+/// Deterministic values in [-1, 1) (a 64-bit LCG), so runs are comparable.
+fn values(n: usize, seed: u64) -> Vec<f64> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f64 / (1u64 << 24) as f64) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// Glorot-uniform-sized values (Keras's default kernel initializer) for a `(fan_in,
+/// fan_out)` kernel, row-major as Keras stores it.
+fn glorot(fan_in: usize, fan_out: usize, seed: u64) -> Vec<f64> {
+    let limit = (6.0 / (fan_in + fan_out) as f64).sqrt();
+    values(fan_in * fan_out, seed)
+        .into_iter()
+        .map(|v| v * limit)
+        .collect()
+}
+
+/// The input signal: two sines and a little noise, in [-1, 1].
+fn signal(n: usize) -> Vec<f64> {
+    let noise = values(n, 99);
+    (0..n)
+        .map(|t| {
+            let t = t as f64;
+            0.6 * (0.031 * t).sin() + 0.3 * (0.17 * t).sin() + 0.1 * noise[t as usize]
+        })
+        .collect()
+}
+
+fn sigmoid_scalar(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+fn sigmoid_f64(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Keras-layout weights of LSTM(1 -> 32) + Dense(1), in `f64`.
+struct LstmKeras {
+    kernel: Vec<f64>,    // (1, 4u)
+    recurrent: Vec<f64>, // (u, 4u)
+    bias: Vec<f64>,      // (4u,)
+    dense: Vec<f64>,     // (u, 1)
+    dense_bias: f64,
+}
+
+impl LstmKeras {
+    fn new() -> Self {
+        // Keras's `unit_forget_bias`: the forget gate's bias starts at 1.
+        let mut bias = values(U4, 3).iter().map(|v| 0.1 * v).collect::<Vec<_>>();
+        bias[U..2 * U].iter_mut().for_each(|b| *b += 1.0);
+        LstmKeras {
+            kernel: glorot(1, U4, 1),
+            recurrent: values(U * U4, 2).iter().map(|v| 0.25 * v).collect(),
+            bias,
+            dense: glorot(U, 1, 4),
+            dense_bias: 0.05,
+        }
+    }
+}
+
+/// The LSTM step in `f32` on nalgebra static matrices; `V` picks the variant.
+struct Lstm<const V: u8> {
+    /// The kernel as a column (input dim 1).
+    kernel: SVector<f32, U4>,
+    /// The recurrent kernel transposed, `4u x u`, so `z = recurrentᵀ h` is one product.
+    recurrent_t: SMatrix<f32, U4, U>,
+    bias: SVector<f32, U4>,
+    dense: SVector<f32, U>,
+    dense_bias: f32,
+    h: SVector<f32, U>,
+    c: SVector<f32, U>,
+}
+
+impl<const V: u8> Lstm<V> {
+    fn new(k: &LstmKeras) -> Self {
+        Lstm {
+            kernel: SVector::from_fn(|j, _| k.kernel[j] as f32),
+            recurrent_t: SMatrix::from_fn(|j, i| k.recurrent[i * U4 + j] as f32),
+            bias: SVector::from_fn(|j, _| k.bias[j] as f32),
+            dense: SVector::from_fn(|i, _| k.dense[i] as f32),
+            dense_bias: k.dense_bias as f32,
+            h: SVector::zeros(),
+            c: SVector::zeros(),
+        }
+    }
+
+    #[inline]
+    fn step(&mut self, x: f32) -> f32 {
+        let mut z = self.bias;
+        z.axpy(x, &self.kernel, 1.0);
+        recurrent_product(V, &self.recurrent_t, &self.h, &mut z);
+        let z = z.as_mut_slice();
+        let (ifg, o) = z.split_at_mut(3 * U);
+        let (i_f, g) = ifg.split_at_mut(2 * U);
+        if V != SCALAR {
+            sigmoid_in_place(i_f);
+            tanh_in_place(g);
+            sigmoid_in_place(o);
+        } else {
+            i_f.iter_mut().for_each(|v| *v = sigmoid_scalar(*v));
+            g.iter_mut().for_each(|v| *v = v.tanh());
+            o.iter_mut().for_each(|v| *v = sigmoid_scalar(*v));
+        }
+        let (i, f) = i_f.split_at(U);
+        let c = self.c.as_mut_slice();
+        for k in 0..U {
+            c[k] = f[k] * c[k] + i[k] * g[k];
+        }
+        let h = self.h.as_mut_slice();
+        if V != SCALAR {
+            h.copy_from_slice(c);
+            tanh_in_place(h);
+            for k in 0..U {
+                h[k] *= o[k];
+            }
+        } else {
+            for k in 0..U {
+                h[k] = o[k] * c[k].tanh();
+            }
+        }
+        self.dense.dot(&self.h) + self.dense_bias
+    }
+}
+
+/// `z += recurrentᵀ h`: nalgebra's `gemv`, or kiln's `gemm` for `SIMD_GEMM`. In place
+/// through references: `recurrent_t * h` by value would copy the matrix every step.
+#[inline]
+fn recurrent_product<const R: usize>(
+    variant: u8,
+    recurrent_t: &SMatrix<f32, R, U>,
+    h: &SVector<f32, U>,
+    z: &mut SVector<f32, R>,
+) {
+    if variant == SIMD_GEMM {
+        gemm(
+            1.0,
+            recurrent_t.as_slice(),
+            Strided::column_major(R, U),
+            h.as_slice(),
+            Strided::column_major(U, 1),
+            1.0,
+            z.as_mut_slice(),
+            Strided::column_major(R, 1),
+        );
+    } else {
+        z.gemv(1.0, recurrent_t, h, 1.0);
+    }
+}
+
+/// The exact reference: the same LSTM in `f64`.
+struct LstmF64<'k> {
+    k: &'k LstmKeras,
+    h: Vec<f64>,
+    c: Vec<f64>,
+}
+
+impl LstmF64<'_> {
+    fn step(&mut self, x: f64) -> f64 {
+        let z: Vec<f64> = (0..U4)
+            .map(|j| {
+                x * self.k.kernel[j]
+                    + self.k.bias[j]
+                    + (0..U)
+                        .map(|i| self.h[i] * self.k.recurrent[i * U4 + j])
+                        .sum::<f64>()
+            })
+            .collect();
+        for u in 0..U {
+            let (i, f) = (sigmoid_f64(z[u]), sigmoid_f64(z[U + u]));
+            let (g, o) = (z[2 * U + u].tanh(), sigmoid_f64(z[3 * U + u]));
+            self.c[u] = f * self.c[u] + i * g;
+            self.h[u] = o * self.c[u].tanh();
+        }
+        (0..U).map(|u| self.h[u] * self.k.dense[u]).sum::<f64>() + self.k.dense_bias
+    }
+}
+
+/// Keras-layout weights of GRU(1 -> 32) + Dense(1), `reset_after = True`, in `f64`.
+struct GruKeras {
+    kernel: Vec<f64>,    // (1, 3u)
+    recurrent: Vec<f64>, // (u, 3u)
+    bias: Vec<f64>,      // (2, 3u): input bias, then recurrent bias
+    dense: Vec<f64>,
+    dense_bias: f64,
+}
+
+impl GruKeras {
+    fn new() -> Self {
+        GruKeras {
+            kernel: glorot(1, U3, 11),
+            recurrent: values(U * U3, 12).iter().map(|v| 0.25 * v).collect(),
+            bias: values(2 * U3, 13).iter().map(|v| 0.1 * v).collect(),
+            dense: glorot(U, 1, 14),
+            dense_bias: -0.05,
+        }
+    }
+}
+
+/// The GRU step in `f32` on nalgebra static matrices; `V` picks the variant.
+struct Gru<const V: u8> {
+    kernel: SVector<f32, U3>,
+    recurrent_t: SMatrix<f32, U3, U>,
+    input_bias: SVector<f32, U3>,
+    recurrent_bias: SVector<f32, U3>,
+    dense: SVector<f32, U>,
+    dense_bias: f32,
+    h: SVector<f32, U>,
+}
+
+impl<const V: u8> Gru<V> {
+    fn new(k: &GruKeras) -> Self {
+        Gru {
+            kernel: SVector::from_fn(|j, _| k.kernel[j] as f32),
+            recurrent_t: SMatrix::from_fn(|j, i| k.recurrent[i * U3 + j] as f32),
+            input_bias: SVector::from_fn(|j, _| k.bias[j] as f32),
+            recurrent_bias: SVector::from_fn(|j, _| k.bias[U3 + j] as f32),
+            dense: SVector::from_fn(|i, _| k.dense[i] as f32),
+            dense_bias: k.dense_bias as f32,
+            h: SVector::zeros(),
+        }
+    }
+
+    #[inline]
+    fn step(&mut self, x: f32) -> f32 {
+        let mut xs = self.input_bias;
+        xs.axpy(x, &self.kernel, 1.0);
+        let mut rec = self.recurrent_bias;
+        recurrent_product(V, &self.recurrent_t, &self.h, &mut rec);
+        let (xs, rec) = (xs.as_slice(), rec.as_mut_slice());
+        // z and r: sigmoid of input part + recurrent part, in place over `rec`.
+        let (zr, rec_h) = rec.split_at_mut(2 * U);
+        for (v, x) in zr.iter_mut().zip(xs) {
+            *v += x;
+        }
+        let mut hh = [0.0f32; U];
+        hh.copy_from_slice(&xs[2 * U..]);
+        if V != SCALAR {
+            sigmoid_in_place(zr);
+        } else {
+            zr.iter_mut().for_each(|v| *v = sigmoid_scalar(*v));
+        }
+        let (z, r) = zr.split_at(U);
+        for k in 0..U {
+            hh[k] += r[k] * rec_h[k];
+        }
+        if V != SCALAR {
+            tanh_in_place(&mut hh);
+        } else {
+            hh.iter_mut().for_each(|v| *v = v.tanh());
+        }
+        let h = self.h.as_mut_slice();
+        for k in 0..U {
+            h[k] = z[k] * h[k] + (1.0 - z[k]) * hh[k];
+        }
+        self.dense.dot(&self.h) + self.dense_bias
+    }
+}
+
+/// The exact reference: the same GRU in `f64`.
+struct GruF64<'k> {
+    k: &'k GruKeras,
+    h: Vec<f64>,
+}
+
+impl GruF64<'_> {
+    fn step(&mut self, x: f64) -> f64 {
+        let k = self.k;
+        let xs: Vec<f64> = (0..U3).map(|j| x * k.kernel[j] + k.bias[j]).collect();
+        let rec: Vec<f64> = (0..U3)
+            .map(|j| {
+                k.bias[U3 + j]
+                    + (0..U)
+                        .map(|i| self.h[i] * k.recurrent[i * U3 + j])
+                        .sum::<f64>()
+            })
+            .collect();
+        for u in 0..U {
+            let z = sigmoid_f64(xs[u] + rec[u]);
+            let r = sigmoid_f64(xs[U + u] + rec[U + u]);
+            let hh = (xs[2 * U + u] + r * rec[2 * U + u]).tanh();
+            self.h[u] = z * self.h[u] + (1.0 - z) * hh;
+        }
+        (0..U).map(|u| self.h[u] * k.dense[u]).sum::<f64>() + k.dense_bias
+    }
+}
+
+/// A hand-written cell with its Dense(1) head: one streaming step.
+trait Cell {
+    fn step(&mut self, x: f32) -> f32;
+}
+
+impl<const V: u8> Cell for Lstm<V> {
+    #[inline]
+    fn step(&mut self, x: f32) -> f32 {
+        Lstm::step(self, x)
+    }
+}
+
+impl<const V: u8> Cell for Gru<V> {
+    #[inline]
+    fn step(&mut self, x: f32) -> f32 {
+        Gru::step(self, x)
+    }
+}
+
+/// Runs `cell` beside its exact reference over `input` and prints the largest output
+/// deviation, then times one step per iteration, the state carrying over.
+fn bench_cell(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    model: &str,
+    label: &str,
+    mut cell: impl Cell,
+    mut exact: impl FnMut(f64) -> f64,
+    input: &[f64],
+) {
+    let deviation = input
+        .iter()
+        .map(|&x| (f64::from(cell.step(x as f32)) - exact(x)).abs())
+        .fold(0.0, f64::max);
+    eprintln!(
+        "{model}, {label}: largest output deviation from f64 over {} steps: {deviation:.2e}",
+        input.len()
+    );
+    assert!(deviation < 1e-5, "{model}, {label}: {deviation}");
+    let input: Vec<f32> = input.iter().map(|&x| x as f32).collect();
+    let mut t = 0;
+    g.bench_function(label, |b| {
+        b.iter(|| {
+            t = (t + 1) % input.len();
+            cell.step(black_box(input[t]))
+        })
+    });
+}
+
+const LABELS: [&str; 3] = [
+    "scalar f32::tanh/exp, nalgebra product",
+    "kiln simd_math, nalgebra product",
+    "kiln simd_math, kiln gemm product",
+];
+
+fn lstm(c: &mut Criterion) {
+    let keras = LstmKeras::new();
+    let input = signal(CHECK_STEPS);
+    let model = "LSTM(1 -> 32) + Dense(1)";
+    let exact = || {
+        let mut reference = LstmF64 {
+            k: &keras,
+            h: vec![0.0; U],
+            c: vec![0.0; U],
+        };
+        move |x| reference.step(x)
+    };
+    let mut g = c.benchmark_group(format!("{model} step"));
+    let cell = Lstm::<SCALAR>::new(&keras);
+    bench_cell(&mut g, model, LABELS[0], cell, exact(), &input);
+    let cell = Lstm::<SIMD_MATH>::new(&keras);
+    bench_cell(&mut g, model, LABELS[1], cell, exact(), &input);
+    let cell = Lstm::<SIMD_GEMM>::new(&keras);
+    bench_cell(&mut g, model, LABELS[2], cell, exact(), &input);
+    // ---------------------------------------------------------------------------------
+    // KILN ROW (to add when the LSTM layer and `kiln::Streaming` land): a `kiln::model!`
+    // `Sequential([Input(shape = (1, 1)), LSTM(32), Dense(1)])` with `LstmKeras`'s weights
+    // set through `set_weight` (kernel, recurrent_kernel, bias, then the Dense kernel and
+    // bias), checked against `LstmF64` like the rows above, timed one `Streaming` step per
+    // iteration as "kiln, Streaming::step".
+    // ---------------------------------------------------------------------------------
+    g.finish();
+}
+
+fn gru(c: &mut Criterion) {
+    let keras = GruKeras::new();
+    let input = signal(CHECK_STEPS);
+    let model = "GRU(1 -> 32) + Dense(1)";
+    let exact = || {
+        let mut reference = GruF64 {
+            k: &keras,
+            h: vec![0.0; U],
+        };
+        move |x| reference.step(x)
+    };
+    let mut g = c.benchmark_group(format!("{model} step"));
+    let cell = Gru::<SCALAR>::new(&keras);
+    bench_cell(&mut g, model, LABELS[0], cell, exact(), &input);
+    let cell = Gru::<SIMD_MATH>::new(&keras);
+    bench_cell(&mut g, model, LABELS[1], cell, exact(), &input);
+    let cell = Gru::<SIMD_GEMM>::new(&keras);
+    bench_cell(&mut g, model, LABELS[2], cell, exact(), &input);
+    // ---------------------------------------------------------------------------------
+    // KILN ROW (to add when the GRU layer and `kiln::Streaming` land): a `kiln::model!`
+    // `Sequential([Input(shape = (1, 1)), GRU(32), Dense(1)])` with `GruKeras`'s weights,
+    // checked against `GruF64`, timed one `Streaming` step per iteration as
+    // "kiln, Streaming::step".
+    // ---------------------------------------------------------------------------------
+    g.finish();
+}
+
+/// The activations alone: a slice through `f32::tanh` / `f32::exp` one value at a time,
+/// and through kiln's slice kernels (on the instruction set `kiln::isa` picks, which
+/// `KILN_ISA` can lower). Each iteration starts from a fresh copy of the input, made outside
+/// the timing.
+fn activations(c: &mut Criterion) {
+    let mut g = c.benchmark_group("activations");
+    for n in [32, 1024] {
+        let input: Vec<f32> = values(n, 21).iter().map(|&v| (6.0 * v) as f32).collect();
+        let mut run = |name: &str, f: fn(&mut [f32])| {
+            g.bench_function(format!("{name}, {n} values"), |b| {
+                b.iter_batched_ref(|| input.clone(), |v| f(black_box(v)), BatchSize::SmallInput)
+            });
+        };
+        run("tanh, f32::tanh", |v| {
+            v.iter_mut().for_each(|x| *x = x.tanh())
+        });
+        run("tanh, kiln simd_math", tanh_in_place);
+        run("sigmoid, f32::exp", |v| {
+            v.iter_mut().for_each(|x| *x = sigmoid_scalar(*x))
+        });
+        run("sigmoid, kiln simd_math", sigmoid_in_place);
+    }
+    g.finish();
+}
+
+fn config() -> Criterion {
+    // Short runs, as in benches/dense.rs: 0.5 s warm-up, 3 s of measurement, 50 samples.
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(50)
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = lstm, gru, activations
+}
+criterion_main!(benches);

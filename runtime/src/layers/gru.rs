@@ -1,0 +1,350 @@
+//! Keras's `GRU`: [`Gru::new`] / [`Gru::baked`] build it, [`Gru::forward`] runs it on whole
+//! samples, [`Gru::forward_train`] and [`Gru::backward`] train it (the recurrence is
+//! [`super::recurrent::Sequence`]'s).
+
+#[cfg(feature = "alloc")]
+use super::recurrent::Grads;
+use super::recurrent::{activate, add_outer, mat_vec, vec_mat, Cell, Sequence};
+use super::Weights;
+use crate::activations::Activation;
+#[cfg(feature = "alloc")]
+use crate::initializers::{weight_rng, Initializer};
+use crate::param::Param;
+#[cfg(feature = "alloc")]
+use alloc::vec;
+
+/// A gated recurrent unit (Cho 2014), as Keras 3 computes it, gates `z, r, h` in that order:
+///
+/// `z = recurrent_activation(x_z + h · R_z)`, `r = recurrent_activation(x_r + h · R_r)`,
+/// candidate `hh = activation(x_h + r * (h · R_h + b_rh))` with `reset_after` (Keras 3's
+/// default) or `activation(x_h + (r * h) · R_h)` without, and `h = z * h + (1 - z) * hh`,
+/// where `x_* = x_t · kernel_* + input bias`.
+///
+/// # Shapes
+/// `(timesteps, features)` -> `(units,)`, or `(timesteps, units)` with `return_sequences`.
+///
+/// # Weights
+/// Keras's `gru/gru_cell/...`: `kernel` `(features, 3 * units)`, `recurrent_kernel`
+/// `(units, 3 * units)`, `bias` `(2, 3 * units)` with `reset_after` (row 0 the input bias,
+/// row 1 the recurrent one) or `(3 * units,)` without; row-major.
+#[derive(Debug, Clone)]
+pub struct Gru {
+    /// `(features, 3 * units)`, row-major.
+    pub kernel: Param<[f32]>,
+    /// `(units, 3 * units)`, row-major.
+    pub recurrent_kernel: Param<[f32]>,
+    /// `(2, 3 * units)` or `(3 * units,)`.
+    pub bias: Option<Param<[f32]>>,
+    /// Timesteps, features and direction.
+    pub sequence: Sequence,
+    units: usize,
+    activation: Activation,
+    recurrent_activation: Activation,
+    reset_after: bool,
+}
+
+impl Gru {
+    /// A layer initialised from `seed` (kernel from stream `first_weight`, recurrent kernel
+    /// the next, bias the one after).
+    #[cfg(feature = "alloc")]
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        sequence: Sequence,
+        units: usize,
+        activation: Activation,
+        recurrent_activation: Activation,
+        use_bias: bool,
+        reset_after: bool,
+        initializers: [Initializer; 3],
+        seed: u64,
+        first_weight: usize,
+    ) -> Self {
+        let (f, g) = (sequence.features, 3 * units);
+        let mut kernel = vec![0.0; f * g];
+        initializers[0].fill(&mut kernel, &[f, g], &mut weight_rng(seed, first_weight));
+        let mut recurrent = vec![0.0; units * g];
+        initializers[1].fill(
+            &mut recurrent,
+            &[units, g],
+            &mut weight_rng(seed, first_weight + 1),
+        );
+        let bias = use_bias.then(|| {
+            let rng = &mut weight_rng(seed, first_weight + 2);
+            let bias = if reset_after {
+                let mut bias = vec![0.0; 2 * g];
+                initializers[2].fill(&mut bias, &[2, g], rng);
+                bias
+            } else {
+                let mut bias = vec![0.0; g];
+                initializers[2].fill(&mut bias, &[g], rng);
+                bias
+            };
+            Param::heap(bias.into_boxed_slice())
+        });
+        Gru {
+            kernel: Param::heap(kernel.into_boxed_slice()),
+            recurrent_kernel: Param::heap(recurrent.into_boxed_slice()),
+            bias,
+            sequence,
+            units,
+            activation,
+            recurrent_activation,
+            reset_after,
+        }
+    }
+
+    /// A layer whose weights stay in static memory (a model's `pretrained()`).
+    #[allow(clippy::too_many_arguments)]
+    pub const fn baked(
+        sequence: Sequence,
+        units: usize,
+        activation: Activation,
+        recurrent_activation: Activation,
+        reset_after: bool,
+        kernel: &'static [f32],
+        recurrent_kernel: &'static [f32],
+        bias: Option<&'static [f32]>,
+    ) -> Self {
+        Gru {
+            kernel: Param::baked(kernel),
+            recurrent_kernel: Param::baked(recurrent_kernel),
+            bias: match bias {
+                Some(b) => Some(Param::baked(b)),
+                None => None,
+            },
+            sequence,
+            units,
+            activation,
+            recurrent_activation,
+            reset_after,
+        }
+    }
+
+    /// Scratch [`Gru::forward`] needs (see [`Sequence::work_len`]).
+    pub fn work_len(&self, precompute: bool) -> usize {
+        self.sequence.work_len(self, precompute)
+    }
+
+    /// Values [`Gru::forward_train`] keeps per sample.
+    pub fn cache_len(&self) -> usize {
+        self.sequence.cache_len(self)
+    }
+
+    /// The layer on whole samples (`x` row-major `(timesteps, features)` each, `mask` one
+    /// `bool` per timestep), into `y`; `work` as [`Gru::work_len`].
+    pub fn forward(&self, x: &[f32], mask: Option<&[bool]>, y: &mut [f32], work: &mut [f32]) {
+        self.sequence.forward(self, x, mask, y, work, None);
+    }
+
+    /// [`Gru::forward`] keeping what the backward pass needs in `cache`
+    /// ([`Gru::cache_len`] per sample).
+    pub fn forward_train(
+        &self,
+        x: &[f32],
+        mask: Option<&[bool]>,
+        y: &mut [f32],
+        work: &mut [f32],
+        cache: &mut [f32],
+    ) {
+        self.sequence.forward(self, x, mask, y, work, Some(cache));
+    }
+
+    /// Backpropagation through time: adds the weight gradients (`grads[0..3]` in Keras's
+    /// order) and writes the input gradient into `dx` when given. `dp` holds
+    /// `timesteps * 3 * units` values per sample, `work` `work_len(false)`.
+    #[cfg(feature = "alloc")]
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &self,
+        x: &[f32],
+        mask: Option<&[bool]>,
+        cache: &[f32],
+        dy: &[f32],
+        dp: &mut [f32],
+        work: &mut [f32],
+        grads: &mut [alloc::vec::Vec<f32>],
+        dx: Option<&mut [f32]>,
+    ) {
+        let g = 3 * self.units;
+        let (kernel, rest) = grads.split_at_mut(1);
+        let (recurrent, bias) = rest.split_at_mut(1);
+        let (input_bias, recurrent_bias) = match bias.first_mut() {
+            Some(b) if self.reset_after => {
+                let (i, r) = b.split_at_mut(g);
+                (Some(i), Some(r))
+            }
+            Some(b) => (Some(&mut b[..]), None),
+            None => (None, None),
+        };
+        let grads = Grads {
+            kernel: &mut kernel[0],
+            recurrent: &mut recurrent[0],
+            input_bias,
+            recurrent_bias,
+        };
+        self.sequence
+            .backward(self, x, mask, cache, dy, dp, work, grads, dx);
+    }
+
+    fn recurrent_bias(&self) -> Option<&[f32]> {
+        match &self.bias {
+            Some(b) if self.reset_after => Some(&b[3 * self.units..]),
+            _ => None,
+        }
+    }
+}
+
+impl Cell for Gru {
+    fn units(&self) -> usize {
+        self.units
+    }
+    fn gates(&self) -> usize {
+        3 * self.units
+    }
+    fn state_len(&self) -> usize {
+        self.units
+    }
+    fn step_cache_len(&self) -> usize {
+        7 * self.units
+    }
+    fn step_work_len(&self) -> usize {
+        10 * self.units
+    }
+    fn kernel(&self) -> &[f32] {
+        &self.kernel
+    }
+    fn input_bias(&self) -> Option<&[f32]> {
+        self.bias.as_deref().map(|b| &b[..3 * self.units])
+    }
+
+    fn step(&self, p: &[f32], state: &mut [f32], work: &mut [f32], cache: Option<&mut [f32]>) {
+        let u = self.units;
+        let g = 3 * u;
+        let (rec, work) = work.split_at_mut(g);
+        // Layout (cache or scratch): pre-activations (3u), z, r, hh (3u), and the recurrent
+        // term of the candidate (u): `h · R_h + b_rh` with `reset_after`, `r * h` without.
+        let buf = match cache {
+            Some(cache) => cache,
+            None => work,
+        };
+        let (pre, rest) = buf.split_at_mut(g);
+        let (post, rest) = rest.split_at_mut(g);
+        let rh = &mut rest[..u];
+        let h = state;
+        let r_kernel: &[f32] = &self.recurrent_kernel;
+        if self.reset_after {
+            vec_mat(h, r_kernel, g, 0, 0.0, rec);
+            if let Some(b) = self.recurrent_bias() {
+                for (v, b) in rec.iter_mut().zip(b) {
+                    *v += b;
+                }
+            }
+        } else {
+            vec_mat(h, r_kernel, g, 0, 0.0, &mut rec[..2 * u]);
+        }
+        for k in 0..2 * u {
+            pre[k] = p[k] + rec[k];
+        }
+        activate(self.recurrent_activation, &pre[..u], &mut post[..u]);
+        activate(
+            self.recurrent_activation,
+            &pre[u..2 * u],
+            &mut post[u..2 * u],
+        );
+        if self.reset_after {
+            rh.copy_from_slice(&rec[2 * u..]);
+            for k in 0..u {
+                pre[2 * u + k] = p[2 * u + k] + post[u + k] * rh[k];
+            }
+        } else {
+            for k in 0..u {
+                rh[k] = post[u + k] * h[k];
+            }
+            pre[2 * u..].copy_from_slice(&p[2 * u..g]);
+            vec_mat(rh, r_kernel, g, 2 * u, 1.0, &mut pre[2 * u..]);
+        }
+        activate(self.activation, &pre[2 * u..], &mut post[2 * u..]);
+        for k in 0..u {
+            let z = post[k];
+            h[k] = z * h[k] + (1.0 - z) * post[2 * u + k];
+        }
+    }
+
+    fn step_backward(
+        &self,
+        cache: &[f32],
+        prev: &[f32],
+        dstate: &mut [f32],
+        dp: &mut [f32],
+        grad_recurrent: &mut [f32],
+        grad_bias: Option<&mut [f32]>,
+        work: &mut [f32],
+    ) {
+        let u = self.units;
+        let g = 3 * u;
+        let (pre, rest) = cache.split_at(g);
+        let (post, rest) = rest.split_at(g);
+        let rh = &rest[..u];
+        let h_prev = prev;
+        let dh = dstate;
+        let (drec, work) = work.split_at_mut(g);
+        let d_rh = &mut work[..u];
+        // h = z * h_prev + (1 - z) * hh.
+        for k in 0..u {
+            let (z, hh) = (post[k], post[2 * u + k]);
+            dp[k] = dh[k] * (h_prev[k] - hh);
+            dp[2 * u + k] = dh[k] * (1.0 - z);
+            dh[k] *= z;
+        }
+        self.activation
+            .backward(&pre[2 * u..], &post[2 * u..], &mut dp[2 * u..g], u);
+        if self.reset_after {
+            // pre_hh = x_h + r * rh.
+            for k in 0..u {
+                dp[u + k] = dp[2 * u + k] * rh[k];
+                drec[2 * u + k] = dp[2 * u + k] * post[u + k];
+            }
+        } else {
+            // pre_hh = x_h + rh · R_h with rh = r * h_prev.
+            add_outer(rh, &dp[2 * u..g], grad_recurrent, g, 2 * u);
+            mat_vec(&self.recurrent_kernel, g, 2 * u, &dp[2 * u..g], 0.0, d_rh);
+            for k in 0..u {
+                dp[u + k] = d_rh[k] * h_prev[k];
+                dh[k] += d_rh[k] * post[u + k];
+            }
+        }
+        let rec = self.recurrent_activation;
+        rec.backward(&pre[..u], &post[..u], &mut dp[..u], u);
+        rec.backward(&pre[u..2 * u], &post[u..2 * u], &mut dp[u..2 * u], u);
+        drec[..2 * u].copy_from_slice(&dp[..2 * u]);
+        let width = if self.reset_after { g } else { 2 * u };
+        add_outer(h_prev, &drec[..width], grad_recurrent, g, 0);
+        mat_vec(&self.recurrent_kernel, g, 0, &drec[..width], 1.0, dh);
+        if let Some(grad_bias) = grad_bias {
+            for (b, d) in grad_bias.iter_mut().zip(&drec[..]) {
+                *b += d;
+            }
+        }
+    }
+}
+
+impl Weights for Gru {
+    fn weight(&self, index: usize) -> &[f32] {
+        match index {
+            0 => &self.kernel,
+            1 => &self.recurrent_kernel,
+            _ => self.bias.as_deref().unwrap_or(&[]),
+        }
+    }
+    #[cfg(feature = "alloc")]
+    fn weight_mut(&mut self, index: usize) -> &mut [f32] {
+        match index {
+            0 => self.kernel.make_mut(),
+            1 => self.recurrent_kernel.make_mut(),
+            _ => match &mut self.bias {
+                Some(b) => b.make_mut(),
+                None => &mut [],
+            },
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! Keras's `LSTM`: [`Lstm::new`] / [`Lstm::baked`] build it, [`Lstm::forward`] runs it on
+//! whole samples, [`Lstm::forward_train`] and [`Lstm::backward`] train it (the recurrence is
+//! [`super::recurrent::Sequence`]'s).
+
+#[cfg(feature = "alloc")]
+use super::recurrent::Grads;
+use super::recurrent::{activate, add_outer, mat_vec, vec_mat, Cell, Sequence};
+use super::Weights;
+use crate::activations::Activation;
+#[cfg(feature = "alloc")]
+use crate::initializers::{weight_rng, Initializer};
+use crate::param::Param;
+#[cfg(feature = "alloc")]
+use alloc::vec;
+
+/// A long short-term memory layer (Hochreiter 1997), as Keras 3 computes it:
+///
+/// `z = x_t · kernel + h · recurrent_kernel + bias`, split into gates `i, f, c, o` (that
+/// order); `i, f, o = recurrent_activation(..)`, `g = activation(z_c)`,
+/// `c = f * c + i * g`, `h = o * activation(c)`. The output is `h` (every step's with
+/// `return_sequences`).
+///
+/// # Shapes
+/// `(timesteps, features)` -> `(units,)`, or `(timesteps, units)` with `return_sequences`.
+///
+/// # Weights
+/// Keras's `lstm/lstm_cell/...`: `kernel` `(features, 4 * units)`, `recurrent_kernel`
+/// `(units, 4 * units)`, `bias` `(4 * units,)` when `use_bias`; row-major, gates `i, f, c, o`
+/// along the last axis.
+#[derive(Debug, Clone)]
+pub struct Lstm {
+    /// `(features, 4 * units)`, row-major.
+    pub kernel: Param<[f32]>,
+    /// `(units, 4 * units)`, row-major.
+    pub recurrent_kernel: Param<[f32]>,
+    /// `(4 * units,)`.
+    pub bias: Option<Param<[f32]>>,
+    /// Timesteps, features and direction.
+    pub sequence: Sequence,
+    units: usize,
+    activation: Activation,
+    recurrent_activation: Activation,
+}
+
+impl Lstm {
+    /// A layer initialised from `seed` (kernel from stream `first_weight`, recurrent kernel
+    /// the next, bias the one after). `unit_forget_bias` sets the forget gate's bias to 1 and
+    /// fills the rest with `bias_initializer`, as Keras does.
+    #[cfg(feature = "alloc")]
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        sequence: Sequence,
+        units: usize,
+        activation: Activation,
+        recurrent_activation: Activation,
+        use_bias: bool,
+        unit_forget_bias: bool,
+        initializers: [Initializer; 3],
+        seed: u64,
+        first_weight: usize,
+    ) -> Self {
+        let (f, g) = (sequence.features, 4 * units);
+        let mut kernel = vec![0.0; f * g];
+        initializers[0].fill(&mut kernel, &[f, g], &mut weight_rng(seed, first_weight));
+        let mut recurrent = vec![0.0; units * g];
+        initializers[1].fill(
+            &mut recurrent,
+            &[units, g],
+            &mut weight_rng(seed, first_weight + 1),
+        );
+        let bias = use_bias.then(|| {
+            let mut bias = vec![0.0; g];
+            let rng = &mut weight_rng(seed, first_weight + 2);
+            if unit_forget_bias {
+                // Keras: concatenate(init((units,)), ones((units,)), init((2 * units,))).
+                initializers[2].fill(&mut bias[..units], &[units], rng);
+                bias[units..2 * units].fill(1.0);
+                initializers[2].fill(&mut bias[2 * units..], &[2 * units], rng);
+            } else {
+                initializers[2].fill(&mut bias, &[g], rng);
+            }
+            Param::heap(bias.into_boxed_slice())
+        });
+        Lstm {
+            kernel: Param::heap(kernel.into_boxed_slice()),
+            recurrent_kernel: Param::heap(recurrent.into_boxed_slice()),
+            bias,
+            sequence,
+            units,
+            activation,
+            recurrent_activation,
+        }
+    }
+
+    /// A layer whose weights stay in static memory (a model's `pretrained()`).
+    pub const fn baked(
+        sequence: Sequence,
+        units: usize,
+        activation: Activation,
+        recurrent_activation: Activation,
+        kernel: &'static [f32],
+        recurrent_kernel: &'static [f32],
+        bias: Option<&'static [f32]>,
+    ) -> Self {
+        Lstm {
+            kernel: Param::baked(kernel),
+            recurrent_kernel: Param::baked(recurrent_kernel),
+            bias: match bias {
+                Some(b) => Some(Param::baked(b)),
+                None => None,
+            },
+            sequence,
+            units,
+            activation,
+            recurrent_activation,
+        }
+    }
+
+    /// Scratch [`Lstm::forward`] needs (see [`Sequence::work_len`]).
+    pub fn work_len(&self, precompute: bool) -> usize {
+        self.sequence.work_len(self, precompute)
+    }
+
+    /// Values [`Lstm::forward_train`] keeps per sample.
+    pub fn cache_len(&self) -> usize {
+        self.sequence.cache_len(self)
+    }
+
+    /// The layer on whole samples (`x` row-major `(timesteps, features)` each, `mask` one
+    /// `bool` per timestep), into `y`; `work` as [`Lstm::work_len`].
+    pub fn forward(&self, x: &[f32], mask: Option<&[bool]>, y: &mut [f32], work: &mut [f32]) {
+        self.sequence.forward(self, x, mask, y, work, None);
+    }
+
+    /// [`Lstm::forward`] keeping what the backward pass needs in `cache`
+    /// ([`Lstm::cache_len`] per sample).
+    pub fn forward_train(
+        &self,
+        x: &[f32],
+        mask: Option<&[bool]>,
+        y: &mut [f32],
+        work: &mut [f32],
+        cache: &mut [f32],
+    ) {
+        self.sequence.forward(self, x, mask, y, work, Some(cache));
+    }
+
+    /// Backpropagation through time: adds the weight gradients (`grads[0..3]` in Keras's
+    /// order, the bias only with `use_bias`) and writes the input gradient into `dx` when
+    /// given. `dp` holds `timesteps * 4 * units` values per sample, `work` `work_len(false)`.
+    #[cfg(feature = "alloc")]
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &self,
+        x: &[f32],
+        mask: Option<&[bool]>,
+        cache: &[f32],
+        dy: &[f32],
+        dp: &mut [f32],
+        work: &mut [f32],
+        grads: &mut [alloc::vec::Vec<f32>],
+        dx: Option<&mut [f32]>,
+    ) {
+        let (kernel, rest) = grads.split_at_mut(1);
+        let (recurrent, bias) = rest.split_at_mut(1);
+        let grads = Grads {
+            kernel: &mut kernel[0],
+            recurrent: &mut recurrent[0],
+            input_bias: bias.first_mut().map(|b| &mut b[..]),
+            recurrent_bias: None,
+        };
+        self.sequence
+            .backward(self, x, mask, cache, dy, dp, work, grads, dx);
+    }
+}
+
+impl Cell for Lstm {
+    fn units(&self) -> usize {
+        self.units
+    }
+    fn gates(&self) -> usize {
+        4 * self.units
+    }
+    fn state_len(&self) -> usize {
+        2 * self.units
+    }
+    fn step_cache_len(&self) -> usize {
+        10 * self.units
+    }
+    fn step_work_len(&self) -> usize {
+        10 * self.units
+    }
+    fn kernel(&self) -> &[f32] {
+        &self.kernel
+    }
+    fn input_bias(&self) -> Option<&[f32]> {
+        self.bias.as_deref()
+    }
+
+    fn step(&self, p: &[f32], state: &mut [f32], work: &mut [f32], cache: Option<&mut [f32]>) {
+        let u = self.units;
+        let g = 4 * u;
+        // Layout (cache or scratch): pre-activations z (4u), gates (4u), c (u), act(c) (u).
+        let buf = match cache {
+            Some(cache) => cache,
+            None => work,
+        };
+        let (z, rest) = buf.split_at_mut(g);
+        let (gates, rest) = rest.split_at_mut(g);
+        let (c_new, rest) = rest.split_at_mut(u);
+        let tc = &mut rest[..u];
+        z.copy_from_slice(&p[..g]);
+        let (h, c) = state.split_at_mut(u);
+        vec_mat(h, &self.recurrent_kernel, g, 0, 1.0, z);
+        let rec = self.recurrent_activation;
+        activate(rec, &z[..u], &mut gates[..u]);
+        activate(rec, &z[u..2 * u], &mut gates[u..2 * u]);
+        activate(self.activation, &z[2 * u..3 * u], &mut gates[2 * u..3 * u]);
+        activate(rec, &z[3 * u..], &mut gates[3 * u..]);
+        for k in 0..u {
+            c[k] = gates[u + k] * c[k] + gates[k] * gates[2 * u + k];
+        }
+        c_new.copy_from_slice(c);
+        activate(self.activation, c, tc);
+        for k in 0..u {
+            h[k] = gates[3 * u + k] * tc[k];
+        }
+    }
+
+    fn step_backward(
+        &self,
+        cache: &[f32],
+        prev: &[f32],
+        dstate: &mut [f32],
+        dp: &mut [f32],
+        grad_recurrent: &mut [f32],
+        _grad_bias: Option<&mut [f32]>,
+        work: &mut [f32],
+    ) {
+        let u = self.units;
+        let g = 4 * u;
+        let (z, rest) = cache.split_at(g);
+        let (gates, rest) = rest.split_at(g);
+        let (c, tc) = rest.split_at(u);
+        let (h_prev, c_prev) = prev.split_at(u);
+        let (dh, dc) = dstate.split_at_mut(u);
+        let dtc = &mut work[..u];
+        // h = o * tc: do, then dc += act'(c) * (dh * o).
+        for k in 0..u {
+            dtc[k] = dh[k] * gates[3 * u + k];
+            dp[3 * u + k] = dh[k] * tc[k];
+        }
+        self.activation.backward(c, tc, dtc, u);
+        for k in 0..u {
+            let dct = dc[k] + dtc[k];
+            dp[k] = dct * gates[2 * u + k];
+            dp[u + k] = dct * c_prev[k];
+            dp[2 * u + k] = dct * gates[k];
+            dc[k] = dct * gates[u + k];
+        }
+        let rec = self.recurrent_activation;
+        rec.backward(&z[..u], &gates[..u], &mut dp[..u], u);
+        rec.backward(&z[u..2 * u], &gates[u..2 * u], &mut dp[u..2 * u], u);
+        self.activation.backward(
+            &z[2 * u..3 * u],
+            &gates[2 * u..3 * u],
+            &mut dp[2 * u..3 * u],
+            u,
+        );
+        rec.backward(&z[3 * u..], &gates[3 * u..], &mut dp[3 * u..g], u);
+        add_outer(h_prev, &dp[..g], grad_recurrent, g, 0);
+        mat_vec(&self.recurrent_kernel, g, 0, &dp[..g], 0.0, dh);
+    }
+}
+
+impl Weights for Lstm {
+    fn weight(&self, index: usize) -> &[f32] {
+        match index {
+            0 => &self.kernel,
+            1 => &self.recurrent_kernel,
+            _ => self.bias.as_deref().unwrap_or(&[]),
+        }
+    }
+    #[cfg(feature = "alloc")]
+    fn weight_mut(&mut self, index: usize) -> &mut [f32] {
+        match index {
+            0 => self.kernel.make_mut(),
+            1 => self.recurrent_kernel.make_mut(),
+            _ => match &mut self.bias {
+                Some(b) => b.make_mut(),
+                None => &mut [],
+            },
+        }
+    }
+}

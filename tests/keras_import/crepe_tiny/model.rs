@@ -1,0 +1,35 @@
+// Exported from Keras 3.15.1 by tools/keras_export.py: model `crepe_tiny` of model.keras.
+// Weights: weights.safetensors beside this file (`Model::load_weights`).
+kiln::model! {
+    pub CrepeTiny = Sequential([
+        Input(shape = (1024,), name = "input"),
+        Reshape((1024, 1, 1), name = "input-reshape"),
+        Conv2D(128, (512, 1), strides = (4, 1), padding = "same", activation = "relu", name = "conv1"),
+        BatchNormalization(name = "conv1-BN"),
+        MaxPooling2D((2, 1), name = "conv1-maxpool"),
+        Dropout(0.25, name = "conv1-dropout"),
+        Conv2D(16, (64, 1), padding = "same", activation = "relu", name = "conv2"),
+        BatchNormalization(name = "conv2-BN"),
+        MaxPooling2D((2, 1), name = "conv2-maxpool"),
+        Dropout(0.25, name = "conv2-dropout"),
+        Conv2D(16, (64, 1), padding = "same", activation = "relu", name = "conv3"),
+        BatchNormalization(name = "conv3-BN"),
+        MaxPooling2D((2, 1), name = "conv3-maxpool"),
+        Dropout(0.25, name = "conv3-dropout"),
+        Conv2D(16, (64, 1), padding = "same", activation = "relu", name = "conv4"),
+        BatchNormalization(name = "conv4-BN"),
+        MaxPooling2D((2, 1), name = "conv4-maxpool"),
+        Dropout(0.25, name = "conv4-dropout"),
+        Conv2D(32, (64, 1), padding = "same", activation = "relu", name = "conv5"),
+        BatchNormalization(name = "conv5-BN"),
+        MaxPooling2D((2, 1), name = "conv5-maxpool"),
+        Dropout(0.25, name = "conv5-dropout"),
+        Conv2D(64, (64, 1), padding = "same", activation = "relu", name = "conv6"),
+        BatchNormalization(name = "conv6-BN"),
+        MaxPooling2D((2, 1), name = "conv6-maxpool"),
+        Dropout(0.25, name = "conv6-dropout"),
+        Permute((2, 1, 3), name = "transpose"),
+        Flatten(name = "flatten"),
+        Dense(360, activation = "sigmoid", name = "classifier"),
+    ]);
+}

@@ -1,0 +1,8 @@
+fn main() {}
+
+kiln::model! {
+    Up = Sequential([
+        Input(shape = (4, 4, 3)),
+        Conv2DTranspose(8, 3, strides = 2, dilation_rate = 2),
+    ]);
+}
