@@ -206,7 +206,8 @@ where
     let expected = model
         .predict_slice(&vec![0.01; M::INPUT_LEN])
         .expect("predict");
-    assert_eq!(y, expected);
+    // Up to rounding: `predict_slice` runs large models through `predict_into`.
+    assert_close("predict on its stack bound", &y, &expected, 1e-5, 1e-7);
 }
 
 /// Runs `predict` on a thread whose stack is `PREDICT_STACK_BYTES` plus what the thread
@@ -330,6 +331,21 @@ fn predict_into_on_a_small_stack<M: Model + Send + Sync + 'static>(model: M) {
         .expect("predict_into ran");
     let expected = model.predict_batch(&values).expect("predict_batch");
     assert_close("predict_into on a small stack", &y, &expected, 1e-4, 1e-5);
+    // `predict_slice` takes the same path for such models, on the same small stack.
+    let runner = std::sync::Arc::clone(&model);
+    let sliced = std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(move || runner.predict_slice(&values).expect("predict_slice"))
+        .expect("thread")
+        .join()
+        .expect("predict_slice ran");
+    assert_close(
+        "predict_slice on a small stack",
+        &sliced,
+        &expected,
+        1e-4,
+        1e-5,
+    );
 }
 
 #[test]

@@ -153,11 +153,21 @@ pub trait Model: Sized {
     fn __weight_mut(&mut self, index: usize) -> &mut [f32];
 
     /// Inference on one sample given as a row-major slice of [`Model::INPUT_LEN`] values.
+    /// Models whose typed `predict` would need more than 256 KiB of stack
+    /// ([`Model::PREDICT_STACK_BYTES`]) run through [`Model::predict_into`] with heap
+    /// buffers instead, so this works on any thread's stack.
     #[cfg(feature = "alloc")]
     fn predict_slice(&self, x: &[f32]) -> Result<Vec<f32>, Error> {
+        const STACK_LIMIT: usize = 256 * 1024;
         check_input::<Self>(x, false)?;
-        let y = self.predict(&Self::Input::from_values(x));
-        Ok(y.values().to_vec())
+        if Self::PREDICT_STACK_BYTES > STACK_LIMIT {
+            let mut input: alloc::boxed::Box<Self::Input> = crate::heap::zeroed();
+            input.values_mut().copy_from_slice(x);
+            let (mut output, mut scratch) = (Self::new_output(), Self::new_scratch());
+            self.predict_into(&input, &mut output, &mut scratch);
+            return Ok(output.values().to_vec());
+        }
+        Ok(predict_on_stack(self, x))
     }
 
     /// Inference on many samples, contiguous and row-major (`(batch, *INPUT_SHAPE)`),
@@ -284,6 +294,15 @@ pub trait Model: Sized {
             Self::PREDICT_STACK_BYTES,
         )
     }
+}
+
+/// The typed `predict` of a slice, in a frame of its own: a function's frame holds every
+/// local it might need, so inlining this into `predict_slice` would reserve the typed
+/// input and output on the stack even on the heap path taken for large models.
+#[cfg(feature = "alloc")]
+#[inline(never)]
+fn predict_on_stack<M: Model>(model: &M, x: &[f32]) -> Vec<f32> {
+    model.predict(&M::Input::from_values(x)).values().to_vec()
 }
 
 #[cfg(feature = "alloc")]
