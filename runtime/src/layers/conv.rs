@@ -267,7 +267,7 @@ impl Conv {
 
     /// The convolution plus bias of whole samples: `x` holds any number of input samples
     /// (row-major in the Keras input shape), `y` as many output samples, every value of which
-    /// is overwritten. Allocates nothing: a channels-first layer uses two 8 KiB stack tiles.
+    /// is overwritten. Allocates nothing: a channels-first layer uses an 8 KiB stack tile.
     pub fn forward(&self, x: &[f32], y: &mut [f32]) {
         let g = &self.geometry;
         let (n_in, n_out) = (g.input_len(), g.output_len());
@@ -351,16 +351,18 @@ impl Conv {
         let f = g.filters;
         let cg = g.channels / g.groups;
         let [oh, ow] = g.output;
-        let (mut tile, mut by_filter) = ([0.0f32; TILE], [0.0f32; TILE]);
-        let cols = (TILE / f).clamp(1, ow);
-        let rows = (TILE / cols).min(f);
+        let mut tile = [0.0f32; TILE];
+        // A column-major tile is transposed into the tile's other half (below).
+        let room = if cg == 1 { TILE } else { TILE / 2 };
+        let cols = (room / f).clamp(1, ow);
+        let rows = (room / cols).min(f);
         for row in 0..oh {
             for o0 in (0..ow).step_by(cols) {
                 let o1 = (o0 + cols).min(ow);
                 for f0 in (0..f).step_by(rows) {
                     let fl = rows.min(f - f0);
                     let n = o1 - o0;
-                    let t = &mut tile[..fl * n];
+                    let (t, spare) = tile.split_at_mut(fl * n);
                     if cg == 1 {
                         // Row-major: each filter's run of columns is copied whole.
                         self.tile(x, row, (o0, o1), (f0, f0 + fl), t, (n, 1));
@@ -375,7 +377,7 @@ impl Conv {
                     // sends every store to one cache set (4x slower at (3, 32, 32) ->
                     // (64, 32, 32), BENCHMARKS.md): transposed first, each filter's run of
                     // columns is copied whole.
-                    let u = &mut by_filter[..fl * n];
+                    let u = &mut spare[..fl * n];
                     crate::gemm::transpose(t, fl, n, u);
                     for (k, values) in u.chunks_exact(n).enumerate() {
                         let at = (f0 + k) * oh * ow + row * ow + o0;
