@@ -225,11 +225,11 @@ mod tests {
             (name.to_string(), view)
         });
         let bytes = safetensors::serialize(views, None).expect("serializes");
-        let path = std::env::temp_dir().join(format!(
-            "kiln-baked-{}-{}.safetensors",
-            std::process::id(),
-            tensors.len() * 1000 + tensors.first().map_or(0, |t| t.3.len())
-        ));
+        // One file per call: tests run in parallel.
+        static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("kiln-baked-{}-{n}.safetensors", std::process::id()));
         std::fs::write(&path, bytes).expect("temp file");
         path
     }

@@ -172,7 +172,9 @@ pub fn expand(model: &Model) -> TokenStream {
                 ) -> (::kiln::__private::Vec<f32>, ::core::option::Option<::kiln::__private::Vec<bool>>) {
                     let x: #input_batch_ty = ::kiln::__private::Tensor::from_values(xs);
                     #batch_steps
-                    (::kiln::__private::Tensor::values(&x).to_vec(), #batch_mask)
+                    // The output's own storage, not a copy (a batch of conv outputs is MBs).
+                    let values: ::kiln::__private::Vec<f32> = x.data.into();
+                    (values, #batch_mask)
                 }
 
                 fn __weight_mut(&mut self, index: usize) -> &mut [f32] {
