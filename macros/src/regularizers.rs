@@ -16,6 +16,21 @@ const TABLE: &[Entry] = &[
     ("l1_l2", "L1L2", &["l1", "l2"]),
 ];
 
+/// Statements adding an `activity_regularizer`'s loss of the output `y` (a batch tensor,
+/// `per_sample` values per sample) to `pass`; nothing without one. Shared by every layer
+/// that takes the argument.
+pub fn activity_loss(regularizer: &Option<TokenStream>, per_sample: usize) -> TokenStream {
+    match regularizer {
+        Some(reg) => quote!(::kiln::__private::add_activity_loss(
+            pass,
+            &#reg,
+            ::kiln::__private::Tensor::values(&y),
+            #per_sample
+        );),
+        None => quote!(),
+    }
+}
+
 /// A `Regularizer` expression for `arg`; `None` for Python's `None`.
 pub fn resolve(arg: &Arg) -> Result<Option<TokenStream>, Error> {
     if matches!(arg.value, crate::ast::Value::None) {

@@ -968,13 +968,7 @@ fn channels_first(b: &Bound, s: &Spelling) -> Result<bool, Error> {
 impl Conv {
     /// Statements adding the activity regulariser's loss of `y` to `pass` (batch mode).
     fn activity_loss(&self) -> TokenStream {
-        match &self.activity_regularizer {
-            Some(reg) => {
-                let per_sample = self.output.len();
-                quote!(::kiln::__private::add_activity_loss(pass, &#reg, ::kiln::__private::Tensor::values(&y), #per_sample);)
-            }
-            None => quote!(),
-        }
+        crate::regularizers::activity_loss(&self.activity_regularizer, self.output.len())
     }
 
     /// The runtime type: `Conv`, or the structs built on it.

@@ -122,13 +122,7 @@ fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
 impl Dense {
     /// Statements adding the activity regulariser's loss of `y` to `pass` (batch mode).
     fn activity_loss(&self) -> TokenStream {
-        match &self.activity_regularizer {
-            Some(reg) => {
-                let per_sample = self.output.len();
-                quote!(::kiln::__private::add_activity_loss(pass, &#reg, ::kiln::__private::Tensor::values(&y), #per_sample);)
-            }
-            None => quote!(),
-        }
+        crate::regularizers::activity_loss(&self.activity_regularizer, self.output.len())
     }
 }
 

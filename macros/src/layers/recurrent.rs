@@ -358,13 +358,7 @@ impl Recurrent {
     }
 
     fn activity_loss(&self) -> TokenStream {
-        match &self.activity_regularizer {
-            Some(reg) => {
-                let per_sample = self.units * self.out_cols();
-                quote!(::kiln::__private::add_activity_loss(pass, &#reg, ::kiln::__private::Tensor::values(&y), #per_sample);)
-            }
-            None => quote!(),
-        }
+        crate::regularizers::activity_loss(&self.activity_regularizer, self.units * self.out_cols())
     }
 }
 
