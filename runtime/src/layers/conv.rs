@@ -96,6 +96,37 @@ impl Geometry {
         }
     }
 
+    /// A channels-last `Conv2D` whose kernel spans the whole input width without padding
+    /// (CREPE's `(k, 1)` kernels on `(n, 1, c)` inputs) as the `Conv1D` over rows of
+    /// `width * channels` values that it is: the kernel's layout is already that
+    /// `Conv1D`'s, and computed so, one product covers every output row a kernel row meets
+    /// instead of one small product per output row and tap. Any other geometry as it is.
+    fn folded(&self) -> Geometry {
+        let [height, width] = self.input;
+        let whole_rows = self.rank == 2
+            && !self.channels_first
+            && self.groups == 1
+            && self.kernel[1] == width
+            && self.padding[1] == 0
+            && self.output[1] == 1
+            && (width == 1 || self.dilation[1] == 1);
+        if !whole_rows {
+            return *self;
+        }
+        Geometry {
+            rank: 1,
+            input: [1, height],
+            channels: width * self.channels,
+            output: [1, self.output[0]],
+            kernel: [1, self.kernel[0]],
+            strides: [1, self.strides[0]],
+            dilation: [1, self.dilation[0]],
+            padding: [0, self.padding[0]],
+            depthwise: false,
+            ..*self
+        }
+    }
+
     /// The same convolution on channels-last data.
     #[cfg(feature = "alloc")]
     fn channels_last(self) -> Geometry {
@@ -287,7 +318,7 @@ impl Conv {
     /// One channels-last sample: `y` starts as the bias, then every kernel tap adds its
     /// product for each output row.
     fn forward_channels_last(&self, x: &[f32], y: &mut [f32]) {
-        let g = &self.geometry;
+        let g = &self.geometry.folded();
         let f = g.filters;
         let (kw, ow, iw, c) = (g.kernel[1], g.output[1], g.input[1], g.channels);
         if g.per_channel() {
@@ -575,7 +606,7 @@ impl Conv {
         grad_bias: Option<&mut [f32]>,
         pool: &mut Pool,
     ) {
-        let g = &self.geometry;
+        let g = &self.geometry.folded();
         let (n_in, n_out) = (g.input_len(), g.output_len());
         if n_in == 0 || n_out == 0 {
             return;
@@ -1240,6 +1271,18 @@ mod tests {
                 1,
                 cf,
             ));
+            // Kernels as wide as the input (CREPE's `(k, 1)` on `(n, 1, c)`): computed as a
+            // Conv1D over whole rows (`Geometry::folded`), with padding, strides and
+            // dilation along the height.
+            for (input, kernel, strides, dilation, padding) in [
+                ([20, 1], [5, 1], [2, 1], [1, 1], "same"),
+                ([9, 3], [3, 3], [1, 1], [2, 1], "valid"),
+                ([8, 4], [4, 4], [3, 1], [1, 1], "valid"),
+            ] {
+                cases.push(geometry(
+                    input, 2, 3, kernel, strides, dilation, padding, 1, cf,
+                ));
+            }
             cases.push(geometry(
                 [1, 3],
                 1,
