@@ -378,6 +378,9 @@ impl Conv {
     /// collected filters-by-columns on the stack by [`Conv::tile`], then written to its
     /// filters' planes.
     fn forward_channels_first(&self, x: &[f32], y: &mut [f32]) {
+        if self.forward_channels_first_patches(x, y) {
+            return;
+        }
         let g = &self.geometry;
         let f = g.filters;
         let cg = g.channels / g.groups;
@@ -417,6 +420,97 @@ impl Conv {
                 }
             }
         }
+    }
+
+    /// One channels-first sample of a one-group layer as im2col in stack tiles: the patches
+    /// of a run of output positions (`kh * kw * channels` values each, the kernel's order)
+    /// are gathered into one tile, one product with the whole kernel gives every filter at
+    /// those positions, and each filter's run is copied to its plane. One product of depth
+    /// `kh * kw * channels` per run, where the tap-by-tap path makes one product of depth
+    /// `channels` per tap and row: 1.5-1.8x faster for the few channels of a first layer
+    /// (BENCHMARKS.md, C2). Returns `false`, computing nothing, where the tiles would hold
+    /// fewer than 16 positions (deep inputs, many filters): the tap-by-tap path is better
+    /// there.
+    fn forward_channels_first_patches(&self, x: &[f32], y: &mut [f32]) -> bool {
+        /// Values of each of the two stack tiles (16 KiB each).
+        const ROOM: usize = 2 * TILE;
+        let g = &self.geometry;
+        let [ih, iw] = g.input;
+        let [oh, ow] = g.output;
+        let (f, c, [kh, kw]) = (g.filters, g.channels, g.kernel);
+        let depth = kh * kw * c;
+        let positions = oh * ow;
+        let run = (ROOM / depth.max(1)).min(ROOM / f.max(1)).min(positions);
+        if g.groups != 1 || run < positions.min(16) {
+            return false;
+        }
+        let mut patches = [0.0f32; ROOM];
+        let mut out = [0.0f32; ROOM];
+        for p0 in (0..positions).step_by(run) {
+            let n = run.min(positions - p0);
+            let patches = &mut patches[..depth * n];
+            // Row `(ky * kw + kx) * c + ch` of the patch matrix (row-major, `n` columns): the
+            // input values that tap and channel meets at positions p0.., zero in the padding.
+            for ky in 0..kh {
+                let rows = g.span(0, ky);
+                for kx in 0..kw {
+                    let cols = g.span(1, kx);
+                    for ch in 0..c {
+                        let k = (ky * kw + kx) * c + ch;
+                        let dst = &mut patches[k * n..(k + 1) * n];
+                        let plane = &x[ch * ih * iw..(ch + 1) * ih * iw];
+                        let mut p = p0;
+                        while p < p0 + n {
+                            let (row, col) = (p / ow, p % ow);
+                            let end = (p0 + n).min((row + 1) * ow);
+                            let dst = &mut dst[p - p0..end - p0];
+                            if !(rows.0..rows.1).contains(&row) {
+                                dst.fill(0.0);
+                                p = end;
+                                continue;
+                            }
+                            let in_row = &plane[g.source(0, row, ky) * iw..][..iw];
+                            // Columns `lo..hi` of this row meet the input; the rest is padding.
+                            let (lo, hi) = (
+                                cols.0.clamp(col, col + dst.len()),
+                                cols.1.clamp(col, col + dst.len()),
+                            );
+                            let (before, rest) = dst.split_at_mut(lo - col);
+                            let (inside, after) = rest.split_at_mut(hi.max(lo) - lo);
+                            before.fill(0.0);
+                            after.fill(0.0);
+                            if lo < hi {
+                                let start = g.source(1, lo, kx);
+                                let stride = g.strides[1];
+                                for (j, v) in inside.iter_mut().enumerate() {
+                                    *v = in_row[start + j * stride];
+                                }
+                            }
+                            p = end;
+                        }
+                    }
+                }
+            }
+            let out = &mut out[..f * n];
+            gemm(
+                1.0,
+                &self.kernel,
+                strided(f, depth, 1, f),
+                patches,
+                strided(depth, n, n, 1),
+                0.0,
+                out,
+                strided(f, n, n, 1),
+            );
+            for (k, values) in out.chunks_exact(n).enumerate() {
+                let b = self.bias.as_ref().map_or(0.0, |bias| bias[k]);
+                let plane = &mut y[k * positions + p0..k * positions + p0 + n];
+                for (v, &value) in plane.iter_mut().zip(values.iter()) {
+                    *v = value + b;
+                }
+            }
+        }
+        true
     }
 
     /// Output row `row`, columns `o0..o1` and filters `f0..f1` of one sample `x` (in the

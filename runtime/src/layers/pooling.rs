@@ -201,6 +201,10 @@ impl Pooling {
         }
         let out = self.output;
         for (xs, ys) in x.chunks_exact(n_in).zip(y.chunks_exact_mut(n_out)) {
+            if !self.input.channels_first {
+                self.forward_channels_last(xs, ys);
+                continue;
+            }
             for oi in 0..out.height {
                 for oj in 0..out.width {
                     for ch in 0..out.channels {
@@ -217,6 +221,50 @@ impl Pooling {
                             }
                         };
                     }
+                }
+            }
+        }
+    }
+
+    /// One channels-last sample, every channel of an output position at once: the window's
+    /// positions are runs of `channels` contiguous values, combined elementwise in the
+    /// window's row-major order, which the compiler vectorises. The same values as the
+    /// per-channel loop, bit for bit (a NaN wins the maximum; sums start from `0.0`).
+    fn forward_channels_last(&self, xs: &[f32], ys: &mut [f32]) {
+        let (out, channels) = (self.output, self.input.channels);
+        for oi in 0..out.height {
+            for oj in 0..out.width {
+                let y = &mut ys[out.index(oi, oj, 0)..][..channels];
+                let mut first = true;
+                if self.mode == PoolMode::Average {
+                    y.fill(0.0);
+                    first = false;
+                }
+                for r in self.span(0, oi) {
+                    for c in self.span(1, oj) {
+                        let v = &xs[self.input.index(r, c, 0)..][..channels];
+                        if first {
+                            y.copy_from_slice(v);
+                            first = false;
+                            continue;
+                        }
+                        match self.mode {
+                            PoolMode::Max => {
+                                for (m, &v) in y.iter_mut().zip(v) {
+                                    *m = if v > *m || v.is_nan() { v } else { *m };
+                                }
+                            }
+                            PoolMode::Average => {
+                                for (sum, &v) in y.iter_mut().zip(v) {
+                                    *sum += v;
+                                }
+                            }
+                        }
+                    }
+                }
+                if self.mode == PoolMode::Average {
+                    let count = self.count(oi, oj);
+                    y.iter_mut().for_each(|sum| *sum /= count);
                 }
             }
         }
@@ -250,6 +298,10 @@ impl Pooling {
             .zip(dy.chunks_exact(n_out))
             .zip(dx.chunks_exact_mut(n_in))
         {
+            if !self.input.channels_first {
+                self.backward_channels_last(xs, ds, gs);
+                continue;
+            }
             for oi in 0..out.height {
                 for oj in 0..out.width {
                     for ch in 0..out.channels {
@@ -265,6 +317,67 @@ impl Pooling {
                                 }
                             }
                         }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Pooling {
+    /// [`Pooling::backward`] of one channels-last sample, every channel of an output
+    /// position at once (in blocks of 64): the max path tracks each channel's first largest
+    /// value (NaN winning) over the window in row-major order, as [`Pooling::argmax`] does
+    /// one channel at a time, then routes the gradient there; the average path adds each
+    /// channel's share over the window. The same sums in the same order as the per-value
+    /// loop, so the same bits.
+    fn backward_channels_last(&self, xs: &[f32], ds: &[f32], gs: &mut [f32]) {
+        const BLOCK: usize = 64;
+        let (out, channels) = (self.output, self.input.channels);
+        let mut best = [0.0f32; BLOCK];
+        let mut at = [0usize; BLOCK];
+        let mut share = [0.0f32; BLOCK];
+        for oi in 0..out.height {
+            for oj in 0..out.width {
+                let d = &ds[out.index(oi, oj, 0)..][..channels];
+                for c0 in (0..channels).step_by(BLOCK) {
+                    let n = BLOCK.min(channels - c0);
+                    let d = &d[c0..c0 + n];
+                    if self.mode == PoolMode::Average {
+                        let count = self.count(oi, oj);
+                        for (s, g) in share.iter_mut().zip(d) {
+                            *s = g / count;
+                        }
+                        for r in self.span(0, oi) {
+                            for c in self.span(1, oj) {
+                                let k = self.input.index(r, c, c0);
+                                for (g, s) in gs[k..k + n].iter_mut().zip(&share) {
+                                    *g += s;
+                                }
+                            }
+                        }
+                        continue;
+                    }
+                    let mut first = true;
+                    for r in self.span(0, oi) {
+                        for c in self.span(1, oj) {
+                            let k = self.input.index(r, c, c0);
+                            let v = &xs[k..k + n];
+                            if first {
+                                best[..n].copy_from_slice(v);
+                                at[..n].fill(k);
+                                first = false;
+                                continue;
+                            }
+                            for ((b, a), &v) in best.iter_mut().zip(at.iter_mut()).zip(v) {
+                                let take = v > *b || (v.is_nan() && !b.is_nan());
+                                *b = if take { v } else { *b };
+                                *a = if take { k } else { *a };
+                            }
+                        }
+                    }
+                    for (ch, (&a, g)) in at[..n].iter().zip(d).enumerate() {
+                        gs[a + ch] += g;
                     }
                 }
             }
@@ -371,6 +484,113 @@ mod tests {
                         "{mode:?} same {same}: dx[{k}] {} vs {numeric}",
                         dx[k]
                     );
+                }
+            }
+        }
+    }
+
+    /// The vectorised channels-last backward pass against the per-value definition (the
+    /// gradient to the window's first largest value, NaN winning; the mean's share to every
+    /// value of the window), bit for bit, with infinities and NaNs and ties among the inputs
+    /// and more channels than one block.
+    #[test]
+    fn channels_last_backward_equals_the_per_value_definition() {
+        let specials = [f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -0.0, 0.0, 1.0];
+        for mode in [PoolMode::Max, PoolMode::Average] {
+            for (grid, pool, strides, same) in [
+                (Grid::new(1, 9, 5, false), [1, 3], [1, 2], true),
+                (Grid::new(5, 6, 3, false), [2, 2], [1, 1], false),
+                (Grid::new(4, 5, 70, false), [3, 2], [2, 1], true),
+            ] {
+                let layer = Pooling::new(mode, grid, pool, strides, same);
+                let out = layer.output;
+                let x: Vec<f32> = (0..2 * grid.len())
+                    .map(|i| match i % 13 {
+                        3 | 7 => specials[(i / 13) % specials.len()],
+                        _ => ((i * 37 % 7) as f32 - 3.0) * 0.5,
+                    })
+                    .collect();
+                let dy: Vec<f32> = (0..2 * out.len())
+                    .map(|i| ((i * 53 % 19) as f32 - 9.0) * 0.125)
+                    .collect();
+                let mut dx = vec![f32::NAN; x.len()];
+                layer.backward(&x, &dy, &mut dx);
+                let mut expected = vec![0.0f32; x.len()];
+                for (s, (xs, ds)) in x.chunks(grid.len()).zip(dy.chunks(out.len())).enumerate() {
+                    let gs = &mut expected[s * grid.len()..(s + 1) * grid.len()];
+                    for oi in 0..out.height {
+                        for oj in 0..out.width {
+                            for ch in 0..out.channels {
+                                let g = ds[out.index(oi, oj, ch)];
+                                match mode {
+                                    PoolMode::Max => gs[layer.argmax(xs, oi, oj, ch)] += g,
+                                    PoolMode::Average => {
+                                        let share = g / layer.count(oi, oj);
+                                        for r in layer.span(0, oi) {
+                                            for c in layer.span(1, oj) {
+                                                gs[grid.index(r, c, ch)] += share;
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                for (i, (got, e)) in dx.iter().zip(&expected).enumerate() {
+                    assert_eq!(got.to_bits(), e.to_bits(), "{mode:?} {grid:?} dx[{i}]");
+                }
+            }
+        }
+    }
+
+    /// The vectorised channels-last forward pass against the per-value definition (the
+    /// window's first largest value, NaN winning; the sum in window order over the count),
+    /// bit for bit, with infinities and NaNs among the inputs.
+    #[test]
+    fn channels_last_forward_equals_the_per_value_definition() {
+        let specials = [f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -0.0, 0.0];
+        for mode in [PoolMode::Max, PoolMode::Average] {
+            for (grid, pool, strides, same) in [
+                (Grid::new(1, 9, 5, false), [1, 3], [1, 2], true),
+                (Grid::new(5, 6, 3, false), [2, 2], [2, 2], false),
+                (Grid::new(5, 5, 17, false), [3, 2], [2, 1], true),
+            ] {
+                let layer = Pooling::new(mode, grid, pool, strides, same);
+                let x: Vec<f32> = (0..2 * grid.len())
+                    .map(|i| match i % 11 {
+                        3 | 7 => specials[(i / 11) % specials.len()],
+                        _ => ((i * 37 % 23) as f32 - 11.0) * 0.25,
+                    })
+                    .collect();
+                let mut y = vec![1.5; 2 * layer.output.len()];
+                layer.forward(&x, &mut y);
+                let out = layer.output;
+                for (xs, ys) in x.chunks(grid.len()).zip(y.chunks(out.len())) {
+                    for oi in 0..out.height {
+                        for oj in 0..out.width {
+                            for ch in 0..out.channels {
+                                let expected = match mode {
+                                    PoolMode::Max => xs[layer.argmax(xs, oi, oj, ch)],
+                                    PoolMode::Average => {
+                                        let mut sum = 0.0;
+                                        for r in layer.span(0, oi) {
+                                            for c in layer.span(1, oj) {
+                                                sum += xs[grid.index(r, c, ch)];
+                                            }
+                                        }
+                                        sum / layer.count(oi, oj)
+                                    }
+                                };
+                                let got = ys[out.index(oi, oj, ch)];
+                                assert!(
+                                    got.to_bits() == expected.to_bits()
+                                        || (got.is_nan() && expected.is_nan()),
+                                    "{mode:?} {grid:?} ({oi}, {oj}, {ch}): {got} != {expected}"
+                                );
+                            }
+                        }
+                    }
                 }
             }
         }
