@@ -9,11 +9,22 @@
 //! treats both alike: at W1's size (about 30 cycles) whether the call is inlined into
 //! criterion's loop changes the time by half.
 //!
-//! Run with `RUSTFLAGS="-C target-cpu=native" cargo bench --bench dense`; results are in
-//! BENCHMARKS.md.
+//! Beside them, in the same run, the probes of `benches/probes`: W2 and W3 beside the time
+//! to stream their kernels from cache the way the one-vector kernel reads them, W4 beside
+//! registers-only fused multiply-adds of the same FLOP count (one core's peak). The group
+//! `dispatch threshold` times both products `Dense::forward` chooses between (nalgebra's
+//! inlined static product, kiln's dispatched kernel) at sizes around `DISPATCH_MIN`.
+//!
+//! Run with `cargo bench --bench dense` (the default build: kiln's kernels pick the CPU's
+//! instruction set at run time) and `RUSTFLAGS="-C target-cpu=native" cargo bench --bench
+//! dense` (the baselines compiled for the CPU); results are in BENCHMARKS.md.
 
-use criterion::{criterion_group, criterion_main, Criterion};
-use kiln::Model;
+mod probes;
+
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
+use kiln::layers::{Dense, Weights};
+use kiln::{Initializer, Model};
 use nalgebra::{DMatrix, DVector, SMatrix, SVector};
 use std::hint::black_box;
 use std::time::Duration;
@@ -254,6 +265,9 @@ fn w2(c: &mut Criterion) {
     let mut g = c.benchmark_group("W2 64-128-64-10");
     g.bench_function("kiln", |b| b.iter(|| m.predict(black_box(&x))));
     g.bench_function("nalgebra", |b| b.iter(|| base.predict(black_box(&x))));
+    g.bench_function("probe: stream the kernels", |b| {
+        b.iter(|| stream_kernels(&m, black_box(&[(64, 128), (128, 64), (64, 10)]), true))
+    });
     g.finish();
 }
 
@@ -262,9 +276,19 @@ fn w3(c: &mut Criterion) {
     let base = BaseMlp::<784, 256, 128, 10>::from_model(&m);
     let x = SVector::<f32, 784>::from_column_slice(&values(784, 7));
     assert_agree("W3", m.predict(&x).as_slice(), base.predict(&x).as_slice());
+    report_addresses(&m, &base, &x);
     let mut g = c.benchmark_group("W3 784-256-128-10");
     g.bench_function("kiln", |b| b.iter(|| m.predict(black_box(&x))));
     g.bench_function("nalgebra", |b| b.iter(|| base.predict(black_box(&x))));
+    let shapes = [(784, 256), (256, 128), (128, 10)];
+    g.bench_function("probe: stream the kernels", |b| {
+        b.iter(|| stream_kernels(&m, black_box(&shapes), true))
+    });
+    // The same bytes read from wherever each row starts (16 bytes past a cache line for the
+    // first kernel, which malloc maps): what a kernel that ignores alignment pays.
+    g.bench_function("probe: stream the kernels, rows' own alignment", |b| {
+        b.iter(|| stream_kernels(&m, black_box(&shapes), false))
+    });
     g.finish();
 }
 
@@ -277,13 +301,106 @@ fn w4(c: &mut Criterion) {
     // The batch agrees with one-sample predictions too, so both kiln paths are the same model.
     let first = m.predict_slice(&xs[..784]).expect("sample");
     assert_agree("W4 sample 0", &kiln_out[..10], &first);
+    // Multiply-adds of the three products, two FLOPs each.
+    let flops = 2 * 256 * (784 * 256 + 256 * 128 + 128 * 10) as u64;
+    let iterations = probes::fma_iterations_for(flops);
     let mut g = c.benchmark_group("W4 784-256-128-10 batch 256");
+    g.throughput(Throughput::Elements(flops));
     g.bench_function("kiln", |b| {
         b.iter(|| m.predict_batch(black_box(&xs)).expect("batch"))
     });
     g.bench_function("nalgebra", |b| {
         b.iter(|| base.predict_batch(black_box(&xs)))
     });
+    g.bench_function("probe: FMA peak, same FLOPs", |b| {
+        b.iter(|| probes::fma(black_box(iterations), black_box(1.0)))
+    });
+    g.finish();
+    eprintln!(
+        "W4: {flops} FLOP; peak probe {} FLOP on {:?}",
+        probes::fma_flops(iterations),
+        kiln::isa::isa()
+    );
+}
+
+/// The stream probe over a model's kernels (weights 0, 2, 4, ...: kernel, bias per layer),
+/// read where the model keeps them.
+fn stream_kernels<M: Model>(m: &M, shapes: &[(usize, usize)], line_aligned: bool) -> f32 {
+    shapes
+        .iter()
+        .enumerate()
+        .map(|(layer, &(rows, cols))| {
+            probes::stream(m.__weight(2 * layer), rows, cols, line_aligned)
+        })
+        .sum()
+}
+
+/// Where W3's buffers lie, modulo a page and a cache line: the evidence for (or against)
+/// alignment and 4 KiB aliasing when a process's times differ from another's.
+fn report_addresses(m: &W3, base: &BaseMlp<784, 256, 128, 10>, x: &SVector<f32, 784>) {
+    let at = |p: *const f32| {
+        let a = p as usize;
+        format!("{:#x} (mod 4096 = {}, mod 64 = {})", a, a % 4096, a % 64)
+    };
+    eprintln!(
+        "W3 addresses: kiln kernels {} | {} | {}; baseline kernels {} | {} | {}; input {}",
+        at(m.__weight(0).as_ptr()),
+        at(m.__weight(2).as_ptr()),
+        at(m.__weight(4).as_ptr()),
+        at(base.0.w.as_ptr()),
+        at(base.1.w.as_ptr()),
+        at(base.2.w.as_ptr()),
+        at(x.as_ptr()),
+    );
+}
+
+/// One `Dense(U)` on `I` inputs both ways `Dense::forward` can run it: nalgebra's static
+/// product inlined (what it does below `DISPATCH_MIN` multiply-adds) and `forward_slices`
+/// (kiln's run-time-dispatched one-vector kernel, what it does from there on).
+fn threshold_case<const I: usize, const U: usize>(g: &mut BenchmarkGroup<WallTime>) {
+    let mut d = Dense::<I, U>::new(true, Initializer::Zeros, Initializer::Zeros, 0, 0);
+    d.weight_mut(0).copy_from_slice(&values(I * U, 5));
+    d.weight_mut(1).copy_from_slice(&values(U, 6));
+    let x = SVector::<f32, I>::from_column_slice(&values(I, 7));
+    let inline = |x: &SVector<f32, I>| {
+        let kernel: &SMatrix<f32, U, I> = &d.kernel;
+        let mut y = kernel * x;
+        if let Some(bias) = &d.bias {
+            y += &**bias;
+        }
+        y
+    };
+    let dispatched = |x: &SVector<f32, I>| {
+        let mut y = SVector::<f32, U>::zeros();
+        d.forward_slices(x.as_slice(), y.as_mut_slice());
+        y
+    };
+    assert_agree(
+        "threshold",
+        inline(&x).as_slice(),
+        dispatched(&x).as_slice(),
+    );
+    let size = format!("{I}x{U} ({} MACs)", I * U);
+    g.bench_function(format!("{size}: nalgebra inline"), |b| {
+        b.iter(|| inline(black_box(&x)))
+    });
+    g.bench_function(format!("{size}: dispatched"), |b| {
+        b.iter(|| dispatched(black_box(&x)))
+    });
+}
+
+fn threshold(c: &mut Criterion) {
+    let mut g = c.benchmark_group("dispatch threshold");
+    g.warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1));
+    threshold_case::<8, 8>(&mut g);
+    threshold_case::<16, 16>(&mut g);
+    threshold_case::<16, 32>(&mut g);
+    threshold_case::<32, 32>(&mut g);
+    threshold_case::<32, 64>(&mut g);
+    threshold_case::<64, 64>(&mut g);
+    threshold_case::<64, 128>(&mut g);
+    threshold_case::<128, 128>(&mut g);
     g.finish();
 }
 
@@ -298,6 +415,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = dense;
     config = config();
-    targets = w1, w2, w3, w4
+    targets = w1, w2, w3, w4, threshold
 }
 criterion_main!(dense);

@@ -3,10 +3,16 @@
 //! written by hand with nalgebra `DMatrix` GEMMs (forward, backward and Adam spelled out).
 //! Keras (JAX) and PyTorch times for the same epoch come from `tools/bench_fit.py`.
 //!
-//! Run with `RUSTFLAGS="-C target-cpu=native" cargo bench --bench fit`; results are in
-//! BENCHMARKS.md.
+//! Beside them, in the same run, the peak probe of `benches/probes`: registers-only fused
+//! multiply-adds of the epoch's FLOP count (the multiply-adds of its GEMMs), so the kiln row
+//! over the probe row is the epoch's distance from one core's arithmetic peak.
+//!
+//! Run with `cargo bench --bench fit` (default build) and `RUSTFLAGS="-C target-cpu=native"
+//! cargo bench --bench fit`; results are in BENCHMARKS.md.
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+mod probes;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use kiln::{Adam, FitOptions, Loss, Model, Trainer};
 use nalgebra::DMatrix;
 use std::hint::black_box;
@@ -194,7 +200,22 @@ fn fit_epoch(c: &mut Criterion) {
         "kiln and the hand-written epoch disagree by {max_diff}"
     );
 
+    // Per sample: the forward products and the weight gradients (64·128 + 128·64 + 64·10
+    // multiply-adds each), and the input gradients of the second and third layers (the
+    // first layer's is not computed); two FLOPs per multiply-add.
+    let per_sample = 2 * (64 * 128 + 128 * 64 + 64 * 10) + (128 * 64 + 64 * 10);
+    let flops = 2 * (per_sample * (x.len() / 64)) as u64;
+    let iterations = probes::fma_iterations_for(flops);
+    eprintln!(
+        "fit epoch: {flops} FLOP in its GEMMs; peak probe {} FLOP on {:?}",
+        probes::fma_flops(iterations),
+        kiln::isa::isa()
+    );
     let mut group = c.benchmark_group("fit epoch, digits 64-128-64-10, batch 32");
+    group.throughput(Throughput::Elements(flops));
+    group.bench_function("probe: FMA peak, same FLOPs", |b| {
+        b.iter(|| probes::fma(black_box(iterations), black_box(1.0)))
+    });
     group.bench_function("kiln", |b| {
         b.iter_batched(
             || after_one_epoch(&x, &y, &options).0,

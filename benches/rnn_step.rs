@@ -11,6 +11,10 @@
 //! largest output deviation from it, so each figure comes with the accuracy it was bought
 //! at.
 //!
+//! Beside them, the kiln row: the same network written as a `kiln::model!`
+//! (`Input(shape = (None, 1)), LSTM(32, return_sequences = True), Dense(1)`, and the GRU's
+//! twin) with the same weights set by their Keras names, run through `Streaming::step`.
+//!
 //! A third group, `activations`, times the two functions alone over 32 and 1,024 values.
 //!
 //! The state carries over from one timed step to the next, as in streaming use; the input
@@ -27,6 +31,7 @@ use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion};
 use kiln::gemm::{gemm, Strided};
 use kiln::simd_math::{sigmoid_in_place, tanh_in_place};
+use kiln::{Model, Streaming};
 use nalgebra::{SMatrix, SVector};
 use std::hint::black_box;
 use std::time::Duration;
@@ -359,6 +364,44 @@ impl<const V: u8> Cell for Gru<V> {
     }
 }
 
+kiln::model! {
+    /// The kiln row's LSTM: Keras's own spelling of the streaming model.
+    KilnLstm = Sequential([Input(shape = (None, 1)), LSTM(32, return_sequences = True), Dense(1)]);
+    /// The kiln row's GRU (Keras 3's default `reset_after = True`).
+    KilnGru = Sequential([Input(shape = (None, 1)), GRU(32, return_sequences = True), Dense(1)]);
+}
+
+/// A `kiln::model!` run through `Streaming::step`, its state carried between calls.
+struct KilnStep<M: Streaming> {
+    model: M,
+    state: M::State,
+}
+
+impl<M: Model + Streaming> KilnStep<M> {
+    /// The model with Keras-layout weights (`f64`, rounded to `f32`) set by name.
+    fn new(weights: &[(&str, &[f64])]) -> Self {
+        let mut model = M::new(0);
+        for (name, values) in weights {
+            let values: Vec<f32> = values.iter().map(|&v| v as f32).collect();
+            model
+                .set_weight(name, &values)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        let state = model.new_state();
+        KilnStep { model, state }
+    }
+}
+
+impl<M> Cell for KilnStep<M>
+where
+    M: Streaming<StepInput = SVector<f32, 1>, StepOutput = SVector<f32, 1>>,
+{
+    #[inline]
+    fn step(&mut self, x: f32) -> f32 {
+        self.model.step(&mut self.state, &SVector::<f32, 1>::new(x))[0]
+    }
+}
+
 /// Runs `cell` beside its exact reference over `input` and prints the largest output
 /// deviation, then times one step per iteration, the state carrying over.
 fn bench_cell(
@@ -388,6 +431,9 @@ fn bench_cell(
     });
 }
 
+/// The `kiln::model!` row.
+const KILN_LABEL: &str = "kiln model!, Streaming::step";
+
 const LABELS: [&str; 3] = [
     "scalar f32::tanh/exp, nalgebra product",
     "kiln simd_math, nalgebra product",
@@ -413,13 +459,15 @@ fn lstm(c: &mut Criterion) {
     bench_cell(&mut g, model, LABELS[1], cell, exact(), &input);
     let cell = Lstm::<SIMD_GEMM>::new(&keras);
     bench_cell(&mut g, model, LABELS[2], cell, exact(), &input);
-    // ---------------------------------------------------------------------------------
-    // KILN ROW (to add when the LSTM layer and `kiln::Streaming` land): a `kiln::model!`
-    // `Sequential([Input(shape = (1, 1)), LSTM(32), Dense(1)])` with `LstmKeras`'s weights
-    // set through `set_weight` (kernel, recurrent_kernel, bias, then the Dense kernel and
-    // bias), checked against `LstmF64` like the rows above, timed one `Streaming` step per
-    // iteration as "kiln, Streaming::step".
-    // ---------------------------------------------------------------------------------
+    let dense_bias = [keras.dense_bias];
+    let cell = KilnStep::<KilnLstm>::new(&[
+        ("lstm/lstm_cell/kernel", &keras.kernel),
+        ("lstm/lstm_cell/recurrent_kernel", &keras.recurrent),
+        ("lstm/lstm_cell/bias", &keras.bias),
+        ("dense/kernel", &keras.dense),
+        ("dense/bias", &dense_bias),
+    ]);
+    bench_cell(&mut g, model, KILN_LABEL, cell, exact(), &input);
     g.finish();
 }
 
@@ -441,12 +489,15 @@ fn gru(c: &mut Criterion) {
     bench_cell(&mut g, model, LABELS[1], cell, exact(), &input);
     let cell = Gru::<SIMD_GEMM>::new(&keras);
     bench_cell(&mut g, model, LABELS[2], cell, exact(), &input);
-    // ---------------------------------------------------------------------------------
-    // KILN ROW (to add when the GRU layer and `kiln::Streaming` land): a `kiln::model!`
-    // `Sequential([Input(shape = (1, 1)), GRU(32), Dense(1)])` with `GruKeras`'s weights,
-    // checked against `GruF64`, timed one `Streaming` step per iteration as
-    // "kiln, Streaming::step".
-    // ---------------------------------------------------------------------------------
+    let dense_bias = [keras.dense_bias];
+    let cell = KilnStep::<KilnGru>::new(&[
+        ("gru/gru_cell/kernel", &keras.kernel),
+        ("gru/gru_cell/recurrent_kernel", &keras.recurrent),
+        ("gru/gru_cell/bias", &keras.bias),
+        ("dense/kernel", &keras.dense),
+        ("dense/bias", &dense_bias),
+    ]);
+    bench_cell(&mut g, model, KILN_LABEL, cell, exact(), &input);
     g.finish();
 }
 

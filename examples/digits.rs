@@ -3,11 +3,20 @@
 //! The UCI 8x8 handwritten digits (1,797 images, 10 classes; `examples/data/digits/`), a
 //! small Keras-style classifier, Adam, and Keras's `compile` / `fit` / `evaluate` flow.
 //!
-//! Run with `cargo run --release --example digits`. It trains for a fixed number of
-//! epochs with a fixed seed (the same run gives the same numbers every time), prints one
-//! line per epoch, and ends with `test_accuracy=<value>` on the held-out 20 % (every fifth
+//! Run with `cargo run --release --example digits`. It trains with a fixed seed (the same
+//! run gives the same numbers every time) for up to 60 epochs, as a Keras script would:
+//! `EarlyStopping(monitor="val_loss", patience=8, restore_best_weights=True)` ends training
+//! once the held-out loss stops improving and puts back the best epoch's weights, and
+//! `ModelCheckpoint(save_best_only=True)` keeps that epoch's weights in a file. It prints
+//! one line per epoch, writes the curves (`History::to_csv`, `to_json`) next to the
+//! checkpoint, and ends with `test_accuracy=<value>` on the held-out 20 % (every fifth
 //! sample).
+//!
+//! With the `plot` feature it also draws the curves (`History::plot_svg`) to `curves.svg`
+//! there, or to the path given as its argument; the README's picture came from
+//! `cargo run --release --features plot --example digits -- docs/digits_curves.svg`.
 
+use kiln::callbacks::{EarlyStopping, ModelCheckpoint};
 use kiln::{Adam, FitOptions, Loss, Metric, Model};
 use std::time::Instant;
 
@@ -113,10 +122,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         verbose: true,
         ..FitOptions::default()
     };
-    let history = trainer.fit(&train_x, &train_y, &options)?;
+    let out = std::env::temp_dir().join("kiln-digits");
+    let mut early_stopping = EarlyStopping {
+        monitor: "val_loss".into(),
+        patience: 8,
+        restore_best_weights: true,
+        ..EarlyStopping::default()
+    };
+    let mut checkpoint = ModelCheckpoint {
+        save_best_only: true,
+        ..ModelCheckpoint::new(out.join("best.safetensors").display().to_string())
+    };
+    let history = trainer.fit_with(
+        &train_x,
+        &train_y,
+        &options,
+        &mut [&mut early_stopping, &mut checkpoint],
+    )?;
     let (loss, accuracy) = (history.get("loss"), history.get("accuracy"));
     let (val_loss, val_accuracy) = (history.get("val_loss"), history.get("val_accuracy"));
-    for epoch in 0..options.epochs {
+    for epoch in history.epoch.clone() {
         let at = |h: Option<&[f32]>| h.and_then(|v| v.get(epoch).copied()).unwrap_or(f32::NAN);
         println!(
             "epoch {:>2}/{}: loss {:.4} - accuracy {:.4} - val_loss {:.4} - val_accuracy {:.4}",
@@ -129,6 +154,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     let trained = start.elapsed();
+    if early_stopping.stopped_epoch > 0 {
+        println!(
+            "stopped after epoch {}; restored the weights of epoch {} (val_loss {:.4}), saved to {}",
+            early_stopping.stopped_epoch + 1,
+            early_stopping.best_epoch + 1,
+            early_stopping.best.unwrap_or(f64::NAN),
+            checkpoint.saved.last().map_or("-", String::as_str)
+        );
+    }
+    std::fs::write(out.join("history.csv"), history.to_csv())?;
+    std::fs::write(out.join("history.json"), history.to_json())?;
+    println!("curves written to {}", out.join("history.csv").display());
+    // With `--features plot`, drawn too: to the path given as the first argument, or next
+    // to the CSV.
+    #[cfg(feature = "plot")]
+    {
+        let svg = std::env::args_os()
+            .nth(1)
+            .map_or_else(|| out.join("curves.svg"), std::path::PathBuf::from);
+        history.plot_svg(&svg)?;
+        println!("curves drawn to {}", svg.display());
+    }
 
     let logs = trainer.evaluate(&test_x, &test_y)?;
     let test_accuracy = logs

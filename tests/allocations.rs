@@ -542,6 +542,78 @@ fn recurrent_layers_allocate_nothing_in_predict_or_per_step() {
     );
 }
 
+kiln::model! {
+    /// The wrappers, masks and recurrent input dropout: Bidirectional over both merge kinds
+    /// (with zeros at masked steps), TimeDistributed, an LSTM with `dropout`.
+    Wrappers = Sequential([
+        Input(shape = (6, 3)),
+        Masking(),
+        TimeDistributed(Dense(4, activation = "relu")),
+        Bidirectional(GRU(3, return_sequences = True, dropout = 0.3), merge_mode = "mul"),
+        Bidirectional(LSTM(2, dropout = 0.2)),
+        Dense(2),
+    ]);
+}
+
+/// Bidirectional's two directions and its merge take their buffers from the pool in
+/// training and the stack in `predict`; TimeDistributed adds none; RNN input dropout's
+/// copy and mask come from the pool.
+#[test]
+fn wrappers_allocate_nothing_in_predict_or_per_step() {
+    let model = Wrappers::new(3);
+    let sample = <Wrappers as Model>::Input::from_values(&[0.5; 18]);
+    let count = allocations_during(|| {
+        std::hint::black_box(model.predict(std::hint::black_box(&sample)));
+    });
+    assert_eq!(count, 0, "Wrappers::predict allocated {count} times");
+    let xs: Vec<f32> = (0..4 * 18)
+        .map(|i| {
+            if i % 7 == 0 {
+                0.0
+            } else {
+                ((i * 5) % 7) as f32 * 0.2 - 0.4
+            }
+        })
+        .collect();
+    let ys: Vec<f32> = (0..4 * 2).map(|i| i as f32 * 0.1).collect();
+    let count = warm_step_allocations::<Wrappers>(Loss::MeanSquaredError, &xs, &ys);
+    assert_eq!(count, 0, "a Wrappers training step allocated {count} times");
+}
+
+kiln::model! {
+    /// `recurrent_dropout` with and without `dropout`, alone and in Bidirectional, after a
+    /// mask.
+    RecurrentDropout = Sequential([
+        Input(shape = (6, 3)),
+        Masking(),
+        LSTM(4, dropout = 0.2, recurrent_dropout = 0.3, return_sequences = True),
+        Bidirectional(GRU(3, recurrent_dropout = 0.4, reset_after = False, return_sequences = True)),
+        SimpleRNN(2, dropout = 0.1, recurrent_dropout = 0.2),
+        Dense(2),
+    ]);
+}
+
+/// `recurrent_dropout`'s masks, each sample's masked kernels and their gradients come from
+/// the pool.
+#[test]
+fn recurrent_dropout_allocates_nothing_per_step() {
+    let xs: Vec<f32> = (0..4 * 18)
+        .map(|i| {
+            if i % 7 == 0 {
+                0.0
+            } else {
+                ((i * 5) % 7) as f32 * 0.2 - 0.4
+            }
+        })
+        .collect();
+    let ys: Vec<f32> = (0..4 * 2).map(|i| i as f32 * 0.1).collect();
+    let count = warm_step_allocations::<RecurrentDropout>(Loss::MeanSquaredError, &xs, &ys);
+    assert_eq!(
+        count, 0,
+        "a RecurrentDropout training step allocated {count} times"
+    );
+}
+
 /// Every optimizer with a schedule, clipping and the weights' moving average: the schedule
 /// is arithmetic, and Nadam's product, the EMA averages and Lamb's norms live in state
 /// sized on the first step.

@@ -39,6 +39,18 @@ kiln::model! {
         Dense(8, activation = "mish"),
         Dense(1, activation = "sigmoid"),
     ]);
+    /// Layers large enough (`kiln::layers::dense::DISPATCH_MIN`) to run on the dispatched kernels.
+    WideDispatched = Sequential([
+        Input(shape = (96,)),
+        Dense(70, activation = "relu"),
+        Dense(40, use_bias = False),
+        Dense(1),
+    ]);
+    WideRank2Dispatched = Sequential([
+        Input(shape = (3, 40)),
+        Dense(50, activation = "tanh"),
+        Dense(20),
+    ]);
 }
 
 const RTOL: f32 = 1e-5;
@@ -72,4 +84,14 @@ fn dense_on_rank_3_uses_the_last_axis_like_keras() {
 #[test]
 fn selu_mish_sigmoid_stack_matches_keras() {
     check_model_case::<SeluMish>(&case(&golden("dense"), "selu_mish"), RTOL, ATOL);
+}
+
+#[test]
+fn dense_on_the_dispatched_kernels_matches_keras() {
+    check_model_case::<WideDispatched>(&case(&golden("dense"), "wide_dispatched"), RTOL, ATOL);
+    check_model_case::<WideRank2Dispatched>(
+        &case(&golden("dense"), "wide_rank2_dispatched"),
+        RTOL,
+        ATOL,
+    );
 }

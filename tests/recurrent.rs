@@ -317,3 +317,33 @@ fn baked_recurrent_models_match_keras() {
     check(&LSTM_GRU, "lstm_gru_stack");
     check(&SIMPLE_RNN, "masking_simple_rnn_seq_lstm");
 }
+
+kiln::model! {
+    MaskedLstmSoftmax = Sequential([Input(shape = (4, 3)), Masking(), LSTM(5), Softmax()]);
+    EmbeddingLstmSoftmax = Sequential([Input(shape = (4,)), Embedding(11, 3, mask_zero = True), LSTM(5), Softmax()]);
+    MaskedPoolingSoftmax = Sequential([Input(shape = (4, 3)), Masking(), GlobalAveragePooling1D(), Softmax()]);
+}
+
+/// Regression (found by tests/random_models.rs): `predict_into` handed the mask of a
+/// `Masking` or `Embedding(mask_zero = True)` on past the layer that consumes it (an RNN
+/// without `return_sequences`, `GlobalAveragePooling1D`), so a `Softmax` after it read the
+/// first step's mask bit as its own and gave all zeros when that step was masked.
+#[test]
+fn predict_into_drops_a_consumed_mask() {
+    fn check<M: Model>(x: &[f32]) {
+        let model = M::new(3);
+        let expected = model.predict_slice(x).expect("predict_slice");
+        let (mut out, mut scratch) = (M::new_output(), M::new_scratch());
+        model.predict_into(&M::Input::from_values(x), &mut out, &mut scratch);
+        assert_close("predict_into", out.values(), &expected, 1e-6, 1e-7);
+        assert!(
+            expected.iter().all(|&v| v > 0.0),
+            "softmax outputs {expected:?}"
+        );
+    }
+    // The first step masked.
+    let x = [0.0, 0.0, 0.0, 1.0, -0.5, 0.3, 0.0, 0.0, 0.0, 0.2, 0.7, -1.0];
+    check::<MaskedLstmSoftmax>(&x);
+    check::<MaskedPoolingSoftmax>(&x);
+    check::<EmbeddingLstmSoftmax>(&[0.0, 3.0, 0.0, 5.0]);
+}

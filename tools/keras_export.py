@@ -764,6 +764,57 @@ def recurrent(c):
     return c.finish()
 
 
+def wrapped(c, layer, input_shape, implied=()):
+    """The DSL call of a layer inside a wrapper, from its own converter; `implied` are config
+    keys the wrapper sets itself (Bidirectional's `zero_output_for_mask`)."""
+    cls = keras_class(layer)
+    kind = CONVERTERS.get(cls)
+    if kind is None:
+        raise Unexpressible(f"kiln has no `{cls}` layer to wrap")
+    inner = LayerConfig(layer, cls, input_shape)
+    inner.read.update(implied)
+    result = kind.convert(inner)
+    if isinstance(result, list):
+        raise Unexpressible(f"its `{cls}`: " + "; ".join(result))
+    c.notes.extend(f"its `{cls}`: {n}" for n in inner.notes)
+    return result
+
+
+def bidirectional(c):
+    """The forward layer (Keras names it `forward_<name>`, and so does kiln), and the
+    backward one only when it is not Keras's automatic copy (`backward_<name>`)."""
+    c.read.update(("layer", "backward_layer", "return_sequences"))
+    implied = ("zero_output_for_mask",)  # forced to `return_sequences`, as kiln does
+    forward, backward = c.layer.forward_layer, c.layer.backward_layer
+    try:
+        c.args.append(wrapped(c, forward, c.input_shape, implied))
+    except Unexpressible as e:
+        c.problem(f"argument `layer`: {e}")
+    if c.get("merge_mode", "concat") is None:
+        c.problem("argument `merge_mode = None`: kiln models have one output")
+    else:
+        c.keyword("merge_mode", choice("concat", "sum", "mul", "ave"), "concat")
+    base = forward.name[len("forward_"):] if forward.name.startswith("forward_") else forward.name
+    if backward.name != f"backward_{base}":
+        try:
+            c.args.append("backward_layer = " + wrapped(c, backward, c.input_shape, implied))
+        except Unexpressible as e:
+            c.problem(f"argument `backward_layer`: {e}")
+    # The mask rule reads `return_sequences` (RECURRENT), which is the wrapped layer's.
+    c.config["return_sequences"] = forward.return_sequences
+    return c.finish()
+
+
+def time_distributed(c):
+    c.read.add("layer")
+    step = None if c.input_shape is None else tuple(c.input_shape)[1:]
+    try:
+        c.args.append(wrapped(c, c.layer.layer, step))
+    except Unexpressible as e:
+        c.problem(f"argument `layer`: {e}")
+    return c.finish()
+
+
 Kind = namedtuple("Kind", ["convert", "mask"])
 
 CONVERTERS = {
@@ -807,6 +858,8 @@ CONVERTERS = {
     "SimpleRNN": Kind(recurrent, RECURRENT),
     "LSTM": Kind(recurrent, RECURRENT),
     "GRU": Kind(recurrent, RECURRENT),
+    "Bidirectional": Kind(bidirectional, RECURRENT),
+    "TimeDistributed": Kind(time_distributed, PASS),
 }
 
 # Why a layer that uses the mask is refused after Masking: Keras 3 hands `Softmax` the
@@ -1164,7 +1217,10 @@ def convert(model):
                 calls.append(result)
             notes.extend(f"{where}: {n}" for n in c.notes)
             if kind.mask == PRODUCE:
-                mask_from = layer
+                # Embedding makes a mask only with `mask_zero` (kiln: MaskRule::Refuse
+                # without it).
+                produces = cls != "Embedding" or c.config.get("mask_zero")
+                mask_from = layer if produces else None
             elif mask_from is not None and kind.mask == REFUSE:
                 problems.append(
                     f"{where} cannot take the mask produced by {describe(mask_from)} (kiln "

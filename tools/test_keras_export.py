@@ -126,6 +126,23 @@ class ExportTest(unittest.TestCase):
             count=1,
         )
 
+    def test_embedding_without_mask_zero_makes_no_mask(self):
+        # Found by tools/oracle/random_models.py: an Embedding without `mask_zero` was taken
+        # for a mask producer, refusing the layers kiln accepts after it.
+        model = keras.Sequential(
+            [keras.Input((5,)), L.Embedding(8, 3), L.Conv1D(2, 2), L.Flatten(), L.Dense(2)]
+        )
+        _, calls, _, _, _ = keras_export.convert(model)
+        self.assertEqual([c.split("(")[0] for c in calls], ["Embedding", "Conv1D", "Flatten", "Dense"])
+        keras.backend.clear_session()
+        masked = keras.Sequential(
+            [keras.Input((5,)), L.Embedding(8, 3, mask_zero=True), L.Conv1D(2, 2), L.Flatten()]
+        )
+        self.assert_refused(
+            masked,
+            "layer `conv1d` (Conv1D) cannot take the mask produced by layer `embedding`",
+        )
+
     def test_masking_then_softmax_layer(self):
         # Keras broadcasts the (batch, timesteps) mask from the last axis; kiln masks per
         # position: refused rather than exported with different numbers.

@@ -36,6 +36,21 @@ pub struct Arg {
     pub expr: Expr,
 }
 
+impl Arg {
+    /// The argument as a layer call, when its value is one (`Bidirectional(LSTM(4))`):
+    /// wrappers take the layer they wrap as an argument.
+    pub fn layer_call(&self) -> Option<LayerCall> {
+        match &self.value {
+            Value::Call(class, args) => Some(LayerCall {
+                class: class.clone(),
+                args: args.clone(),
+                call: self.expr.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// An argument value in the DSL's Python-like vocabulary.
 #[derive(Clone)]
 pub enum Value {

@@ -80,7 +80,11 @@ pub fn read(attr: &WeightsAttribute, weights: &[(String, Vec<usize>)]) -> Result
     let err = |message: String| Error::new(attr.span, message);
     let path = resolve(&attr.path);
     let shown = attr.path.as_str();
-    let bytes = std::fs::read(&path).map_err(|e| {
+    let values: u64 = weights
+        .iter()
+        .map(|(_, shape)| shape.iter().map(|&d| d as u64).product::<u64>())
+        .sum();
+    let bytes = read_bounded(&path, values).map_err(|e| {
         err(format!(
             "cannot read weight file `{shown}`: {e}\n  note: the path is relative to the directory of the crate's Cargo.toml"
         ))
@@ -171,6 +175,34 @@ pub fn read(attr: &WeightsAttribute, weights: &[(String, Vec<usize>)]) -> Result
         source: Source::Converted(converted),
         tensors,
     })
+}
+
+/// The file at `path`, if it is a regular file no larger than a safetensors file holding
+/// `values` numbers can be (the length prefix, safetensors's largest header, 8 bytes a
+/// value): a device (`/dev/zero`), a FIFO or a huge file would hang the compiler or exhaust
+/// its memory.
+fn read_bounded(path: &std::path::Path, values: u64) -> std::io::Result<Vec<u8>> {
+    const MAX_HEADER: u64 = 100_000_000;
+    let metadata = std::fs::metadata(path)?;
+    if !metadata.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let limit = values.saturating_mul(8).saturating_add(8 + MAX_HEADER);
+    if metadata.len() > limit {
+        return Err(std::io::Error::other(format!(
+            "{} bytes, more than a safetensors file of this model's {values} weight values can hold ({limit})",
+            metadata.len()
+        )));
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::fs::File::open(path)?, limit.saturating_add(1)),
+        &mut bytes,
+    )?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::other("the file grew while it was read"));
+    }
+    Ok(bytes)
 }
 
 /// `path` relative to the crate being compiled (its `CARGO_MANIFEST_DIR`), unless absolute.

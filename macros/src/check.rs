@@ -14,6 +14,10 @@ use syn::Error;
 
 /// The largest weight kiln allocates (values); larger ones are almost surely typos.
 const MAX_WEIGHT_ELEMENTS: usize = 1 << 30;
+/// The most weight values one model may hold in all (8 GiB of `f32`; training needs as
+/// much again for gradients, and twice that for Adam's moments). The target's own limit,
+/// `isize::MAX` bytes, is checked where the model is compiled (`pipeline.rs`).
+pub const MAX_MODEL_WEIGHT_ELEMENTS: usize = 1 << 31;
 
 pub fn check(def: &ModelDef) -> Result<Model, Error> {
     let mut errors = Errors::default();
@@ -33,6 +37,8 @@ pub fn check(def: &ModelDef) -> Result<Model, Error> {
 
     let mut layers_ast: &[LayerCall] = &def.layers;
     let mut shape: Option<Shape> = None;
+    // `Input(shape = (None, f))`: every layer must run one timestep at a time.
+    let mut variable_timesteps = false;
     let mut names = Names::default();
     let first = &def.layers[0];
     let explicit_input = first.class == "Input";
@@ -51,7 +57,10 @@ pub fn check(def: &ModelDef) -> Result<Model, Error> {
                     ));
                 }
             }
-            shape = errors.ok(input::from_input(&b));
+            if let Some((declared, variable)) = errors.ok(input::from_input(&b)) {
+                shape = Some(declared);
+                variable_timesteps = variable;
+            }
             if let Some((name, arg)) = errors.ok(b.string("name")).flatten() {
                 errors.ok(names.claim(&name, arg));
             }
@@ -68,6 +77,7 @@ pub fn check(def: &ModelDef) -> Result<Model, Error> {
     let mut source = "the model input".to_string();
     let mut mask_from: Option<(String, String)> = None;
     let mut weight_count = 0;
+    let mut weight_values = 0u64;
     let mut known_shape = shape.is_some() || !explicit_input;
 
     for (index, call) in layers_ast.iter().enumerate() {
@@ -108,7 +118,11 @@ pub fn check(def: &ModelDef) -> Result<Model, Error> {
                 input::from_first_layer(&bound)
             };
             match declared {
-                Some(result) => shape = errors.ok(result),
+                Some(result) => {
+                    let result = errors.ok(result);
+                    variable_timesteps = result.as_ref().is_some_and(|(_, v)| *v);
+                    shape = result.map(|(s, _)| s);
+                }
                 None => {
                     errors.push(Error::new(
                         call.class.span(),
@@ -134,7 +148,29 @@ pub fn check(def: &ModelDef) -> Result<Model, Error> {
             errors.push(Error::new_spanned(&arg.expr, message));
         }
 
-        // Keras names: explicit, or snake_case of the class counted within the model.
+        // Keras names: explicit, or snake_case of the class counted within the model. A
+        // wrapper's nested layers are built, and so named, before the wrapper.
+        let nested: Vec<String> = ["layer", "backward_layer"]
+            .into_iter()
+            .filter_map(|param| bound.get(param)?.layer_call())
+            .map(|inner| {
+                let explicit = inner.args.iter().find_map(|a| match &a.value {
+                    crate::ast::Value::Str(s)
+                        if a.keyword.as_ref().is_some_and(|k| k == "name") =>
+                    {
+                        Some((s.clone(), a))
+                    }
+                    _ => None,
+                });
+                match explicit {
+                    Some((name, arg)) => {
+                        errors.ok(names.claim(&name, arg));
+                        name
+                    }
+                    None => names.automatic(layers::keras_class(&inner.class.to_string())),
+                }
+            })
+            .collect();
         let name = match errors.ok(bound.string("name")) {
             Some(Some((name, arg))) => {
                 errors.ok(names.claim(&name, arg));
@@ -151,10 +187,11 @@ pub fn check(def: &ModelDef) -> Result<Model, Error> {
             shape: &input_shape,
             source: &source,
         };
-        let Some(code) = errors.ok((kind.build)(&bound, &layer_input)) else {
+        let Some(mut code) = errors.ok((kind.build)(&bound, &layer_input)) else {
             known_shape = false;
             continue;
         };
+        code.name_nested(&nested);
 
         match (code.mask_rule(), &mask_from) {
             (MaskRule::Refuse, Some((mask_layer, mask_class))) => {
@@ -173,6 +210,32 @@ pub fn check(def: &ModelDef) -> Result<Model, Error> {
             _ => {}
         }
 
+        if variable_timesteps {
+            let step = code.step(&layers::Step {
+                weights: quote::quote!(self),
+                mask: None,
+            });
+            let model_input = variable_input(&checked, &input_shape);
+            if checked.is_empty() && input_shape.rank() == 1 && code.input_ids().is_none() {
+                errors.push(Error::new(
+                    call.class.span(),
+                    format!(
+                        "`{class}` cannot take the model input `(None,)`: a rank-1 sequence of any length is integer ids, for `Embedding` as the first layer\n  help: declare `Input(shape = (None, 1))` for one feature per timestep"
+                    ),
+                ));
+            } else if step.is_none() {
+                let why = code.step_refusal().unwrap_or_else(|| format!(
+                    "`{class}` needs a fixed number of timesteps or the whole sequence at once\n  help: give the input a fixed number of timesteps, or remove `{class}`"
+                ));
+                errors.push(Error::new(
+                    call.class.span(),
+                    format!(
+                        "`{class}` cannot run on sequences of variable length: the model input `{model_input}` (`Input(shape = (None, ...))`) runs one timestep at a time, and {why}"
+                    ),
+                ));
+            }
+        }
+
         let output = code.output_shape();
         let weights = code.weights();
         if errors
@@ -182,6 +245,22 @@ pub fn check(def: &ModelDef) -> Result<Model, Error> {
             known_shape = false;
             continue;
         }
+        // Each weight is at most 2^30 values (checked above), and the sum stops growing
+        // after the first error: no overflow.
+        let before = weight_values;
+        weight_values += weights.iter().map(|w| w.shape.len() as u64).sum::<u64>();
+        if before <= MAX_MODEL_WEIGHT_ELEMENTS as u64
+            && weight_values > MAX_MODEL_WEIGHT_ELEMENTS as u64
+        {
+            errors.push(Error::new_spanned(
+                &call.call,
+                format!(
+                    "model `{}` is too large: with layer `{name}` its weights hold {weight_values} values, more than the {MAX_MODEL_WEIGHT_ELEMENTS} kiln allocates per model",
+                    def.name
+                ),
+            ));
+        }
+        weight_values = weight_values.min(MAX_MODEL_WEIGHT_ELEMENTS as u64 + 1);
 
         let first_weight = weight_count;
         weight_count += weights.len();
@@ -231,6 +310,15 @@ pub fn check(def: &ModelDef) -> Result<Model, Error> {
         layers: checked,
         baked,
     })
+}
+
+/// A `(None, features)` (or `Embedding`'s `(None,)`) model input, for messages.
+fn variable_input(checked: &[CheckedLayer], current: &Shape) -> String {
+    let input = checked.first().map_or(current, |l| &l.input);
+    match input.rank() {
+        1 => "(None,)".to_string(),
+        _ => format!("(None, {})", input.last()),
+    }
 }
 
 /// Keras layer names within one model: every name unique, automatic ones counted per class
@@ -295,7 +383,7 @@ fn check_sizes(
             &call.call,
             format!(
                 "weight `{name}/{}` of shape {} is too large: kiln allocates at most {MAX_WEIGHT_ELEMENTS} values per weight",
-                w.suffix, w.shape
+                w.path(), w.shape
             ),
         ));
     }

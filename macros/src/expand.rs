@@ -4,7 +4,7 @@
 //! checking failed, so user code that names the model shows no follow-on errors.
 
 use crate::ir::Model;
-use crate::layers::{Backward, Forward, MaskRule};
+use crate::layers::{Backward, Forward, MaskRule, SliceForward};
 use crate::shape::Mode;
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
@@ -116,6 +116,7 @@ pub fn expand(model: &Model) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     let trainable = trainable(model);
+    let streaming = streaming(model);
     let pretrained = model.baked.as_ref().map(|baked| pretrained(model, baked));
     let stack_bytes = predict_stack_bytes(model);
     let slices = crate::scratch::predict_into(model);
@@ -203,6 +204,7 @@ pub fn expand(model: &Model) -> TokenStream {
         }
 
         #pretrained
+        #streaming
     }
 }
 
@@ -219,7 +221,16 @@ fn predict_stack_bytes(model: &Model) -> usize {
         .iter()
         .map(|l| bytes(&l.input).saturating_add(bytes(&l.output)))
         .fold(0, usize::saturating_add);
-    layers.saturating_mul(4).saturating_add(KERNEL_FRAMES)
+    // Scratch arrays (a recurrent layer's) live once in the frame, not moved.
+    let work: usize = model
+        .layers
+        .iter()
+        .map(|l| l.code.work_stack_bytes())
+        .fold(0, usize::saturating_add);
+    layers
+        .saturating_mul(4)
+        .saturating_add(work)
+        .saturating_add(KERNEL_FRAMES)
 }
 
 /// `Name::pretrained()`: the model built, in a `const fn`, around weights that stay in the
@@ -365,6 +376,11 @@ fn trainable(model: &Model) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     let (x0, last) = (var(0), var(n));
+    // The Keras mask at the output, for the loss (Keras weights the loss by it).
+    let out_mask = match &live_mask {
+        Some(m) => quote!(::core::option::Option::Some(&#m[..])),
+        None => quote!(::core::option::Option::None),
+    };
     // Every layer's input and output, and every mask, goes back to the pool once the backward
     // pass is done.
     let all_vars: Vec<Ident> = (0..=n).map(var).collect();
@@ -379,11 +395,11 @@ fn trainable(model: &Model) -> TokenStream {
             const UPDATES: &'static [::kiln::WeightUpdate] = &[#(#updates),*];
 
             #[allow(unused_variables, unused_mut, clippy::let_unit_value, clippy::unused_unit)]
-            fn __train_batch(
+            fn __train_batch_with_mask(
                 &self,
                 xs: &[f32],
                 pass: &mut ::kiln::__private::Pass,
-                head: &mut dyn FnMut(&[f32], &mut [f32]) -> bool,
+                head: &mut dyn FnMut(&[f32], ::core::option::Option<&[bool]>, &mut [f32]) -> bool,
                 grads: &mut ::kiln::__private::Gradients,
             ) {
                 let #x0: #input_ty = pass.pool.from_values(xs);
@@ -391,6 +407,7 @@ fn trainable(model: &Model) -> TokenStream {
                 let mut dy: #output_ty = pass.pool.copy_of(&#last);
                 let fused = head(
                     ::kiln::__private::Tensor::values(&#last),
+                    #out_mask,
                     ::kiln::__private::Tensor::values_mut(&mut dy),
                 );
                 #(#backward)*
@@ -399,6 +416,194 @@ fn trainable(model: &Model) -> TokenStream {
             }
         }
         }
+    }
+}
+
+/// Streaming, for a model whose input is a sequence `(timesteps, features)` and whose
+/// layers all have a one-timestep form (`Layer::step`); nothing for any other model.
+///
+/// - `__stream_step(state, input, output, tail)`: one timestep through every layer, each
+///   layer's carried state a range of `state`, the values passed between layers in two
+///   stack buffers as wide as the widest timestep. Layers after the last `last_only` one
+///   (a recurrent layer without `return_sequences`) run only when `tail` is true.
+/// - inherent `new_state`, `predict_sequence` and `predict_chunk` (`kiln::streaming::
+///   run_sequence` over `__stream_step`);
+/// - `impl kiln::Streaming` when no layer is `last_only`: then every timestep's output is a
+///   row of Keras's output for the whole sequence.
+fn streaming(model: &Model) -> TokenStream {
+    let name = &model.name;
+    let vis = &model.vis;
+    // A sequence `(timesteps, features)`, or `Embedding`'s ids `(timesteps,)`: one per step.
+    let ids = model.layers.first().and_then(|l| l.code.input_ids());
+    let rank = model.input.rank();
+    if rank != 2 && !(rank == 1 && ids.is_some()) {
+        return TokenStream::new();
+    }
+    let mut mask_live = false;
+    let mut codes = Vec::new();
+    for (i, layer) in model.layers.iter().enumerate() {
+        let field = format_ident!("l{}", i);
+        let step = crate::layers::Step {
+            weights: quote!(self.#field),
+            mask: mask_live.then(|| quote!(keep)),
+        };
+        let Some(code) = layer.code.step(&step) else {
+            return TokenStream::new();
+        };
+        match layer.code.mask_rule() {
+            MaskRule::Produce => mask_live = true,
+            MaskRule::Consume => mask_live = false,
+            _ => {}
+        }
+        codes.push(code);
+    }
+    let last_only_at = codes.iter().rposition(|c| c.last_only);
+    let features = if rank == 1 { 1 } else { model.input.last() };
+    let out_len = model.output().last();
+    let width = model
+        .layers
+        .iter()
+        .enumerate()
+        .flat_map(|(i, l)| {
+            [
+                if i == 0 { features } else { l.input.last() },
+                l.output.last(),
+            ]
+        })
+        .max()
+        .unwrap_or(1)
+        .max(features);
+    let buf = |b: usize| if b == 0 { quote!(buf_a) } else { quote!(buf_b) };
+    let mut current = 0usize;
+    let mut offset = 0usize;
+    let mut steps = Vec::new();
+    for (i, (layer, code)) in model.layers.iter().zip(&codes).enumerate() {
+        let len_in = if i == 0 { features } else { layer.input.last() };
+        let len_out = layer.output.last();
+        let (start, end) = (offset, offset + code.state_len);
+        offset = end;
+        let state = quote!(let state: &mut [f32] = &mut state[#start..#end];);
+        let here = buf(current);
+        let body = match &code.code {
+            SliceForward::Same => continue,
+            SliceForward::InPlace(c) if layer.code.mask_rule() == MaskRule::Produce => {
+                quote_spanned!(layer.span=> let keep: bool = { #state let x: &mut [f32] = &mut #here[..#len_in]; #c };)
+            }
+            SliceForward::InPlace(c) => {
+                quote_spanned!(layer.span=> { #state let x: &mut [f32] = &mut #here[..#len_in]; #c })
+            }
+            SliceForward::Map(c) => {
+                current = 1 - current;
+                let there = buf(current);
+                let map = quote_spanned!(layer.span=> {
+                    #state
+                    let x: &[f32] = &#here[..#len_in];
+                    let y: &mut [f32] = &mut #there[..#len_out];
+                    #c
+                });
+                // `Embedding(mask_zero = True)`: a map whose code evaluates to `keep`.
+                match layer.code.mask_rule() {
+                    MaskRule::Produce => quote!(let keep: bool = #map;),
+                    _ => map,
+                }
+            }
+        };
+        let in_tail = last_only_at.is_some_and(|at| i > at);
+        steps.push(if in_tail && layer.code.mask_rule() != MaskRule::Produce {
+            quote!(if tail { #body })
+        } else {
+            body
+        });
+    }
+    let state_len = offset;
+    let last_buf = buf(current);
+    let ids_tokens = match ids {
+        Some(n) => quote!(::core::option::Option::Some(#n)),
+        None => quote!(::core::option::Option::None),
+    };
+    let last_only = last_only_at.is_some();
+    let state_ty = quote!(::kiln::StreamState<#state_len>);
+    let step_in = quote!(::kiln::__private::Sample<#features, 1>);
+    let step_out = quote!(::kiln::__private::Sample<#out_len, 1>);
+    let streaming_impl = (!last_only).then(|| {
+        quote! {
+            impl ::kiln::Streaming for #name {
+                type State = #state_ty;
+                type StepInput = #step_in;
+                type StepOutput = #step_out;
+
+                fn new_state(&self) -> Self::State {
+                    ::kiln::StreamState::new()
+                }
+
+                #[inline]
+                fn step(&self, state: &mut Self::State, x: &Self::StepInput) -> Self::StepOutput {
+                    let mut y = <#step_out>::zeros();
+                    self.__stream_step(
+                        state.values_mut(),
+                        x.as_slice(),
+                        y.as_mut_slice(),
+                        true,
+                    );
+                    y
+                }
+            }
+        }
+    });
+    let sequence_doc = if last_only {
+        "Runs a whole sequence of any length (`timesteps * features` values, row-major, at \
+         least one timestep) one timestep at a time and returns the last recurrent layer's \
+         output for it, through the layers after it: Keras's `predict` on that sequence."
+    } else {
+        "Runs a whole sequence of any length (`timesteps * features` values, row-major, at \
+         least one timestep) one timestep at a time and returns every timestep's output \
+         (`timesteps * outputs` values): Keras's `predict` on that sequence."
+    };
+    quote! {
+        impl #name {
+            /// The streaming state at the start of a sequence (zeros): every recurrent
+            /// layer's carried values, for `predict_chunk` (and `kiln::Streaming::step`).
+            #vis fn new_state(&self) -> #state_ty {
+                ::kiln::StreamState::new()
+            }
+
+            #[doc(hidden)]
+            #[inline]
+            #[allow(unused_variables, unused_mut, clippy::let_unit_value)]
+            #vis fn __stream_step(&self, state: &mut [f32], input: &[f32], output: &mut [f32], tail: bool) {
+                let mut buf_a = [0.0f32; #width];
+                let mut buf_b = [0.0f32; #width];
+                buf_a[..#features].copy_from_slice(&input[..#features]);
+                #(#steps)*
+                if tail {
+                    output[..#out_len].copy_from_slice(&#last_buf[..#out_len]);
+                }
+            }
+
+            ::kiln::__private::with_alloc! {
+                #[doc = #sequence_doc]
+                ///
+                /// Errors: a length that is not a positive multiple of `features`, a value
+                /// that is NaN or infinite.
+                #vis fn predict_sequence(&self, xs: &[f32]) -> ::core::result::Result<::kiln::__private::Vec<f32>, ::kiln::Error> {
+                    let mut state = Self::new_state(self);
+                    self.predict_chunk(&mut state, xs)
+                }
+
+                /// [`Self::predict_sequence`] continuing from `state` and leaving it where
+                /// the chunk ends: consecutive chunks give what one call on their
+                /// concatenation gives (Keras's `stateful = True` `predict` over
+                /// consecutive batches; reset with `kiln::Reset::reset`).
+                #vis fn predict_chunk(&self, state: &mut #state_ty, xs: &[f32]) -> ::core::result::Result<::kiln::__private::Vec<f32>, ::kiln::Error> {
+                    let state = state.values_mut();
+                    ::kiln::streaming::run_sequence(xs, #features, #out_len, #last_only, #ids_tokens, |x, y, tail| {
+                        self.__stream_step(state, x, y, tail)
+                    })
+                }
+            }
+        }
+
+        #streaming_impl
     }
 }
 

@@ -44,7 +44,7 @@ pub fn weight_names(layers: &[CheckedLayer]) -> Vec<String> {
         .flat_map(|l| {
             l.weights
                 .iter()
-                .map(move |w| format!("{}/{}", l.name, w.suffix))
+                .map(move |w| format!("{}/{}", l.name, w.path()))
         })
         .collect()
 }

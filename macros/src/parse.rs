@@ -86,6 +86,71 @@ fn head(tokens: TokenStream) -> Option<Box<ModelDef>> {
     Parser::parse2(parser, tokens).ok().map(Box::new)
 }
 
+/// How deep `model!` input may nest (see [`too_deep`]). syn parses and kiln walks the tree
+/// recursively, and rustc runs a macro on its own thread's stack (8 MiB) with the macro
+/// built without optimisation, where one level of syn's expression parser takes up to
+/// about 27 KB: this keeps the deepest input to about 3.5 MB. Real models need about 20.
+pub const MAX_NESTING: usize = 128;
+
+/// An error on the first token nested deeper than [`MAX_NESTING`], before syn sees the
+/// input (which would overflow the stack instead). A token's depth is the number of groups
+/// around it plus, in each of them, the operators and keywords before it since the last `,`
+/// or `;` there (each can open one more level of syn's recursion: `- - 1`, `x.f().g()`,
+/// `1 + 1 + 1`, `|x| |y| ..`, `return return ..`). A group right after a name (a call's
+/// arguments) adds only its own level. Walks with its own stack, not recursion.
+pub fn too_deep(tokens: &TokenStream) -> Option<syn::Error> {
+    // Per open group: its remaining tokens, the depth at its start, the operators since the
+    // last separator, and whether the previous token was a name.
+    let mut levels = vec![(tokens.clone().into_iter(), 0usize, 0usize, false)];
+    while let Some(level) = levels.last_mut() {
+        let Some(tree) = level.0.next() else {
+            levels.pop();
+            continue;
+        };
+        let (base, run, after_name) = (level.1, &mut level.2, level.3);
+        let mut inner = None;
+        match &tree {
+            TokenTree::Punct(p) => match p.as_char() {
+                ',' | ';' => *run = 0,
+                '#' | ':' | '\'' => {}
+                _ => *run += 1,
+            },
+            TokenTree::Ident(i) => {
+                if OPERATOR_KEYWORDS.iter().any(|k| i == k) {
+                    *run += 1;
+                }
+            }
+            TokenTree::Group(g) => {
+                if !after_name {
+                    *run += 1;
+                }
+                inner = Some(g.stream());
+            }
+            TokenTree::Literal(_) => {}
+        }
+        let depth = base + *run;
+        level.3 = matches!(tree, TokenTree::Ident(_));
+        if depth > MAX_NESTING {
+            return Some(syn::Error::new(
+                tree.span(),
+                format!("`model!` input nested too deeply here: more than {MAX_NESTING} levels of brackets and operators (a model needs about 20)"),
+            ));
+        }
+        if let Some(stream) = inner {
+            levels.push((stream.into_iter(), depth + 1, 0, false));
+        }
+    }
+    None
+}
+
+/// Keywords that open an expression or type inside another (`return x`, `move |x| ..`,
+/// `x as T`, `&mut T`), counted as operators by [`too_deep`].
+const OPERATOR_KEYWORDS: &[&str] = &[
+    "as", "async", "await", "box", "break", "const", "continue", "do", "dyn", "else", "for", "if",
+    "impl", "in", "let", "loop", "match", "move", "mut", "ref", "return", "static", "unsafe",
+    "while", "yield",
+];
+
 impl Parse for ModelDef {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let attrs = input.call(Attribute::parse_outer)?;

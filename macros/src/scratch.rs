@@ -146,10 +146,15 @@ pub fn predict_into(model: &Model) -> SlicePass {
         if let (Place::Region(r), Place::Input) = (written, place) {
             regions[r] = regions[r].max(len_in);
         }
+        stack_bytes = stack_bytes.saturating_add(layer.code.work_stack_bytes());
         if produces {
             mask_live = true;
             // The mask lives on the stack: one bool per position.
             stack_bytes = stack_bytes.saturating_add(layer.output.positions());
+        } else if layer.code.mask_rule() == MaskRule::Consume {
+            // As in `predict`: the layers after an RNN without `return_sequences` or a
+            // GlobalAveragePooling1D get no mask (a Softmax would apply the stale one).
+            mask_live = false;
         }
         place = written;
         steps.push(quote_spanned!(layer.span=> #code));

@@ -30,6 +30,16 @@ pub enum Error {
         /// The model's per-sample input shape.
         shape: ShapeDisplay,
     },
+    /// A sequence slice (`predict_sequence`, `predict_chunk`) was not whole timesteps.
+    #[error("a sequence of timesteps of shape {shape} needs a positive multiple of {per_step} values, found {found}")]
+    SequenceLength {
+        /// Values per timestep (the input's last axis).
+        per_step: usize,
+        /// Values given.
+        found: usize,
+        /// One timestep's shape.
+        shape: ShapeDisplay,
+    },
     /// An input value was NaN or infinite.
     #[error("input value at index {index} is {value}, expected a finite number")]
     NonFiniteInput {
@@ -144,6 +154,71 @@ pub enum Error {
         /// The tensor's dtype, as safetensors names it.
         dtype: String,
     },
+    /// `fit` was given no samples (Keras: "Expected input data to be non-empty").
+    #[error("`fit` needs at least one training sample, found none in {what}")]
+    EmptyData {
+        /// Where no sample was found: `x`, the data after the validation split, a dataset.
+        what: &'static str,
+    },
+    /// A label of a sparse categorical cross-entropy is not a class id in `0..classes`.
+    #[error("label value at index {index} is {value}, expected a class id: a whole number in 0..{classes}")]
+    LabelOutOfRange {
+        /// Position in the given labels.
+        index: usize,
+        /// The offending label.
+        value: f32,
+        /// Classes of the model's output (its last axis).
+        classes: usize,
+    },
+    /// `sample_weight` (or the weights a dataset gave with a batch) did not hold one
+    /// finite, non-negative value per sample.
+    #[error("expected {expected} sample weights (one per sample), found {found}")]
+    SampleWeightLength {
+        /// One per sample.
+        expected: usize,
+        /// Values given.
+        found: usize,
+    },
+    /// A loss, gradient or weight became NaN or infinite during `fit` (kiln's default,
+    /// Keras's `TerminateOnNaN(raise_error = True)` checked before each update): training
+    /// stopped.
+    #[error("training diverged in epoch {} at step {}: {quantity} is {value}; {}", .epoch + 1, .step + 1, if *.weights_kept { "the weights are those from before this step" } else { "the weights hold the values after it" })]
+    Diverged {
+        /// The epoch (from 0, as Keras's callbacks count).
+        epoch: usize,
+        /// The step within the epoch (from 0).
+        step: usize,
+        /// What became non-finite: `the loss`, `the gradient of dense/kernel`, `weight
+        /// dense/kernel`.
+        quantity: String,
+        /// The first non-finite value.
+        value: f32,
+        /// Whether the weights (and the optimizer state) are those from before the bad
+        /// step: true when the loss or a gradient was caught before the update, false when
+        /// the update itself overflowed (found by the check at the end of each epoch).
+        weights_kept: bool,
+    },
+    /// A callback's `monitor` names a value that `mode = "auto"` cannot orient (Keras raises
+    /// the same `ValueError`), or a file-name template field that is not logged.
+    #[error("{callback}: {reason}")]
+    Callback {
+        /// The callback (`EarlyStopping`, `ModelCheckpoint`, ...).
+        callback: &'static str,
+        /// What is wrong, with the names involved.
+        reason: String,
+    },
+    /// A [`crate::training::Dataset`] failed to give its next batch.
+    #[error("the dataset failed: {message}")]
+    Dataset {
+        /// The dataset's own message.
+        message: String,
+    },
+    /// A trainer checkpoint (`Trainer::save`) does not fit this trainer.
+    #[error("the trainer checkpoint {reason}; nothing was loaded")]
+    Checkpoint {
+        /// What does not fit.
+        reason: String,
+    },
     /// Reading or writing a weight file failed.
     #[error("cannot access `{path}`: {message}")]
     Io {
@@ -151,6 +226,13 @@ pub enum Error {
         path: String,
         /// The operating system's message.
         message: String,
+    },
+    /// A training `History` could not be drawn (`History::to_svg`, the `plot`
+    /// feature): it holds no epoch, or the plotting library failed.
+    #[error("cannot plot the history: {reason}")]
+    Plot {
+        /// What is missing or what failed.
+        reason: String,
     },
 }
 

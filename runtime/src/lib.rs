@@ -42,6 +42,7 @@ pub mod saving;
 #[cfg(feature = "alloc")]
 pub mod schedules;
 pub mod simd_math;
+pub mod streaming;
 #[cfg(feature = "alloc")]
 pub mod summary;
 pub mod tensor;
@@ -69,11 +70,17 @@ pub use optimizers::{
 pub use pool::Pool;
 #[cfg(feature = "alloc")]
 pub use regularizers::Regularizer;
+pub use streaming::{Reset, StreamState, Streaming};
 #[cfg(feature = "alloc")]
 pub use tensor::Batch;
 pub use tensor::{Sample, Tensor};
 #[cfg(feature = "alloc")]
-pub use training::{FitOptions, Gradients, History, Logs, Trainable, Trainer, WeightUpdate};
+pub use training::callbacks::{self, Callback};
+#[cfg(feature = "alloc")]
+pub use training::{
+    batches, Batches, Dataset, FitOptions, Gradients, History, Logs, Trainable, Trainer,
+    WeightUpdate,
+};
 
 /// Emits the items inside only when kiln has a heap (the `alloc` feature): the generated
 /// code wraps its heap-using methods in it, so one expansion serves both builds.

@@ -281,6 +281,32 @@ impl Loss {
         (sum, rows)
     }
 
+    /// [`Loss::batch_sum`] with row `r`'s loss multiplied by `weight(r)`: the sum Keras
+    /// divides by the row count for `"sum_over_batch_size"` once sample weights and the
+    /// output mask are merged into one weight per row (`losses/loss.py`,
+    /// `reduce_weighted_values`). As in Keras, a NaN row loss stays NaN at weight 0.
+    ///
+    /// # Panics
+    /// As [`Loss::value`].
+    pub fn weighted_batch_sum(
+        &self,
+        y_pred: &[f32],
+        y_true: &[f32],
+        classes: usize,
+        weight: impl Fn(usize) -> f32,
+    ) -> (f32, usize) {
+        let rows = self.check(y_pred, y_true, classes);
+        let batch = Batch::of(self, y_true);
+        let per_row = self.y_true_len(classes, classes);
+        let sum = y_pred
+            .chunks_exact(classes)
+            .zip(y_true.chunks_exact(per_row))
+            .enumerate()
+            .map(|(r, (p, y))| self.row_value_in(p, y, batch) * weight(r))
+            .sum();
+        (sum, rows)
+    }
+
     fn row_value_in(&self, y_pred: &[f32], y_true: &[f32], batch: Batch) -> f32 {
         let n = y_pred.len() as f32;
         let pairs = || y_pred.iter().zip(y_true).map(|(&p, &y)| (p, y));

@@ -52,6 +52,15 @@ mod imp {
 
 pub use imp::*;
 
+/// `a * b + c` rounded once (a fused multiply-add): std's when available, else `libm`'s.
+#[inline]
+pub fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+    #[cfg(feature = "std")]
+    return a.mul_add(b, c);
+    #[cfg(not(feature = "std"))]
+    return libm::fmaf(a, b, c);
+}
+
 /// Square root (optimizer denominators, norms): std's when available, else `libm`'s; both
 /// are correctly rounded.
 #[inline(always)]

@@ -289,11 +289,48 @@ impl Metric {
     /// # Panics
     /// If `classes` is 0, the slice lengths do not fit it, or `state` has the wrong length.
     pub fn update_state(&self, y_pred: &[f32], y_true: &[f32], classes: usize, state: &mut [f32]) {
+        self.update_state_masked(y_pred, y_true, classes, None, state);
+    }
+
+    /// [`Metric::update_state`] for an output that carries a Keras mask (one `bool` per
+    /// row, true where the row counts). The mean metrics (the accuracies, losses as
+    /// metrics) leave masked rows out of their total and their count, as Keras's
+    /// `MeanMetricWrapper.update_state` (`metrics/reduction_metrics.py`) makes the mask a
+    /// 0/1 sample weight; a fully masked batch adds nothing. The others (`Precision`,
+    /// `Recall`, `AUC`, `F1Score`, `RootMeanSquaredError`) ignore the mask, as Keras's do.
+    /// `None`, or a mask that is not one value per row, is [`Metric::update_state`].
+    ///
+    /// # Panics
+    /// As [`Metric::update_state`].
+    pub fn update_state_masked(
+        &self,
+        y_pred: &[f32],
+        y_true: &[f32],
+        classes: usize,
+        mask: Option<&[bool]>,
+        state: &mut [f32],
+    ) {
         assert_eq!(state.len(), self.state_len(classes), "metric state length");
         if self.is_mean() {
-            let (sum, rows) = self.batch_sum(y_pred, y_true, classes);
-            state[0] += sum;
-            state[1] += rows as f32;
+            let rows = self.check(y_pred, y_true, classes);
+            match mask.filter(|m| m.len() == rows) {
+                Some(mask) => {
+                    let (sum, _) = self.weighted_batch_sum(y_pred, y_true, classes, |r| {
+                        if mask[r] {
+                            1.0
+                        } else {
+                            0.0
+                        }
+                    });
+                    state[0] += sum;
+                    state[1] += mask.iter().filter(|&&m| m).count() as f32;
+                }
+                None => {
+                    let (sum, rows) = self.batch_sum(y_pred, y_true, classes);
+                    state[0] += sum;
+                    state[1] += rows as f32;
+                }
+            }
             return;
         }
         self.check(y_pred, y_true, classes);
@@ -426,6 +463,29 @@ impl Metric {
         (sum, rows)
     }
 
+    /// A mean metric's sum of per-row values, row `r` times `weight(r)`, and the number of
+    /// rows.
+    fn weighted_batch_sum(
+        &self,
+        y_pred: &[f32],
+        y_true: &[f32],
+        classes: usize,
+        weight: impl Fn(usize) -> f32,
+    ) -> (f32, usize) {
+        if let Metric::Loss(loss) = self {
+            return loss.weighted_batch_sum(y_pred, y_true, classes, weight);
+        }
+        let rows = self.check(y_pred, y_true, classes);
+        let per_row = if self.is_sparse() { 1 } else { classes };
+        let sum = y_pred
+            .chunks_exact(classes)
+            .zip(y_true.chunks_exact(per_row))
+            .enumerate()
+            .map(|(r, (p, y))| self.row_value(p, y) * weight(r))
+            .sum();
+        (sum, rows)
+    }
+
     /// The metric over a batch: the mean of the per-row values (0 for an empty batch).
     pub fn value(&self, y_pred: &[f32], y_true: &[f32], classes: usize) -> f32 {
         let (sum, rows) = self.batch_sum(y_pred, y_true, classes);
@@ -545,18 +605,20 @@ pub(crate) fn states_len(compiled: &[(&'static str, Metric)], classes: usize) ->
     compiled.iter().map(|(_, m)| m.state_len(classes)).sum()
 }
 
-/// Adds a batch to every compiled metric's state in `states` ([`states_len`] values).
+/// Adds a batch to every compiled metric's state in `states` ([`states_len`] values),
+/// under the output's Keras mask when given ([`Metric::update_state_masked`]).
 pub(crate) fn update_states(
     compiled: &[(&'static str, Metric)],
     y_pred: &[f32],
     y_true: &[f32],
     classes: usize,
+    mask: Option<&[bool]>,
     states: &mut [f32],
 ) {
     let mut rest = states;
     for (_, m) in compiled {
         let (state, tail) = rest.split_at_mut(m.state_len(classes));
-        m.update_state(y_pred, y_true, classes, state);
+        m.update_state_masked(y_pred, y_true, classes, mask, state);
         rest = tail;
     }
 }
@@ -682,6 +744,42 @@ mod tests {
         assert_eq!(argmax(&[0.4, 0.4, 0.2]), 0);
         assert_eq!(argmax(&[0.1, f32::NAN, 0.9]), 1);
         assert_eq!(argmax(&[0.1, 0.3, 0.9]), 2);
+    }
+
+    #[test]
+    fn a_mask_leaves_rows_out_of_the_mean_metrics_only() {
+        let probs = [0.9, 0.1, 0.2, 0.8, 0.7, 0.3];
+        let labels = [0.0, 0.0, 1.0]; // hit, miss, miss
+        let mask = [true, false, false];
+        let accuracy = Metric::SparseCategoricalAccuracy;
+        let mut state = [0.0; 2];
+        accuracy.update_state_masked(&probs, &labels, 2, Some(&mask), &mut state);
+        assert_eq!(state, [1.0, 1.0]);
+        // A fully masked batch adds nothing.
+        accuracy.update_state_masked(&probs, &labels, 2, Some(&[false; 3]), &mut state);
+        assert_eq!(state, [1.0, 1.0]);
+        let mae = Metric::MEAN_ABSOLUTE_ERROR;
+        let mut state = [0.0; 2];
+        mae.update_state_masked(
+            &[1.0, 5.0],
+            &[0.0, 0.0],
+            1,
+            Some(&[false, true]),
+            &mut state,
+        );
+        assert_eq!(state, [5.0, 1.0]);
+        // Keras's confusion metrics do not read the mask.
+        let (mut masked, mut plain) = ([0.0; 2], [0.0; 2]);
+        let precision = Metric::PRECISION;
+        precision.update_state_masked(
+            &[0.9, 0.8],
+            &[1.0, 0.0],
+            1,
+            Some(&[true, false]),
+            &mut masked,
+        );
+        precision.update_state(&[0.9, 0.8], &[1.0, 0.0], 1, &mut plain);
+        assert_eq!(masked, plain);
     }
 
     #[test]

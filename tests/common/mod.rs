@@ -255,3 +255,159 @@ fn check_gradients_in<M: kiln::Trainable>(
         }
     }
 }
+
+/// Why a slice API must refuse an input: the first bad value and its index in the slice.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    /// NaN or infinite: `Error::NonFiniteInput`.
+    NonFinite(usize, f32),
+    /// Not a whole number in `0..input_dim`, for a model taking ids: `Error::InvalidId`.
+    Id(usize, f32),
+}
+
+/// What the slice APIs must answer for `xs` (one sample or a whole batch): `None` to accept
+/// it, or the refusal naming the first bad index: a non-finite value first, then, for a
+/// model taking ids (`input_dim`), a value that is not a whole number in `0..input_dim`.
+fn expected_refusal(xs: &[f32], input_dim: Option<usize>) -> Option<Refusal> {
+    if let Some((i, &v)) = xs.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Some(Refusal::NonFinite(i, v));
+    }
+    let n = input_dim? as f32;
+    xs.iter()
+        .enumerate()
+        .find(|(_, &v)| v < 0.0 || v >= n || v.fract() != 0.0)
+        .map(|(i, &v)| Refusal::Id(i, v))
+}
+
+/// Asserts that a slice API call refused its input exactly as `refusal` says.
+fn assert_refused(what: &str, result: Result<Vec<f32>, kiln::Error>, refusal: Refusal) {
+    let same = |a: f32, b: f32| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+    let ok = match (&result, refusal) {
+        (Err(kiln::Error::NonFiniteInput { index, value }), Refusal::NonFinite(i, v)) => {
+            *index == i && same(*value, v)
+        }
+        (Err(kiln::Error::InvalidId { index, value, .. }), Refusal::Id(i, v)) => {
+            *index == i && same(*value, v)
+        }
+        _ => false,
+    };
+    assert!(
+        ok,
+        "{what}: expected the refusal {refusal:?}, found {result:?}"
+    );
+}
+
+/// The check of a golden case from `tools/oracle/non_finite.py` (the keys of
+/// [`check_model_case`], plus `finite_sample` and, for models taking ids, `input_dim`),
+/// whose samples hold +inf, -inf and NaN (or ids outside the table):
+/// - the typed `predict` and `predict_into`, one sample at a time, equal Keras's outputs
+///   (NaN where Keras has NaN, the same infinities, finite values within `rtol`/`atol`);
+/// - `predict_slice` refuses each sample with a non-finite value (`NonFiniteInput` naming
+///   the first one; an id outside the table: `InvalidId`) and accepts the others, equal to
+///   Keras; `predict_batch` refuses the whole batch, naming the first bad index of the
+///   whole slice, and accepts the acceptable samples, equal to Keras.
+pub fn check_non_finite_case<M: kiln::Model>(case: &Value, rtol: f32, atol: f32) {
+    use kiln::Tensor;
+    let name = case["name"].as_str().unwrap_or("case");
+    assert_eq!(
+        M::INPUT_SHAPE,
+        dims(&case["input_shape"]).as_slice(),
+        "{name}: input shape"
+    );
+    assert_eq!(
+        M::OUTPUT_SHAPE,
+        dims(&case["output_shape"]).as_slice(),
+        "{name}: output shape"
+    );
+    assert_eq!(
+        M::PARAM_COUNT as u64,
+        case["param_count"].as_u64().unwrap_or(u64::MAX),
+        "{name}: param count"
+    );
+    let names: Vec<&str> = case["weight_names"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    assert_eq!(M::WEIGHT_NAMES, names.as_slice(), "{name}: weight names");
+    let mut model = M::new(0);
+    if let Some(weights) = case.get("weights").and_then(Value::as_object) {
+        for (weight, spec) in weights {
+            let index = M::WEIGHT_NAMES.iter().position(|n| n == weight);
+            let index = index.unwrap_or_else(|| panic!("{name}: kiln has no weight {weight}"));
+            assert_eq!(
+                M::WEIGHT_SHAPES[index],
+                dims(&spec["shape"]).as_slice(),
+                "{name}: shape of {weight}"
+            );
+            model
+                .set_weight(weight, &floats(&spec["values"]))
+                .unwrap_or_else(|e| panic!("{name}: set_weight({weight}): {e}"));
+        }
+    }
+    let input_dim = case
+        .get("input_dim")
+        .and_then(Value::as_u64)
+        .map(|d| d as usize);
+    let (x, y) = (floats(&case["x"]), floats(&case["y"]));
+    let (n_in, n_out) = (M::INPUT_LEN, M::OUTPUT_LEN);
+    assert_eq!(
+        x.len() / n_in,
+        y.len() / n_out,
+        "{name}: samples in x and y"
+    );
+    let finite = case["finite_sample"].as_u64().expect("finite_sample") as usize;
+    assert!(
+        expected_refusal(&x[finite * n_in..][..n_in], input_dim).is_none(),
+        "{name}: sample {finite} should be acceptable"
+    );
+    let mut accepted = (Vec::new(), Vec::new());
+    for (i, (xs, ys)) in x.chunks(n_in).zip(y.chunks(n_out)).enumerate() {
+        let typed = model.predict(&M::Input::from_values(xs));
+        assert_close(
+            &format!("{name}: predict sample {i}"),
+            typed.values(),
+            ys,
+            rtol,
+            atol,
+        );
+        let (mut into, mut scratch) = (M::new_output(), M::new_scratch());
+        model.predict_into(&M::Input::from_values(xs), &mut into, &mut scratch);
+        assert_close(
+            &format!("{name}: predict_into sample {i}"),
+            into.values(),
+            ys,
+            rtol,
+            atol,
+        );
+        let what = format!("{name}: predict_slice sample {i}");
+        match expected_refusal(xs, input_dim) {
+            Some(refusal) => assert_refused(&what, model.predict_slice(xs), refusal),
+            None => {
+                let one = model
+                    .predict_slice(xs)
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert_close(&what, &one, ys, rtol, atol);
+                accepted.0.extend_from_slice(xs);
+                accepted.1.extend_from_slice(ys);
+            }
+        }
+    }
+    let refusal = expected_refusal(&x, input_dim).unwrap_or_else(|| {
+        panic!("{name}: the batch holds no non-finite value (or id outside the table)")
+    });
+    assert_refused(
+        &format!("{name}: predict_batch"),
+        model.predict_batch(&x),
+        refusal,
+    );
+    let batch = model
+        .predict_batch(&accepted.0)
+        .unwrap_or_else(|e| panic!("{name}: predict_batch of the acceptable samples: {e}"));
+    assert_close(
+        &format!("{name}: predict_batch of the acceptable samples"),
+        &batch,
+        &accepted.1,
+        rtol,
+        atol,
+    );
+}

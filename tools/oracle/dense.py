@@ -39,5 +39,9 @@ def generate():
         model_case("rank2_last_axis", (3, 4), [L.Dense(5, activation="sigmoid"), L.Dense(2, activation="softmax")], 3, 4),
         model_case("rank3_last_axis", (2, 3, 4), [L.Dense(6, activation="elu"), L.Activation("softplus"), L.Dense(3)], 2, 5),
         model_case("selu_mish", (8,), [L.Dense(8, activation="selu"), L.Dense(8, activation="mish"), L.Dense(1, activation="sigmoid")], 5, 6),
+        # Layers with enough multiply-adds that kiln runs them on its run-time-dispatched
+        # kernels (one-vector kernel for one sample, GEMM for a batch and rank 2).
+        model_case("wide_dispatched", (96,), [L.Dense(70, activation="relu"), L.Dense(40, use_bias=False), L.Dense(1)], 4, 7),
+        model_case("wide_rank2_dispatched", (3, 40), [L.Dense(50, activation="tanh"), L.Dense(20)], 3, 8),
     ]
     return {"cases": cases}

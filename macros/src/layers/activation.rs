@@ -51,6 +51,11 @@ impl Layer for Activation {
         Some(SliceForward::InPlace(apply))
     }
 
+    fn step(&self, _s: &super::Step) -> Option<super::StepCode> {
+        let apply = self.activation.apply_slice(&quote!(x), self.shape.last());
+        Some(super::StepCode::stateless(SliceForward::InPlace(apply)))
+    }
+
     fn forward(&self, _f: &Forward) -> TokenStream {
         let apply = self.activation.apply(&quote!(x), self.shape.last());
         quote!({

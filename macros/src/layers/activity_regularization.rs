@@ -81,6 +81,10 @@ impl Layer for ActivityRegularization {
         Some(SliceForward::Same)
     }
 
+    fn step(&self, _s: &super::Step) -> Option<super::StepCode> {
+        Some(super::StepCode::stateless(SliceForward::Same))
+    }
+
     fn forward(&self, f: &Forward) -> TokenStream {
         match f.mode {
             Mode::Sample => quote!(x),

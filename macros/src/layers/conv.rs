@@ -1244,4 +1244,58 @@ impl Layer for Conv {
     fn output_activation(&self) -> Option<TokenStream> {
         Some(self.activation.tokens.clone())
     }
+
+    /// Streaming, for a channels-last `Conv1D` with stride 1 whose output at a timestep
+    /// sees only that timestep and earlier ones: `padding = "causal"`, or a kernel spanning
+    /// one timestep (any padding). Its state is the `(span - 1) * channels` input values of
+    /// the timesteps before, oldest first (`kiln::layers::Conv::step`).
+    fn step(&self, s: &super::Step) -> Option<super::StepCode> {
+        let span = self.step_span().ok()?;
+        let (w, filters) = (&s.weights, self.geometry.filters);
+        let apply = self.activation.apply_slice(&quote!(y), filters);
+        Some(super::StepCode {
+            state_len: (span - 1).saturating_mul(self.geometry.channels),
+            code: SliceForward::Map(quote!(
+                #w.step(x, state, y);
+                #apply
+            )),
+            last_only: false,
+        })
+    }
+
+    fn step_refusal(&self) -> Option<String> {
+        self.step_span().err().flatten()
+    }
+}
+
+impl Conv {
+    /// The timesteps a streaming `Conv1D`'s kernel spans, or why it cannot stream (`None`
+    /// for the other convolutions, which the default message covers).
+    fn step_span(&self) -> Result<usize, Option<String>> {
+        let g = &self.geometry;
+        if self.form != Form::Conv || g.rank != 1 {
+            return Err(None);
+        }
+        if g.channels_first {
+            return Err(Some(
+                "`Conv1D` with `data_format = \"channels_first\"` takes the timesteps as its channels and convolves along the features\n  help: use `data_format = \"channels_last\"` (the default)".to_string(),
+            ));
+        }
+        let stride = g.strides[1];
+        if stride > 1 {
+            return Err(Some(format!(
+                "`Conv1D` with `strides = {stride}` gives one output every {stride} timesteps, not one per timestep\n  help: use `strides = 1`, or give the input a fixed number of timesteps"
+            )));
+        }
+        let span = g.kernel[1]
+            .saturating_sub(1)
+            .saturating_mul(g.dilation[1])
+            .saturating_add(1);
+        if g.padding[1] + 1 != span {
+            return Err(Some(format!(
+                "`Conv1D` without `padding = \"causal\"` needs timesteps after the current one (its kernel spans {span} timesteps)\n  help: use `padding = \"causal\"`, whose output at a timestep sees only that timestep and earlier ones"
+            )));
+        }
+        Ok(span)
+    }
 }

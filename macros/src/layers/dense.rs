@@ -181,6 +181,22 @@ impl Layer for Dense {
         )))
     }
 
+    fn step(&self, s: &super::Step) -> Option<super::StepCode> {
+        let (w, i, u) = (&s.weights, self.inputs, self.units);
+        let apply = self.activation.apply_slice(&quote!(y), u);
+        (self.output.rank() <= 2).then(|| {
+            super::StepCode::stateless(SliceForward::Map(quote!(
+                ::kiln::gemm::vec_mat(&x[..#i], #w.kernel.as_slice(), #u, 0, false, &mut y[..#u]);
+                if let ::core::option::Option::Some(bias) = &#w.bias {
+                    for (v, b) in y.iter_mut().zip(bias.as_slice()) {
+                        *v += b;
+                    }
+                }
+                #apply
+            )))
+        })
+    }
+
     fn forward(&self, f: &Forward) -> TokenStream {
         let state = &f.state;
         let apply = self.activation.apply(&quote!(y), self.units);
@@ -284,5 +300,73 @@ impl Layer for Dense {
 
     fn output_activation(&self) -> Option<TokenStream> {
         Some(self.activation.tokens.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::pipeline::expand_tokens;
+    use proc_macro2::{TokenStream, TokenTree};
+
+    /// A model of `layers` `Dense(16, relu)` layers on 16 inputs.
+    fn stack(layers: usize) -> TokenStream {
+        let dense = vec!["Dense(16, activation = \"relu\")"; layers].join(", ");
+        format!("Stack = Sequential([Input(shape = (16,)), {dense}]);")
+            .parse()
+            .unwrap_or_default()
+    }
+
+    /// Leaves of a token tree (identifiers, literals, punctuation), groups opened.
+    fn tokens(stream: TokenStream) -> usize {
+        stream
+            .into_iter()
+            .map(|tree| match tree {
+                TokenTree::Group(group) => 1 + tokens(group.stream()),
+                _ => 1,
+            })
+            .sum()
+    }
+
+    /// The generated code grows by the same number of tokens for every `Dense` layer: the
+    /// layer calls a runtime kernel whatever its size, so there is no per-weight code.
+    #[test]
+    fn generated_code_per_dense_layer_is_constant() {
+        let [t4, t16, t64] = [4, 16, 64].map(|n| tokens(expand_tokens(stack(n))));
+        assert!(t4 < t16 && t16 < t64);
+        assert_eq!(
+            (t64 - t16) * 12,
+            (t16 - t4) * 48,
+            "{t4}, {t16}, {t64} tokens"
+        );
+    }
+
+    /// Expansion time and size for 4, 16 and 64 layers (printed, not asserted: run with
+    /// `cargo test -p kiln-macros expansion_cost -- --ignored --nocapture`, in the profile
+    /// to measure; BENCHMARKS.md, "Performance (issue 11)").
+    #[test]
+    #[ignore]
+    fn expansion_cost() {
+        for layers in [4, 16, 64] {
+            let input = stack(layers);
+            let mut times: Vec<std::time::Duration> = (0..21)
+                .map(|_| {
+                    let start = std::time::Instant::now();
+                    let out = expand_tokens(input.clone());
+                    let elapsed = start.elapsed();
+                    std::hint::black_box(out);
+                    elapsed
+                })
+                .collect();
+            times.sort();
+            let out = expand_tokens(input);
+            let size = out.to_string().len();
+            println!(
+                "{layers} Dense layers: expansion median {:?} (min {:?}), {} tokens, {} bytes of code",
+                times[10],
+                times[0],
+                tokens(out),
+                size
+            );
+        }
     }
 }

@@ -236,6 +236,10 @@ impl Layer for Dropout {
         Some(SliceForward::Same)
     }
 
+    fn step(&self, _s: &super::Step) -> Option<super::StepCode> {
+        Some(super::StepCode::stateless(SliceForward::Same))
+    }
+
     fn forward(&self, _f: &Forward) -> TokenStream {
         quote!(x)
     }

@@ -141,6 +141,19 @@ impl Layer for Embedding {
         quote!(::kiln::__private::layers::Embedding::baked(#i, #o, #table))
     }
 
+    /// Streaming, on `(timesteps,)` ids: one id in, its vector out; with `mask_zero` the code
+    /// evaluates to the timestep's `keep`, `id != 0`.
+    fn step(&self, s: &super::Step) -> Option<super::StepCode> {
+        let (w, d) = (&s.weights, self.output_dim);
+        let lookup = quote!(#w.forward(&x[..1], &mut y[..#d], ::core::option::Option::None););
+        let code = if self.mask_zero {
+            quote!({ #lookup x[0] != 0.0 })
+        } else {
+            lookup
+        };
+        (self.input.rank() == 1).then(|| super::StepCode::stateless(SliceForward::Map(code)))
+    }
+
     fn forward_slices(&self, f: &Forward) -> Option<SliceForward> {
         if self.mask_zero {
             // A mask-producing map: the stack copies of `forward` (ids are small).

@@ -278,6 +278,22 @@ impl Layer for LayerNormalization {
         ))
     }
 
+    /// Streaming: on the last axis only, each timestep normalised on its own (`kiln::
+    /// layers::LayerNormalization::forward_timestep`).
+    fn step(&self, s: &super::Step) -> Option<super::StepCode> {
+        let rank = self.shape.rank();
+        let w = &s.weights;
+        (rank <= 2 && self.axes == [rank.saturating_sub(1)]).then(|| {
+            super::StepCode::stateless(SliceForward::InPlace(quote!(#w.forward_timestep(x);)))
+        })
+    }
+
+    fn step_refusal(&self) -> Option<String> {
+        (self.shape.rank() == 2 && self.axes != [1]).then(|| {
+            "`LayerNormalization` over the timesteps axis needs the whole sequence\n  help: normalise the features only, `axis = -1` (the default)".to_string()
+        })
+    }
+
     fn forward_slices(&self, f: &Forward) -> Option<SliceForward> {
         let state = &f.state;
         Some(SliceForward::InPlace(quote!(#state.forward(x);)))

@@ -62,6 +62,17 @@ impl Layer for Masking {
         })))
     }
 
+    fn step(&self, _s: &super::Step) -> Option<super::StepCode> {
+        let (features, value) = (self.shape.last(), self.mask_value);
+        (self.shape.rank() <= 2).then(|| {
+            super::StepCode::stateless(SliceForward::InPlace(quote!({
+                let mut keep = [false; 1];
+                ::kiln::__private::layers::masking::masking_into(x, #features, #value, &mut keep);
+                keep[0]
+            })))
+        })
+    }
+
     fn forward(&self, f: &Forward) -> TokenStream {
         let (features, value) = (self.shape.last(), self.mask_value);
         match f.mode {

@@ -10,6 +10,7 @@ use syn::Error;
 pub mod activation;
 pub mod activity_regularization;
 pub mod batch_normalization;
+pub mod bidirectional;
 pub mod conv;
 pub mod conv1d;
 pub mod conv2d;
@@ -40,6 +41,7 @@ pub mod separable_conv2d;
 pub mod simple_rnn;
 pub mod softmax;
 pub mod thresholded_relu;
+pub mod time_distributed;
 pub mod upsampling;
 pub mod zero_padding;
 
@@ -88,6 +90,8 @@ pub const REGISTRY: &[LayerKind] = &[
     simple_rnn::KIND,
     lstm::KIND,
     gru::KIND,
+    bidirectional::KIND,
+    time_distributed::KIND,
 ];
 
 /// A layer kind's constructor: bound arguments and input -> checked layer.
@@ -140,6 +144,9 @@ pub enum MaskRule {
 /// trainable.
 pub struct Weight {
     pub suffix: &'static str,
+    /// The path of the nested layer holding it, with a trailing `/`
+    /// (`forward_lstm/` in a `Bidirectional`), or empty for the layer's own weights.
+    pub scope: String,
     pub shape: Shape,
     pub regularizer: Option<TokenStream>,
     pub constraint: Option<TokenStream>,
@@ -163,6 +170,7 @@ impl Weight {
     pub fn new(suffix: &'static str, shape: Shape) -> Weight {
         Weight {
             suffix,
+            scope: String::new(),
             shape,
             regularizer: None,
             constraint: None,
@@ -177,6 +185,11 @@ impl Weight {
             update: Update::MovingAverage(momentum),
             ..Weight::new(suffix, shape)
         }
+    }
+
+    /// Its Keras path relative to its layer: the scope, then the suffix.
+    pub fn path(&self) -> String {
+        format!("{}{}", self.scope, self.suffix)
     }
 
     /// Whether the optimizer trains it (Keras's `trainable`).
@@ -256,6 +269,42 @@ pub enum SliceForward {
     Same,
 }
 
+/// What the expansion gives a layer's one-timestep code ([`Layer::step`]), for
+/// `kiln::Streaming`, `predict_sequence` and `predict_chunk` (`expand.rs`, `streaming`).
+pub struct Step {
+    /// Expression for the layer's weights (`self.l0`).
+    pub weights: TokenStream,
+    /// `Some(quote!(keep))` when a mask arrives with the input: a `bool`, whether this
+    /// timestep is kept.
+    pub mask: Option<TokenStream>,
+}
+
+/// A layer's code for one timestep. It runs with `state: &mut [f32]` in scope, the
+/// `state_len` values the layer carries from one timestep to the next (zeros at the start
+/// of a sequence), and `keep` as in [`Step`]; `code` is a [`SliceForward`] over one
+/// timestep: `x` holds the input's last axis (one id for `Embedding`), `y` the output's. A
+/// `Produce` layer's code (`InPlace`, or `Map` for `Embedding`) evaluates to the timestep's
+/// `keep`.
+pub struct StepCode {
+    pub state_len: usize,
+    pub code: SliceForward,
+    /// The layer's output for a whole sequence is its output at the last timestep only
+    /// (a recurrent layer without `return_sequences`): the layers after it see one vector,
+    /// run once at the end of `predict_sequence`, and the model is not `kiln::Streaming`.
+    pub last_only: bool,
+}
+
+impl StepCode {
+    /// A layer that carries nothing between timesteps and keeps its output per timestep.
+    pub fn stateless(code: SliceForward) -> StepCode {
+        StepCode {
+            state_len: 0,
+            code,
+            last_only: false,
+        }
+    }
+}
+
 /// A checked layer: everything it needs is resolved, so code generation cannot fail.
 pub trait Layer {
     fn output_shape(&self) -> Shape;
@@ -268,6 +317,11 @@ pub trait Layer {
     fn mask_rule(&self) -> MaskRule {
         MaskRule::Refuse
     }
+
+    /// Receives the Keras names of the layers given to this one as arguments (a wrapper's
+    /// `layer`, then `backward_layer`), which Keras names before the wrapper itself; their
+    /// weights are scoped by them (`bidirectional/forward_lstm/lstm_cell/kernel`).
+    fn name_nested(&mut self, _names: &[String]) {}
 
     /// Why a `Refuse` layer cannot take a mask, when the reason is not that Keras drops it.
     fn mask_refusal(&self) -> Option<String> {
@@ -339,6 +393,32 @@ pub trait Layer {
     /// (softmax with cross-entropy, sigmoid with binary cross-entropy).
     fn output_activation(&self) -> Option<TokenStream> {
         None
+    }
+
+    /// The layer on one timestep of a sequence `(timesteps, features)` (or on the vector a
+    /// `last_only` layer before it left), carrying its state between timesteps: what lets a
+    /// model run as `kiln::Streaming` and take `Input(shape = (None, features))`. Feeding
+    /// a sequence step by step must give the layer's output for the whole sequence, row by
+    /// row. `None` (the default) when the layer needs a fixed number of timesteps or mixes
+    /// them (Flatten, Reshape, strided or non-causal convolutions, pooling, `go_backwards`,
+    /// `Bidirectional`): a model with such a layer has no streaming form, and after
+    /// `Input(shape = (None, ...))` it is an error.
+    fn step(&self, _s: &Step) -> Option<StepCode> {
+        None
+    }
+
+    /// Why [`Layer::step`] is `None`, when the reason is more specific than needing a fixed
+    /// number of timesteps: it completes "the model input ... runs one timestep at a time,
+    /// and ..." and may end with its own `\n  help: ...` line.
+    fn step_refusal(&self) -> Option<String> {
+        None
+    }
+
+    /// Stack bytes the layer's `forward` (`Mode::Sample`) and `forward_slices` code keeps
+    /// beyond its input and output (a recurrent layer's scratch array), which the
+    /// `PREDICT_STACK_BYTES` and `PREDICT_INTO_STACK_BYTES` bounds add.
+    fn work_stack_bytes(&self) -> usize {
+        0
     }
 }
 

@@ -42,6 +42,9 @@ pub const KIND: LayerKind = LayerKind {
 struct PReLU {
     input: Shape,
     alpha: Shape,
+    /// `shared_axes` holds 1, the timesteps of a `(timesteps, features)` input: one `alpha`
+    /// serves every timestep, which streaming needs.
+    shares_timesteps: bool,
     alpha_initializer: TokenStream,
     alpha_regularizer: Option<TokenStream>,
     alpha_constraint: Option<TokenStream>,
@@ -75,9 +78,17 @@ fn build(b: &Bound, input: &LayerInput) -> Result<Box<dyn Layer>, Error> {
             "invalid `PReLU` arguments",
         ));
     };
+    let shares_timesteps = match b.get("shared_axes").map(|a| &a.value) {
+        Some(Value::Int(1)) => true,
+        Some(Value::List(items) | Value::Tuple(items)) => {
+            items.iter().any(|i| matches!(i.value, Value::Int(1)))
+        }
+        _ => false,
+    };
     Ok(Box::new(PReLU {
         input: input.shape.clone(),
         alpha,
+        shares_timesteps,
         alpha_initializer,
         alpha_regularizer,
         alpha_constraint,
@@ -170,6 +181,26 @@ impl Layer for PReLU {
         let (input, alpha) = (self.input.slice_tokens(), self.alpha.slice_tokens());
         let values = &weights[0];
         quote!(::kiln::__private::layers::PReLU::baked(#input, #alpha, #values))
+    }
+
+    /// Streaming: the slopes of one timestep, the same at each (`shared_axes = [1]`, or a
+    /// rank-1 input after a recurrent layer's last output).
+    fn step(&self, s: &super::Step) -> Option<super::StepCode> {
+        let streams = match self.input.rank() {
+            1 => true,
+            2 => self.shares_timesteps,
+            _ => false,
+        };
+        let w = &s.weights;
+        streams.then(|| {
+            super::StepCode::stateless(SliceForward::InPlace(quote!(#w.forward_timestep(x);)))
+        })
+    }
+
+    fn step_refusal(&self) -> Option<String> {
+        (self.input.rank() == 2 && !self.shares_timesteps).then(|| {
+            "`PReLU` without `shared_axes = [1]` has one `alpha` per timestep (Keras cannot build it on `(None, ...)` either)\n  help: add `shared_axes = [1]` to share the slopes across timesteps".to_string()
+        })
     }
 
     fn forward_slices(&self, f: &Forward) -> Option<SliceForward> {

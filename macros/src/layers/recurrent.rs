@@ -15,16 +15,38 @@
 //! processing order, as Keras returns it.
 //!
 //! `return_state = True` and `stateful = True` are refused (kiln models have one output and
-//! no state between calls); `unroll` is accepted and changes nothing (the same numbers).
-//! `dropout` and `recurrent_dropout` act in training only (Keras: one mask per sequence,
-//! shared by every timestep); kiln does not implement them in training yet, so a layer with
-//! either above 0 has no backward pass and its model cannot be compiled for training.
+//! no state between calls: the caller holds a streaming model's state and passes it to
+//! `predict_chunk` or `Streaming::step`, which is what `stateful` does in Keras); `unroll`
+//! is accepted and changes nothing (the same numbers).
+//!
+//! Streaming (`Layer::step`): a layer without `go_backwards` runs one timestep at a time,
+//! its state (`h`, LSTM's `c`) carried in the model's `StreamState`; a masked timestep keeps
+//! it and repeats the previous output, so step-by-step outputs are the rows of the
+//! `return_sequences` output. Without `return_sequences` the layer is `last_only`.
+//! `dropout` and `recurrent_dropout` act in training only, as Keras 3 computes them
+//! (`layers/rnn/dropout_rnn_cell.py`, `simple_rnn.py`, `lstm.py`, `gru.py`): every mask is
+//! drawn once per sequence and shared by all its timesteps, each value 0 or
+//! `1 / (1 - rate)`, drawn per training step like `Dropout`'s
+//! (`kiln_runtime::layers::dropout::Dropout`) from the layer's `seed` (or its position).
+//! - `dropout` alone (LSTM and GRU keep their default `implementation = 2`): one mask over
+//!   the features scales every timestep's input (noise shape `(1, features)`).
+//! - `recurrent_dropout > 0` makes LSTM and GRU switch to `implementation = 1`: one mask
+//!   per gate (`i, f, c, o`; `z, r, h`) on the input (with `dropout`) and one per gate on
+//!   `h` where it is projected (`h · recurrent_kernel`; for GRU without `reset_after`,
+//!   `(r * h) · recurrent_kernel_h`), never on the LSTM carry, GRU's `z * h` or the state
+//!   passed on. SimpleRNN has one mask on the input and one on `h`. The runtime folds each
+//!   sample's masks into masked copies of the kernels, whose gradients go back through the
+//!   masks (`kiln_runtime::layers::recurrent::GateDropout`).
+//!
+//! Keras draws its masks from its own random generator: kiln's follow the same rules but
+//! cannot match Keras's draws bit for bit (tests compare against Keras's training step with
+//! masks the oracle sets, `tools/oracle/recurrent_dropout.py`).
 
 use super::{Backward, Forward, Layer, LayerInput, MaskRule, SliceForward, Weight};
 use crate::activations::{self, Resolved};
 use crate::args::{Bound, Errors};
 use crate::ast::{Arg, Value};
-use crate::shape::{Mode, Shape};
+use crate::shape::{Mode, Shape, MAX_ELEMENTS};
 use crate::{constraints, initializers, regularizers};
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -82,6 +104,24 @@ impl Cell {
         };
         projections + state + step
     }
+
+    /// The runtime's `state_len()`: values a streaming step carries (`h`, LSTM's `c`).
+    fn state_len(self, units: usize) -> usize {
+        match self {
+            Cell::Lstm => 2 * units,
+            Cell::SimpleRnn | Cell::Gru(_) => units,
+        }
+    }
+
+    /// The runtime's `step_work_len()`: SimpleRNN's generic step (`recurrent::
+    /// stream_work_len`: projection and pre-activation), LSTM's and GRU's in-place ones.
+    fn step_len(self, units: usize) -> usize {
+        match self {
+            Cell::SimpleRnn => 2 * units,
+            Cell::Lstm => 5 * units,
+            Cell::Gru(_) => 7 * units,
+        }
+    }
 }
 
 /// A checked recurrent layer.
@@ -101,6 +141,9 @@ pub struct Recurrent {
     pub constraints: [Option<TokenStream>; 3],
     pub dropout: f32,
     pub recurrent_dropout: f32,
+    /// The seed of the input dropout mask's stream: `seed`, or a hash of where the input
+    /// comes from.
+    pub dropout_seed: u64,
     pub return_sequences: bool,
     pub go_backwards: bool,
 }
@@ -151,9 +194,26 @@ fn refuse_true(b: &Bound, name: &str, why: &str) -> Result<(), Error> {
 
 /// Reads the arguments of a recurrent layer and checks its input.
 pub fn build(b: &Bound, input: &LayerInput, cell: Cell) -> Result<Box<dyn Layer>, Error> {
+    Ok(Box::new(build_recurrent(b, input, cell)?))
+}
+
+/// [`build`] as the concrete layer, for wrappers (`Bidirectional`).
+pub fn build_recurrent(b: &Bound, input: &LayerInput, cell: Cell) -> Result<Recurrent, Error> {
     let class = b.class();
     let mut errors = Errors::default();
     let units = errors.ok(b.positive("units"));
+    // Weights are `gates * units` wide and outputs `timesteps * units`: bounded like every
+    // other size, so that those products cannot overflow before the size checks.
+    let units = units.filter(|&u| {
+        let ok = u <= MAX_ELEMENTS;
+        if !ok {
+            errors.push(Error::new_spanned(
+                b.get("units").map_or(&b.call.call, |a| &a.expr),
+                format!("`units` of `{class}` must be at most {MAX_ELEMENTS}, found `{u}`"),
+            ));
+        }
+        ok
+    });
     let activation = |name: &str, default: &str| match b.get(name) {
         Some(arg) => activations::resolve(arg),
         None => activations::resolve(&default_arg(default)),
@@ -207,11 +267,17 @@ pub fn build(b: &Bound, input: &LayerInput, cell: Cell) -> Result<Box<dyn Layer>
         "return_state",
         "kiln models have a single output; use `return_sequences` for every step's output",
     ));
-    errors.ok(refuse_true(
-        b,
-        "stateful",
-        "kiln keeps no state between calls, every sequence starts from zeros",
-    ));
+    if b.boolean("stateful", false).unwrap_or(false) {
+        let message = format!(
+            "`stateful = True` of `{class}` is not supported: a kiln model keeps no state between calls, the caller does\n  help: remove it; `let mut state = model.new_state();` then `model.predict_chunk(&mut state, xs)` continues the sequence across calls as Keras's stateful layer does, and `kiln::Streaming::step` runs one timestep at a time (for models whose layers all work per timestep)"
+        );
+        errors.push(match b.get("stateful") {
+            Some(arg) => Error::new_spanned(&arg.expr, message),
+            None => Error::new_spanned(&b.call.call, message),
+        });
+    } else {
+        errors.ok(b.boolean("stateful", false));
+    }
     if let Some(arg) = b.get("seed") {
         if !matches!(arg.value, Value::None | Value::Int(0..)) {
             errors.push(Error::new_spanned(
@@ -286,7 +352,7 @@ pub fn build(b: &Bound, input: &LayerInput, cell: Cell) -> Result<Box<dyn Layer>
             format!("invalid `{class}` arguments"),
         ));
     };
-    Ok(Box::new(Recurrent {
+    Ok(Recurrent {
         cell,
         units,
         timesteps,
@@ -301,9 +367,13 @@ pub fn build(b: &Bound, input: &LayerInput, cell: Cell) -> Result<Box<dyn Layer>
         constraints: cons,
         dropout,
         recurrent_dropout,
+        dropout_seed: match b.get("seed").map(|a| &a.value) {
+            Some(Value::Int(seed)) => u64::try_from(*seed).unwrap_or_default(),
+            _ => fnv1a(input.source),
+        },
         return_sequences,
         go_backwards,
-    }))
+    })
 }
 
 impl Recurrent {
@@ -489,6 +559,31 @@ impl Layer for Recurrent {
         })))
     }
 
+    /// Streaming: one timestep through the cell, the state carried in `state`; a masked
+    /// timestep keeps it and repeats the previous output. Not with `go_backwards`, which
+    /// starts from the sequence's end.
+    fn step(&self, s: &super::Step) -> Option<super::StepCode> {
+        if self.go_backwards {
+            return None;
+        }
+        let (w, len) = (&s.weights, self.cell.step_len(self.units));
+        let keep = s.mask.clone().unwrap_or_else(|| quote!(true));
+        Some(super::StepCode {
+            state_len: self.cell.state_len(self.units),
+            code: SliceForward::Map(quote!({
+                let mut work = [0.0f32; #len];
+                #w.step(x, #keep, state, &mut work, y);
+            })),
+            last_only: !self.return_sequences,
+        })
+    }
+
+    /// `predict`'s scratch array (`stack_work_len` values; up to 64 KiB precomputed, or one
+    /// timestep's for a large layer).
+    fn work_stack_bytes(&self) -> usize {
+        self.stack_work_len().saturating_mul(4)
+    }
+
     fn borrows_training_input(&self) -> bool {
         true
     }
@@ -499,7 +594,30 @@ impl Layer for Recurrent {
         let mask = Self::mask_arg(f.mask.as_ref());
         let activity = self.activity_loss();
         let t = self.timesteps;
-        quote!({
+        if self.recurrent_dropout > 0.0 {
+            let (draw, view) = (self.gate_masks(), Self::gate_dropout_view());
+            return quote!({
+                let n = x.ncols() / #t.max(1);
+                let masks = #draw;
+                let mut y = pass.pool.take_to_overwrite::<#rows>(n * #cols);
+                let mut cache = pass.pool.take_vec_to_overwrite(n * #state.cache_len());
+                let mut work = pass
+                    .pool
+                    .take_vec_to_overwrite(#state.work_len(true) + #state.dropout_work_len());
+                #state.forward_train_dropout(
+                    x.as_slice(),
+                    #mask,
+                    #view,
+                    y.as_mut_slice(),
+                    &mut work,
+                    &mut cache,
+                );
+                pass.pool.give_vec(work);
+                #activity
+                (y, (cache, masks))
+            });
+        }
+        self.dropout_train(quote!({
             let n = x.ncols() / #t.max(1);
             let mut y = pass.pool.take_to_overwrite::<#rows>(n * #cols);
             let mut cache = pass.pool.take_vec_to_overwrite(n * #state.cache_len());
@@ -508,13 +626,10 @@ impl Layer for Recurrent {
             pass.pool.give_vec(work);
             #activity
             (y, cache)
-        })
+        }))
     }
 
     fn backward(&self, b: &Backward) -> Option<TokenStream> {
-        if self.dropout > 0.0 || self.recurrent_dropout > 0.0 {
-            return None;
-        }
         let state = &b.state;
         let mask = Self::mask_arg(b.mask.as_ref());
         let (k, count) = (b.first_weight, if self.use_bias { 3usize } else { 2 });
@@ -536,16 +651,42 @@ impl Layer for Recurrent {
         } else {
             (quote!(), quote!(::core::option::Option::None), quote!(()))
         };
+        // With `recurrent_dropout`, the cache carries the pass's masks (`forward_train`).
+        let (unpack, work_len, (method, view), give_masks) = if self.recurrent_dropout > 0.0 {
+            let view = Self::gate_dropout_view();
+            (
+                quote!(let (cache, masks) = cache;),
+                quote!(#state.work_len(false) + #state.dropout_work_len()),
+                (quote!(backward_dropout), quote!(#view,)),
+                quote!(
+                    if let ::core::option::Option::Some((input, recurrent)) = masks {
+                        if let ::core::option::Option::Some(input) = input {
+                            pass.pool.give_vec(input);
+                        }
+                        pass.pool.give_vec(recurrent);
+                    }
+                ),
+            )
+        } else {
+            (
+                quote!(),
+                quote!(#state.work_len(false)),
+                (quote!(backward), quote!()),
+                quote!(),
+            )
+        };
         Some(quote!({
+            #unpack
             let mut dy = dy;
             #activity
             let n = x.ncols() / #t.max(1);
             let mut dp = pass.pool.take_vec_to_overwrite(n * #t * #g);
-            let mut work = pass.pool.take_vec_to_overwrite(#state.work_len(false));
+            let mut work = pass.pool.take_vec_to_overwrite(#work_len);
             #dx_decl
-            #state.backward(
+            #state.#method(
                 x.as_slice(),
                 #mask,
+                #view
                 &cache,
                 dy.as_slice(),
                 &mut dp,
@@ -557,8 +698,164 @@ impl Layer for Recurrent {
             pass.pool.give_vec(work);
             pass.pool.give_vec(cache);
             pass.pool.give(dy);
+            #give_masks
             #result
         }))
+        .map(|code| self.dropout_backward(code, b.need_input_grad))
+    }
+}
+
+/// FNV-1a, as `Dropout` seeds a layer without `seed` from its position.
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Input `dropout` in training (see the module doc): the layer's code runs on a pooled copy
+/// of `x` scaled by the mask, whose gradient is scaled by the same mask.
+impl Recurrent {
+    fn input_dropout(&self) -> Option<TokenStream> {
+        // With `recurrent_dropout`, `dropout`'s masks are per gate: see `gate_masks`.
+        if self.dropout <= 0.0 || self.recurrent_dropout > 0.0 {
+            return None;
+        }
+        let (t, f, rate, seed) = (
+            self.timesteps,
+            self.features,
+            self.dropout,
+            self.dropout_seed,
+        );
+        Some(quote!(::kiln::__private::layers::dropout::Dropout {
+            rate: #rate,
+            shape: &[#t, #f],
+            noise_shape: &[1, #f],
+            per_sample: true,
+            seed: #seed,
+        }))
+    }
+
+    /// Wraps `forward_train`'s code: its cache becomes `(cache, dropped input, multipliers)`.
+    fn dropout_train(&self, code: TokenStream) -> TokenStream {
+        let Some(dropout) = self.input_dropout() else {
+            return code;
+        };
+        let (t, f) = (self.timesteps, self.features);
+        quote!({
+            let mut dropped = pass.pool.take_to_overwrite::<#f>(x.ncols());
+            dropped.as_mut_slice().copy_from_slice(x.as_slice());
+            // `Dropout::train`'s draws, from buffers of the right sizes (best fit in the pool).
+            let multipliers = if pass.training {
+                let dropout = #dropout;
+                let samples = x.ncols() / #t.max(1);
+                let mut rng = dropout.rng(pass);
+                let mut draws = pass.pool.take_vec_to_overwrite(samples * #f);
+                let mut multipliers = pass.pool.take_vec_to_overwrite(samples * #t * #f);
+                dropout.multipliers_into(samples, &mut rng, &mut draws, &mut multipliers);
+                pass.pool.give_vec(draws);
+                for (v, m) in dropped.as_mut_slice().iter_mut().zip(&multipliers) {
+                    *v *= m;
+                }
+                ::core::option::Option::Some(multipliers)
+            } else {
+                ::core::option::Option::None
+            };
+            let (y, cache) = {
+                let x = &dropped;
+                #code
+            };
+            (y, (cache, dropped, multipliers))
+        })
+    }
+
+    /// Wraps `backward`'s code to match [`Recurrent::dropout_train`].
+    fn dropout_backward(&self, code: TokenStream, need_input_grad: bool) -> TokenStream {
+        if self.input_dropout().is_none() {
+            return code;
+        }
+        let scale = if need_input_grad {
+            quote!(::kiln::__private::layers::dropout::backward(multipliers.as_deref(), dx.as_mut_slice());)
+        } else {
+            quote!()
+        };
+        quote!({
+            let (cache, dropped, multipliers) = cache;
+            #[allow(unused_mut)]
+            let mut dx = {
+                let x = &dropped;
+                #code
+            };
+            #scale
+            pass.pool.give(dropped);
+            if let ::core::option::Option::Some(multipliers) = multipliers {
+                pass.pool.give_vec(multipliers);
+            }
+            dx
+        })
+    }
+}
+
+/// `recurrent_dropout` in training (see the module doc): per sample, one mask per gate
+/// block on the input (with `dropout`) and on `h`, drawn like `Dropout`'s from the layer's
+/// seed and the training step, handed to the runtime's `GateDropout`.
+impl Recurrent {
+    /// Code drawing this pass's masks: `Some((input masks, recurrent masks))` in training
+    /// (`n` samples of `(gates / units, features)` and `(gates / units, units)` values, the
+    /// input ones only with `dropout`), `None` otherwise.
+    fn gate_masks(&self) -> TokenStream {
+        let blocks = self.cell.gates();
+        let (f, u, seed) = (self.features, self.units, self.dropout_seed);
+        let (rate, recurrent_rate) = (self.dropout, self.recurrent_dropout);
+        let dropout = quote!(::kiln::__private::layers::dropout::Dropout);
+        let input = if rate > 0.0 {
+            quote!({
+                let dropout = #dropout {
+                    rate: #rate,
+                    shape: &[#blocks, #f],
+                    noise_shape: &[#blocks, #f],
+                    per_sample: true,
+                    seed: #seed,
+                };
+                let mut masks = pass.pool.take_vec_to_overwrite(n * #blocks * #f);
+                dropout.multipliers_into(n, &mut rng, &mut draws, &mut masks);
+                ::core::option::Option::Some(masks)
+            })
+        } else {
+            quote!(::core::option::Option::None)
+        };
+        let draws = blocks * f.max(u);
+        quote!(if pass.training {
+            let recurrent = #dropout {
+                rate: #recurrent_rate,
+                shape: &[#blocks, #u],
+                noise_shape: &[#blocks, #u],
+                per_sample: true,
+                seed: #seed,
+            };
+            // One stream for both kinds of mask, input first (buffers sized for either).
+            let mut rng = recurrent.rng(pass);
+            let mut draws = pass.pool.take_vec_to_overwrite(n * #draws);
+            let input: ::core::option::Option<::kiln::__private::Vec<f32>> = #input;
+            let mut masks = pass.pool.take_vec_to_overwrite(n * #blocks * #u);
+            recurrent.multipliers_into(n, &mut rng, &mut draws, &mut masks);
+            pass.pool.give_vec(draws);
+            ::core::option::Option::Some((input, masks))
+        } else {
+            ::core::option::Option::None
+        })
+    }
+
+    /// The runtime's view of `masks` (from [`Recurrent::gate_masks`]).
+    fn gate_dropout_view() -> TokenStream {
+        quote!(match &masks {
+            ::core::option::Option::Some((input, recurrent)) => {
+                ::kiln::__private::layers::recurrent::GateDropout {
+                    input: input.as_deref(),
+                    recurrent: ::core::option::Option::Some(&recurrent[..]),
+                }
+            }
+            ::core::option::Option::None => ::core::default::Default::default(),
+        })
     }
 }
 
@@ -655,7 +952,7 @@ mod tests {
         .unwrap_or_default();
         for part in [
             "`units` of `LSTM` must be",
-            "`stateful = True` of `LSTM` is not supported yet",
+            "`stateful = True` of `LSTM` is not supported: a kiln model keeps no state between calls",
             "`return_state = True` of `LSTM` is not supported yet",
             "`dropout` of `LSTM` must be at least 0 and below 1, found `1.0`",
             "unknown activation `sigmoyd`",

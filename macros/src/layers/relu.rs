@@ -86,6 +86,13 @@ impl Layer for Elementwise {
         Some(SliceForward::InPlace(quote!(#activation.apply(x, #last);)))
     }
 
+    fn step(&self, _s: &super::Step) -> Option<super::StepCode> {
+        let (activation, last) = (&self.activation, self.shape.last());
+        Some(super::StepCode::stateless(SliceForward::InPlace(
+            quote!(#activation.apply(x, #last);),
+        )))
+    }
+
     fn forward(&self, _f: &Forward) -> TokenStream {
         let (activation, last) = (&self.activation, self.shape.last());
         quote!({

@@ -108,6 +108,25 @@ impl Layer for Softmax {
         MaskRule::Propagate
     }
 
+    /// Streaming, on the last axis: each timestep's softmax; a masked timestep is all zeros,
+    /// as its line in the whole sequence.
+    fn step(&self, s: &super::Step) -> Option<super::StepCode> {
+        let last = self.shape.last();
+        let softmax = quote!(::kiln::__private::Activation::Softmax.apply(x, #last););
+        let code = match &s.mask {
+            Some(keep) => quote!(if #keep { #softmax } else { x.fill(0.0); }),
+            None => softmax,
+        };
+        (self.shape.rank() <= 2 && self.is_last_axis())
+            .then(|| super::StepCode::stateless(SliceForward::InPlace(code)))
+    }
+
+    fn step_refusal(&self) -> Option<String> {
+        (self.shape.rank() == 2 && !self.is_last_axis()).then(|| {
+            "`Softmax` over the timesteps axis needs the whole sequence\n  help: take the softmax over the features, `axis = -1` (the default)".to_string()
+        })
+    }
+
     fn forward_slices(&self, f: &Forward) -> Option<SliceForward> {
         let last = self.shape.last();
         Some(SliceForward::InPlace(match &f.mask {

@@ -405,3 +405,133 @@ fn transpose16(v: [__m512; 16]) -> [__m512; 16] {
         }
     })
 }
+
+/// Most vectors of outputs one pass of [`affine_vector`] keeps in registers: 12
+/// accumulators and the broadcast value use 13 of the 32.
+const VECTOR_PASS: usize = 12;
+
+/// `y = x · w + bias` for one vector `x` (`x.len()` rows of `w`, row-major with `y.len()`
+/// values per row): Dense's batch-1 product.
+///
+/// When rows are whole cache lines apart (`y.len()` a multiple of 16), every load is aligned
+/// to a cache line: the outputs are cut into 16-lane slots at the lines' boundaries, the
+/// first and last slot masked, so a kernel that malloc placed 16 bytes past a line (what it
+/// does for large blocks) reads each line once instead of every load straddling two. The
+/// slots are shared out over as few passes over the rows as 12 accumulators allow, as evenly
+/// as possible, so no pass is left with a single dependency chain. Each output sums the rows
+/// in order from 0, one FMA each, then adds the bias: the same arithmetic as
+/// `vec_mat` from the bias with `accumulate`.
+///
+/// # Safety
+/// The CPU supports AVX-512F; `w` holds `x.len() · y.len()` values and `bias`, if any, at
+/// least `y.len()`.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn affine_vector(x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    let n = y.len();
+    if n == 0 {
+        return;
+    }
+    let shift = if n.is_multiple_of(16) {
+        (w.as_ptr() as usize / 4) % 16
+    } else {
+        0
+    };
+    let slots = (shift + n).div_ceil(16);
+    let per_pass = slots.div_ceil(slots.div_ceil(VECTOR_PASS));
+    // Slot `s` covers outputs `16 s - shift ..`; lanes outside `0..n` are masked off, so
+    // these pointers are only ever read or written inside `w`, `bias` and `y`.
+    let w = w.as_ptr().wrapping_sub(shift);
+    let bias = bias.map(|b| b.as_ptr().wrapping_sub(shift));
+    let y = y.as_mut_ptr().wrapping_sub(shift);
+    let mask = |s: usize| -> __mmask16 {
+        let (start, end) = (16 * s, 16 * s + 16);
+        let low = shift.saturating_sub(start).min(16);
+        let high = (shift + n).min(end) - start;
+        (((1u32 << high) - 1) & !((1u32 << low) - 1)) as __mmask16
+    };
+    let mut s0 = 0;
+    while s0 < slots {
+        let v = per_pass.min(slots - s0);
+        let pass = Pass {
+            x,
+            w: w.wrapping_add(16 * s0),
+            cols: n,
+            first: mask(s0),
+            last: mask(s0 + v - 1),
+            bias: bias.map(|b| b.wrapping_add(16 * s0)),
+            y: y.wrapping_add(16 * s0),
+        };
+        // SAFETY: the pass's unmasked lanes are outputs inside `0..n` of `w`'s rows,
+        // `bias` and `y` (caller's contract); slots between the first and last are whole.
+        unsafe {
+            match v {
+                1 => vector_pass::<1>(&pass),
+                2 => vector_pass::<2>(&pass),
+                3 => vector_pass::<3>(&pass),
+                4 => vector_pass::<4>(&pass),
+                5 => vector_pass::<5>(&pass),
+                6 => vector_pass::<6>(&pass),
+                7 => vector_pass::<7>(&pass),
+                8 => vector_pass::<8>(&pass),
+                9 => vector_pass::<9>(&pass),
+                10 => vector_pass::<10>(&pass),
+                11 => vector_pass::<11>(&pass),
+                _ => vector_pass::<12>(&pass),
+            }
+        }
+        s0 += v;
+    }
+}
+
+/// One pass of [`affine_vector`]: `V` slots from `w`, `bias` and `y` (already offset to
+/// the pass's first slot), the first and last under their masks.
+struct Pass<'a> {
+    x: &'a [f32],
+    w: *const f32,
+    cols: usize,
+    first: __mmask16,
+    last: __mmask16,
+    bias: Option<*const f32>,
+    y: *mut f32,
+}
+
+/// See [`Pass`].
+#[target_feature(enable = "avx512f")]
+#[inline]
+#[allow(clippy::needless_range_loop)] // `v` picks the mask as well as the accumulator
+unsafe fn vector_pass<const V: usize>(pass: &Pass) {
+    let mask = |v: usize| match (v == 0, v + 1 == V) {
+        (true, true) => pass.first & pass.last,
+        (true, false) => pass.first,
+        (false, true) => pass.last,
+        (false, false) => 0xFFFF,
+    };
+    let mut acc = [_mm512_setzero_ps(); V];
+    // SAFETY: (whole body) the caller's contract: every unmasked lane is inside `w`'s rows,
+    // `bias` and `y`; the middle slots are whole.
+    unsafe {
+        for (i, &xi) in pass.x.iter().enumerate() {
+            let row = pass.w.wrapping_add(i * pass.cols);
+            let xv = _mm512_set1_ps(xi);
+            for v in 0..V {
+                let at = row.wrapping_add(16 * v);
+                let value = if v == 0 || v + 1 == V {
+                    _mm512_maskz_loadu_ps(mask(v), at)
+                } else {
+                    _mm512_loadu_ps(at)
+                };
+                acc[v] = _mm512_fmadd_ps(xv, value, acc[v]);
+            }
+        }
+        for v in 0..V {
+            let mut value = acc[v];
+            if let Some(bias) = pass.bias {
+                value = _mm512_add_ps(
+                    value,
+                    _mm512_maskz_loadu_ps(mask(v), bias.wrapping_add(16 * v)),
+                );
+            }
+            _mm512_mask_storeu_ps(pass.y.wrapping_add(16 * v), mask(v), value);
+        }
+    }
+}

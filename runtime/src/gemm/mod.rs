@@ -18,7 +18,10 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod matvec;
 mod portable;
+
+pub use matvec::{vec_mat, vec_mat2, vec_mat_from};
 
 use crate::isa::Isa;
 
@@ -171,6 +174,39 @@ fn gemm_on(
         run_dot_on(isa, &mut problem);
     } else {
         naive(alpha, a, sa, b, sb, beta, c, sc);
+    }
+}
+
+/// `y = x · w + bias` for one vector `x`, with `w` row-major, `x.len()` rows of `y.len()`
+/// values (Keras's Dense kernel layout): Dense's product on one sample. Every output sums
+/// the rows in order, then adds the bias, as [`vec_mat`] does with `accumulate`; the
+/// AVX-512 kernel aligns its loads to cache lines (see `avx512::affine_vector`), the other
+/// instruction sets run [`vec_mat`].
+///
+/// # Panics
+/// If `w` holds fewer than `x.len() · y.len()` values or `bias` fewer than `y.len()`: internal
+/// errors, never user input (layer shapes are fixed at compile time).
+pub fn affine_vector(x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    affine_vector_on(best_isa(), x, w, bias, y);
+}
+
+/// [`affine_vector`] on a chosen instruction set (which the caller has checked the CPU has).
+fn affine_vector_on(isa: Isa, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    let n = y.len();
+    assert!(
+        x.len().checked_mul(n).is_some_and(|len| len <= w.len())
+            && bias.is_none_or(|b| b.len() >= n),
+        "affine_vector operands shorter than their shapes"
+    );
+    match (isa, bias) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the CPU has AVX-512F (`best_isa`, or a test that checked); lengths above.
+        (Isa::Avx512, _) => unsafe { avx512::affine_vector(x, w, bias, y) },
+        (_, Some(bias)) => {
+            y.copy_from_slice(&bias[..n]);
+            vec_mat(x, w, n, 0, true, y);
+        }
+        (_, None) => vec_mat(x, w, n, 0, false, y),
     }
 }
 
@@ -431,6 +467,56 @@ mod tests {
             }
         }
         assert!(checked > 0);
+    }
+
+    /// The one-vector product on every instruction set against an f64 reference, with `w`
+    /// starting at every offset within a cache line (the AVX-512 kernel realigns its loads),
+    /// output widths around its 16-lane slots and 12-slot passes, with and without a bias.
+    #[test]
+    fn affine_vector_matches_an_f64_reference_at_every_alignment() {
+        let mut values = Values(11);
+        for isa in isas() {
+            for (rows, n) in [
+                (0, 5),
+                (1, 1),
+                (7, 10),
+                (3, 16),
+                (64, 64),
+                (9, 100),
+                (784, 256),
+            ]
+            .into_iter()
+            .chain([(5, 192), (5, 208), (2, 300), (33, 17)])
+            {
+                let buffer = values.vec(rows * n + 16);
+                let x = values.vec(rows);
+                let bias = values.vec(n + 16);
+                for offset in 0..16 {
+                    let w = &buffer[offset..offset + rows * n];
+                    for with_bias in [false, true] {
+                        let b = with_bias.then(|| &bias[offset..offset + n]);
+                        let mut y = vec![f32::NAN; n + 2];
+                        affine_vector_on(isa, &x, w, b, &mut y[1..n + 1]);
+                        assert!(y[0].is_nan() && y[n + 1].is_nan(), "wrote outside y");
+                        for (j, &got) in y[1..n + 1].iter().enumerate() {
+                            let (mut sum, mut size) = (0.0f64, 0.0f64);
+                            for i in 0..rows {
+                                let term = f64::from(x[i]) * f64::from(w[i * n + j]);
+                                sum += term;
+                                size += term.abs();
+                            }
+                            let b = b.map_or(0.0, |b| f64::from(b[j]));
+                            let want = sum + b;
+                            assert!(
+                                (f64::from(got) - want).abs() <= 1e-5 * (size + b.abs()) + 1e-6,
+                                "{isa:?} rows {rows} n {n} offset {offset} bias {with_bias}: \
+                                 y[{j}] = {got}, expected {want}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

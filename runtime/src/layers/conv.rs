@@ -296,6 +296,67 @@ impl Conv {
         &self.geometry
     }
 
+    /// One timestep of a channels-last causal `Conv1D` with stride 1 (or any `Conv1D` whose
+    /// kernel spans one timestep), for streaming: `x` is this timestep's `channels` values,
+    /// `history` the `(span - 1) * channels` values of the timesteps before it, oldest first
+    /// (zeros at the start of a sequence, Keras's causal padding), with `span =
+    /// (kernel - 1) * dilation + 1`. Writes the `filters` outputs into `y`, then shifts `x`
+    /// into `history`. Allocates nothing.
+    ///
+    /// ```
+    /// use kiln_runtime::layers::conv::{Conv, Geometry};
+    /// // Keras: Conv1D(1, 2, padding = "causal"), kernel [[[1]], [[10]]], no bias.
+    /// let geometry = Geometry {
+    ///     rank: 1, input: [1, 3], channels: 1, output: [1, 3], filters: 1, kernel: [1, 2],
+    ///     strides: [1, 1], dilation: [1, 1], padding: [0, 1], groups: 1,
+    ///     channels_first: false, depthwise: false,
+    /// };
+    /// let conv = Conv::baked(geometry, &[1.0, 10.0], None);
+    /// let (mut history, mut y) = ([0.0], [0.0]);
+    /// let steps: Vec<f32> = [1.0, 2.0, 3.0].iter().map(|x| {
+    ///     conv.step(&[*x], &mut history, &mut y);
+    ///     y[0]
+    /// }).collect();
+    /// assert_eq!(steps, [10.0, 21.0, 32.0]);
+    /// ```
+    pub fn step(&self, x: &[f32], history: &mut [f32], y: &mut [f32]) {
+        let g = &self.geometry;
+        let (channels, filters, groups) = (g.channels, g.filters, g.groups.max(1));
+        let (per_group, outs) = (channels / groups, filters / groups);
+        let dilation = g.dilation[1];
+        let kernel: &[f32] = &self.kernel;
+        let y = &mut y[..filters];
+        match &self.bias {
+            Some(bias) => y.copy_from_slice(&bias[..filters]),
+            None => y.fill(0.0),
+        }
+        let rows = history.len() / channels.max(1);
+        for tap in 0..g.kernel[1] {
+            // Tap `tap` reads the timestep `(kernel - 1 - tap) * dilation` before this one.
+            let row = tap * dilation;
+            let source = if row == rows {
+                &x[..channels]
+            } else {
+                &history[row * channels..(row + 1) * channels]
+            };
+            let block = &kernel[tap * per_group * filters..(tap + 1) * per_group * filters];
+            for group in 0..groups {
+                let ys = &mut y[group * outs..(group + 1) * outs];
+                let xs = &source[group * per_group..(group + 1) * per_group];
+                for (c, &v) in xs.iter().enumerate() {
+                    let w = &block[c * filters + group * outs..c * filters + (group + 1) * outs];
+                    for (out, w) in ys.iter_mut().zip(w) {
+                        *out += v * w;
+                    }
+                }
+            }
+        }
+        if rows > 0 {
+            history.copy_within(channels.., 0);
+            history[(rows - 1) * channels..].copy_from_slice(&x[..channels]);
+        }
+    }
+
     /// The convolution plus bias of whole samples: `x` holds any number of input samples
     /// (row-major in the Keras input shape), `y` as many output samples, every value of which
     /// is overwritten. Allocates nothing: a channels-first layer uses an 8 KiB stack tile.

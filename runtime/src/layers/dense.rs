@@ -5,7 +5,7 @@ use super::Weights;
 use crate::gemm::gemm;
 #[cfg(feature = "alloc")]
 use crate::gemm::transpose;
-use crate::gemm::Strided;
+use crate::gemm::{affine_vector, Strided};
 #[cfg(feature = "alloc")]
 use crate::initializers::{weight_rng, Initializer};
 use crate::param::{matrix, Param};
@@ -104,7 +104,13 @@ impl<const I: usize, const U: usize> Dense<I, U> {
     /// The layer on one sample or a batch: `x` has `I` rows, one column per position.
     ///
     /// Always inlined: for small layers a call, and `y` going through memory, cost as much
-    /// as the arithmetic (see BENCHMARKS.md).
+    /// as the arithmetic (see BENCHMARKS.md). Which product runs is decided at compile time
+    /// from the shapes: a layer of fewer than [`DISPATCH_MIN`] multiply-adds per column
+    /// (`I * U`) stays nalgebra's static product, inlined, compiled for the build's target
+    /// and applied column by column (a batch gets the bits of its samples alone); a larger
+    /// one runs [`Dense::forward_slices`] on kiln's kernels for the CPU's best instruction
+    /// set (chosen once per process, `crate::isa`), so a default build runs AVX2 or AVX-512
+    /// where the CPU has it.
     #[inline(always)]
     pub fn forward<C: Dim, S: Storage<f32, Const<I>, C>>(
         &self,
@@ -115,21 +121,58 @@ impl<const I: usize, const U: usize> Dense<I, U> {
     {
         // Through a reference: the matrix is `Copy`, and a by-value product would copy it.
         let kernel: &SMatrix<f32, U, I> = &self.kernel;
-        let mut y = kernel * x;
-        if let Some(bias) = &self.bias {
-            for mut column in y.column_iter_mut() {
-                column += &**bias;
+        if I * U < DISPATCH_MIN || !x.data.is_contiguous() {
+            if C::try_to_usize() == Some(1) {
+                let mut y = kernel * x;
+                if let Some(bias) = &self.bias {
+                    for mut column in y.column_iter_mut() {
+                        column += &**bias;
+                    }
+                }
+                return y;
             }
+            // Column by column, so a sample of a batch, or a position of a sequence, gets
+            // the same bits as the sample or position alone.
+            let mut y = OMatrix::<f32, Const<U>, C>::zeros_generic(Const::<U>, x.shape_generic().1);
+            for (mut y, x) in y.column_iter_mut().zip(x.column_iter()) {
+                let mut column = kernel * x;
+                if let Some(bias) = &self.bias {
+                    column += &**bias;
+                }
+                y.copy_from(&column);
+            }
+            return y;
         }
+        let mut y = OMatrix::<f32, Const<U>, C>::zeros_generic(Const::<U>, x.shape_generic().1);
+        // SAFETY: the storage is contiguous (checked above), so its `I * ncols` values are
+        // one slice in column-major order.
+        let xs = unsafe { x.data.as_slice_unchecked() };
+        self.forward_slices(xs, y.as_mut_slice());
         y
     }
 }
 
+/// The fewest multiply-adds per column (`I * U`) for which [`Dense::forward`]
+/// leaves nalgebra's inlined static product for kiln's run-time-dispatched kernels. Below
+/// it, the call and `y` going through memory cost more than the wider vectors save
+/// (measured in `benches/dense.rs`, group `dispatch threshold`, and BENCHMARKS.md,
+/// "Performance (issue 11)").
+pub const DISPATCH_MIN: usize = 2048;
+
 impl<const I: usize, const U: usize> Dense<I, U> {
     /// The layer on row-major slices holding whole `I`-vectors (`x`) and `U`-vectors (`y`,
-    /// overwritten): `predict_into`'s form, one product on kiln's GEMM kernels.
+    /// overwritten): `predict_into`'s form, and [`Dense::forward`]'s for all but small
+    /// layers. One vector ([`affine_vector`]: `x · kernel` is rounded before the bias is
+    /// added, as in nalgebra's product) or one product on kiln's GEMM kernels, both on the
+    /// CPU's best instruction set.
+    #[inline]
     pub fn forward_slices(&self, x: &[f32], y: &mut [f32]) {
         let n = x.len() / I.max(1);
+        if n == 1 {
+            let bias = self.bias.as_ref().map(|b| b.as_slice());
+            affine_vector(&x[..I], self.kernel.as_slice(), bias, &mut y[..U]);
+            return;
+        }
         gemm(
             1.0,
             self.kernel.as_slice(),
@@ -141,7 +184,7 @@ impl<const I: usize, const U: usize> Dense<I, U> {
             Strided::column_major(U, n),
         );
         if let Some(bias) = &self.bias {
-            for column in y.chunks_exact_mut(U) {
+            for column in y[..n * U].chunks_exact_mut(U) {
                 for (v, b) in column.iter_mut().zip(bias.as_slice()) {
                     *v += b;
                 }
@@ -300,6 +343,91 @@ mod tests {
         assert_eq!(per_row.values(), &[1.5, 1.5, 5.5, 5.5]);
         let batch = d.forward(&Batch::<3>::from_values(&x));
         assert_eq!(batch.values(), per_row.values());
+    }
+
+    /// A layer with values in [-1, 1) (a 64-bit LCG) and, when `use_bias`, a bias.
+    fn filled<const I: usize, const U: usize>(use_bias: bool, seed: u64) -> Dense<I, U> {
+        let mut d = Dense::<I, U>::new(use_bias, Initializer::Zeros, Initializer::Zeros, 0, 0);
+        let mut state = seed;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        };
+        d.weight_mut(0).iter_mut().for_each(|w| *w = next());
+        d.weight_mut(1).iter_mut().for_each(|w| *w = next());
+        d
+    }
+
+    /// `x · kernel + bias` for every column of `x` (`I` rows, column-major) in f64.
+    fn reference<const I: usize, const U: usize>(d: &Dense<I, U>, x: &[f32]) -> Vec<f64> {
+        let (kernel, bias) = (d.weight(0), d.bias.as_ref().map(|b| b.as_slice()));
+        x.chunks_exact(I)
+            .flat_map(|x| {
+                (0..U).map(move |u| {
+                    let sum: f64 = (0..I)
+                        .map(|i| f64::from(x[i]) * f64::from(kernel[i * U + u]))
+                        .sum();
+                    sum + bias.map_or(0.0, |b| f64::from(b[u]))
+                })
+            })
+            .collect()
+    }
+
+    fn assert_near(what: &str, got: &[f32], want: &[f64]) {
+        assert_eq!(got.len(), want.len(), "{what}: length");
+        for (j, (&g, &w)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (f64::from(g) - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                "{what} ({:?}): output {j} = {g}, f64 reference {w}",
+                crate::isa::isa()
+            );
+        }
+    }
+
+    /// Every route `forward` can take — nalgebra's inlined product below `DISPATCH_MIN`,
+    /// the one-vector kernel and the GEMM above it, batches of 0, 1 and many — and
+    /// `forward_slices` (what `predict_into` runs) agree with an f64 reference, with and
+    /// without a bias, on this process's instruction set (`KILN_ISA` picks another).
+    #[test]
+    fn every_route_matches_an_f64_reference() {
+        fn check<const I: usize, const U: usize>(use_bias: bool) {
+            let d = filled::<I, U>(use_bias, (I * 31 + U) as u64);
+            let x: Vec<f32> = filled::<7, 1>(false, I as u64).weight(0).to_vec();
+            let x: Vec<f32> = (0..I * 5)
+                .map(|i| x[i % 7] * (1.0 + i as f32 / 97.0))
+                .collect();
+            let what = format!("Dense<{I}, {U}> bias {use_bias}");
+            let one = d.forward(&Sample::<I, 1>::from_values(&x[..I]));
+            assert_near(
+                &format!("{what}, one sample"),
+                one.values(),
+                &reference(&d, &x[..I]),
+            );
+            let three = d.forward(&Sample::<I, 3>::from_values(&x[..3 * I]));
+            assert_near(
+                &format!("{what}, rank 2"),
+                three.values(),
+                &reference(&d, &x[..3 * I]),
+            );
+            for n in [0, 1, 5] {
+                let batch = d.forward(&Batch::<I>::from_values(&x[..n * I]));
+                let want = reference(&d, &x[..n * I]);
+                assert_near(&format!("{what}, batch {n}"), batch.values(), &want);
+                let mut y = vec![f32::NAN; n * U];
+                d.forward_slices(&x[..n * I], &mut y);
+                assert_near(&format!("{what}, slices {n}"), &y, &want);
+            }
+        }
+        check::<3, 2>(true); // nalgebra inlined, column by column
+        check::<8, 16>(false);
+        check::<32, 32>(true);
+        check::<64, 64>(true); // dispatched from one column on
+        check::<64, 64>(false);
+        check::<100, 37>(true); // vector tails
+        check::<37, 130>(false); // more outputs than one block of the one-vector kernel
+        check::<300, 1>(true); // one output: a dot product
     }
 
     /// Both ways of computing `kernel · dz` (dot products below a batch of 8, a transposed

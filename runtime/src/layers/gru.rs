@@ -4,7 +4,7 @@
 
 #[cfg(feature = "alloc")]
 use super::recurrent::Grads;
-use super::recurrent::{activate, add_outer, mat_vec, vec_mat, Cell, Sequence};
+use super::recurrent::{activate, add_outer, mat_vec, vec_mat, Cell, GateDropout, Sequence};
 use super::Weights;
 use crate::activations::Activation;
 #[cfg(feature = "alloc")]
@@ -125,6 +125,61 @@ impl Gru {
         self.sequence.work_len(self, precompute)
     }
 
+    /// Values [`Gru::step`] carries from one timestep to the next (`h`, then the rest).
+    pub fn state_len(&self) -> usize {
+        Cell::state_len(self)
+    }
+
+    /// Scratch [`Gru::step`] needs: the input projection and the recurrent term
+    /// (`3 * units` each), and `r * h` without `reset_after`.
+    pub fn step_work_len(&self) -> usize {
+        7 * self.units
+    }
+
+    /// One timestep for streaming (`kiln::Streaming`): `x` the timestep's features, `keep`
+    /// its mask, `state` ([`Gru::state_len`] values, zeros at the start) carried between
+    /// calls, `y` the output `h`. The numbers of [`super::recurrent::stream_step`], with
+    /// each activation on its gates where they lie (no copies).
+    pub fn step(&self, x: &[f32], keep: bool, state: &mut [f32], work: &mut [f32], y: &mut [f32]) {
+        let u = self.units;
+        let g = 3 * u;
+        if keep {
+            let (p, rest) = work.split_at_mut(g);
+            let (rec, rest) = rest.split_at_mut(g);
+            let rh = &mut rest[..u];
+            super::recurrent::project_step(self, x, p);
+            let h = &mut state[..u];
+            let r_kernel: &[f32] = &self.recurrent_kernel;
+            let width = if self.reset_after { g } else { 2 * u };
+            match self.recurrent_bias() {
+                Some(b) => crate::gemm::vec_mat_from(b, h, r_kernel, g, 0, &mut rec[..width]),
+                None => vec_mat(h, r_kernel, g, 0, 0.0, &mut rec[..width]),
+            }
+            // z and r: into `p`'s first two thirds, in place.
+            for k in 0..2 * u {
+                p[k] += rec[k];
+            }
+            self.recurrent_activation.apply(&mut p[..2 * u], u);
+            let (zr, ph) = p.split_at_mut(2 * u);
+            let (z, r) = zr.split_at(u);
+            if self.reset_after {
+                for k in 0..u {
+                    ph[k] += r[k] * rec[2 * u + k];
+                }
+            } else {
+                for k in 0..u {
+                    rh[k] = r[k] * h[k];
+                }
+                vec_mat(rh, r_kernel, g, 2 * u, 1.0, ph);
+            }
+            self.activation.apply(ph, u);
+            for k in 0..u {
+                h[k] = z[k] * h[k] + (1.0 - z[k]) * ph[k];
+            }
+        }
+        y[..u].copy_from_slice(&state[..u]);
+    }
+
     /// Values [`Gru::forward_train`] keeps per sample.
     pub fn cache_len(&self) -> usize {
         self.sequence.cache_len(self)
@@ -133,7 +188,8 @@ impl Gru {
     /// The layer on whole samples (`x` row-major `(timesteps, features)` each, `mask` one
     /// `bool` per timestep), into `y`; `work` as [`Gru::work_len`].
     pub fn forward(&self, x: &[f32], mask: Option<&[bool]>, y: &mut [f32], work: &mut [f32]) {
-        self.sequence.forward(self, x, mask, y, work, None);
+        self.sequence
+            .forward(self, x, mask, GateDropout::default(), y, work, None);
     }
 
     /// [`Gru::forward`] keeping what the backward pass needs in `cache`
@@ -146,7 +202,28 @@ impl Gru {
         work: &mut [f32],
         cache: &mut [f32],
     ) {
-        self.sequence.forward(self, x, mask, y, work, Some(cache));
+        self.forward_train_dropout(x, mask, GateDropout::default(), y, work, cache);
+    }
+
+    /// Scratch [`Gru::forward_train_dropout`] and [`Gru::backward_dropout`] need beyond
+    /// `work_len` (see [`Sequence::dropout_work_len`]).
+    pub fn dropout_work_len(&self) -> usize {
+        self.sequence.dropout_work_len(self)
+    }
+
+    /// [`Gru::forward_train`] with `recurrent_dropout`'s masks (and `dropout`'s with it;
+    /// see [`GateDropout`]); `work` holds [`Gru::dropout_work_len`] more values.
+    pub fn forward_train_dropout(
+        &self,
+        x: &[f32],
+        mask: Option<&[bool]>,
+        dropout: GateDropout<'_>,
+        y: &mut [f32],
+        work: &mut [f32],
+        cache: &mut [f32],
+    ) {
+        self.sequence
+            .forward(self, x, mask, dropout, y, work, Some(cache));
     }
 
     /// Backpropagation through time: adds the weight gradients (`grads[0..3]` in Keras's
@@ -158,6 +235,26 @@ impl Gru {
         &self,
         x: &[f32],
         mask: Option<&[bool]>,
+        cache: &[f32],
+        dy: &[f32],
+        dp: &mut [f32],
+        work: &mut [f32],
+        grads: &mut [alloc::vec::Vec<f32>],
+        dx: Option<&mut [f32]>,
+    ) {
+        let none = GateDropout::default();
+        self.backward_dropout(x, mask, none, cache, dy, dp, work, grads, dx);
+    }
+
+    /// [`Gru::backward`] for [`Gru::forward_train_dropout`]: the same `dropout` masks;
+    /// `work` holds [`Gru::dropout_work_len`] more values.
+    #[cfg(feature = "alloc")]
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_dropout(
+        &self,
+        x: &[f32],
+        mask: Option<&[bool]>,
+        dropout: GateDropout<'_>,
         cache: &[f32],
         dy: &[f32],
         dp: &mut [f32],
@@ -183,7 +280,7 @@ impl Gru {
             recurrent_bias,
         };
         self.sequence
-            .backward(self, x, mask, cache, dy, dp, work, grads, dx);
+            .backward(self, x, mask, dropout, cache, dy, dp, work, grads, dx);
     }
 
     fn recurrent_bias(&self) -> Option<&[f32]> {
@@ -213,11 +310,21 @@ impl Cell for Gru {
     fn kernel(&self) -> &[f32] {
         &self.kernel
     }
+    fn recurrent_kernel(&self) -> &[f32] {
+        &self.recurrent_kernel
+    }
     fn input_bias(&self) -> Option<&[f32]> {
         self.bias.as_deref().map(|b| &b[..3 * self.units])
     }
 
-    fn step(&self, p: &[f32], state: &mut [f32], work: &mut [f32], cache: Option<&mut [f32]>) {
+    fn step(
+        &self,
+        p: &[f32],
+        recurrent: &[f32],
+        state: &mut [f32],
+        work: &mut [f32],
+        cache: Option<&mut [f32]>,
+    ) {
         let u = self.units;
         let g = 3 * u;
         let (rec, work) = work.split_at_mut(g);
@@ -231,7 +338,7 @@ impl Cell for Gru {
         let (post, rest) = rest.split_at_mut(g);
         let rh = &mut rest[..u];
         let h = state;
-        let r_kernel: &[f32] = &self.recurrent_kernel;
+        let r_kernel = recurrent;
         if self.reset_after {
             vec_mat(h, r_kernel, g, 0, 0.0, rec);
             if let Some(b) = self.recurrent_bias() {
@@ -274,6 +381,7 @@ impl Cell for Gru {
         &self,
         cache: &[f32],
         prev: &[f32],
+        recurrent: &[f32],
         dstate: &mut [f32],
         dp: &mut [f32],
         grad_recurrent: &mut [f32],
@@ -307,7 +415,7 @@ impl Cell for Gru {
         } else {
             // pre_hh = x_h + rh · R_h with rh = r * h_prev.
             add_outer(rh, &dp[2 * u..g], grad_recurrent, g, 2 * u);
-            mat_vec(&self.recurrent_kernel, g, 2 * u, &dp[2 * u..g], 0.0, d_rh);
+            mat_vec(recurrent, g, 2 * u, &dp[2 * u..g], 0.0, d_rh);
             for k in 0..u {
                 dp[u + k] = d_rh[k] * h_prev[k];
                 dh[k] += d_rh[k] * post[u + k];
@@ -319,7 +427,7 @@ impl Cell for Gru {
         drec[..2 * u].copy_from_slice(&dp[..2 * u]);
         let width = if self.reset_after { g } else { 2 * u };
         add_outer(h_prev, &drec[..width], grad_recurrent, g, 0);
-        mat_vec(&self.recurrent_kernel, g, 0, &drec[..width], 1.0, dh);
+        mat_vec(recurrent, g, 0, &drec[..width], 1.0, dh);
         if let Some(grad_bias) = grad_bias {
             for (b, d) in grad_bias.iter_mut().zip(&drec[..]) {
                 *b += d;

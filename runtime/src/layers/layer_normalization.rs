@@ -189,6 +189,26 @@ impl LayerNormalization {
         });
     }
 
+    /// One timestep of a layer normalising the last axis only, for streaming: `x` holds that
+    /// timestep's features (one group), normalised in place. ([`LayerNormalization::forward`]
+    /// wants whole samples: on a `(timesteps, features)` layer it would see no sample in
+    /// one timestep's slice.)
+    ///
+    /// ```
+    /// use kiln_runtime::layers::LayerNormalization;
+    /// // A (3, 2) layer over the last axis, epsilon 0: each timestep on its own.
+    /// let ln = LayerNormalization::new(&[3, 2], &[1], &[2], 0.0, [None, None], 0, 0);
+    /// let mut x = [1.0, 3.0];
+    /// ln.forward_timestep(&mut x);
+    /// assert_eq!(x, [-1.0, 1.0]);
+    /// ```
+    pub fn forward_timestep(&self, x: &mut [f32]) {
+        let n = self.sizes().0.min(x.len());
+        if n > 0 {
+            self.forward_group(x, |p| p, n);
+        }
+    }
+
     /// [`LayerNormalization::forward`] on the group whose `p`-th value is `values[at(p)]`.
     fn forward_group(&self, values: &mut [f32], at: impl Fn(usize) -> usize + Copy, n: usize) {
         let (mean, r) = self.statistics(values, at, n);

@@ -4,7 +4,7 @@
 
 #[cfg(feature = "alloc")]
 use super::recurrent::Grads;
-use super::recurrent::{activate, add_outer, mat_vec, vec_mat, Cell, Sequence};
+use super::recurrent::{activate, add_outer, mat_vec, vec_mat, Cell, GateDropout, Sequence};
 use super::Weights;
 use crate::activations::Activation;
 #[cfg(feature = "alloc")]
@@ -121,6 +121,55 @@ impl Lstm {
         self.sequence.work_len(self, precompute)
     }
 
+    /// Values [`Lstm::step`] carries from one timestep to the next (`h`, then the rest).
+    pub fn state_len(&self) -> usize {
+        Cell::state_len(self)
+    }
+
+    /// Scratch [`Lstm::step`] needs: the pre-activations (`4 * units`) and `act(c)`.
+    pub fn step_work_len(&self) -> usize {
+        5 * self.units
+    }
+
+    /// One timestep for streaming (`kiln::Streaming`): `x` the timestep's features, `keep`
+    /// its mask, `state` ([`Lstm::state_len`] values, `h` then `c`, zeros at the start)
+    /// carried between calls, `y` the output `h`. The numbers of
+    /// [`super::recurrent::stream_step`] with the gates computed in place: the projection
+    /// and the recurrent product go into one buffer, and each activation runs on its gates
+    /// where they lie (no copies; this is the real-time audio step).
+    pub fn step(&self, x: &[f32], keep: bool, state: &mut [f32], work: &mut [f32], y: &mut [f32]) {
+        let u = self.units;
+        let g = 4 * u;
+        if keep {
+            let (z, rest) = work.split_at_mut(g);
+            let tc = &mut rest[..u];
+            let (h, c) = state.split_at_mut(u);
+            // `bias + x · kernel + h · recurrent_kernel` in one pass.
+            crate::gemm::vec_mat2(
+                self.bias.as_deref(),
+                (x, &self.kernel),
+                (h, &self.recurrent_kernel),
+                z,
+            );
+            let (rec, act) = (self.recurrent_activation, self.activation);
+            rec.apply(&mut z[..2 * u], u);
+            act.apply(&mut z[2 * u..3 * u], u);
+            rec.apply(&mut z[3 * u..], u);
+            let (i, rest) = z.split_at(u);
+            let (f, rest) = rest.split_at(u);
+            let (gc, o) = rest.split_at(u);
+            for k in 0..u {
+                c[k] = f[k] * c[k] + i[k] * gc[k];
+                tc[k] = c[k];
+            }
+            act.apply(tc, u);
+            for k in 0..u {
+                h[k] = o[k] * tc[k];
+            }
+        }
+        y[..u].copy_from_slice(&state[..u]);
+    }
+
     /// Values [`Lstm::forward_train`] keeps per sample.
     pub fn cache_len(&self) -> usize {
         self.sequence.cache_len(self)
@@ -129,7 +178,8 @@ impl Lstm {
     /// The layer on whole samples (`x` row-major `(timesteps, features)` each, `mask` one
     /// `bool` per timestep), into `y`; `work` as [`Lstm::work_len`].
     pub fn forward(&self, x: &[f32], mask: Option<&[bool]>, y: &mut [f32], work: &mut [f32]) {
-        self.sequence.forward(self, x, mask, y, work, None);
+        self.sequence
+            .forward(self, x, mask, GateDropout::default(), y, work, None);
     }
 
     /// [`Lstm::forward`] keeping what the backward pass needs in `cache`
@@ -142,7 +192,28 @@ impl Lstm {
         work: &mut [f32],
         cache: &mut [f32],
     ) {
-        self.sequence.forward(self, x, mask, y, work, Some(cache));
+        self.forward_train_dropout(x, mask, GateDropout::default(), y, work, cache);
+    }
+
+    /// Scratch [`Lstm::forward_train_dropout`] and [`Lstm::backward_dropout`] need beyond
+    /// `work_len` (see [`Sequence::dropout_work_len`]).
+    pub fn dropout_work_len(&self) -> usize {
+        self.sequence.dropout_work_len(self)
+    }
+
+    /// [`Lstm::forward_train`] with `recurrent_dropout`'s masks (and `dropout`'s with it;
+    /// see [`GateDropout`]); `work` holds [`Lstm::dropout_work_len`] more values.
+    pub fn forward_train_dropout(
+        &self,
+        x: &[f32],
+        mask: Option<&[bool]>,
+        dropout: GateDropout<'_>,
+        y: &mut [f32],
+        work: &mut [f32],
+        cache: &mut [f32],
+    ) {
+        self.sequence
+            .forward(self, x, mask, dropout, y, work, Some(cache));
     }
 
     /// Backpropagation through time: adds the weight gradients (`grads[0..3]` in Keras's
@@ -161,6 +232,26 @@ impl Lstm {
         grads: &mut [alloc::vec::Vec<f32>],
         dx: Option<&mut [f32]>,
     ) {
+        let none = GateDropout::default();
+        self.backward_dropout(x, mask, none, cache, dy, dp, work, grads, dx);
+    }
+
+    /// [`Lstm::backward`] for [`Lstm::forward_train_dropout`]: the same `dropout` masks;
+    /// `work` holds [`Lstm::dropout_work_len`] more values.
+    #[cfg(feature = "alloc")]
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_dropout(
+        &self,
+        x: &[f32],
+        mask: Option<&[bool]>,
+        dropout: GateDropout<'_>,
+        cache: &[f32],
+        dy: &[f32],
+        dp: &mut [f32],
+        work: &mut [f32],
+        grads: &mut [alloc::vec::Vec<f32>],
+        dx: Option<&mut [f32]>,
+    ) {
         let (kernel, rest) = grads.split_at_mut(1);
         let (recurrent, bias) = rest.split_at_mut(1);
         let grads = Grads {
@@ -170,7 +261,7 @@ impl Lstm {
             recurrent_bias: None,
         };
         self.sequence
-            .backward(self, x, mask, cache, dy, dp, work, grads, dx);
+            .backward(self, x, mask, dropout, cache, dy, dp, work, grads, dx);
     }
 }
 
@@ -193,11 +284,21 @@ impl Cell for Lstm {
     fn kernel(&self) -> &[f32] {
         &self.kernel
     }
+    fn recurrent_kernel(&self) -> &[f32] {
+        &self.recurrent_kernel
+    }
     fn input_bias(&self) -> Option<&[f32]> {
         self.bias.as_deref()
     }
 
-    fn step(&self, p: &[f32], state: &mut [f32], work: &mut [f32], cache: Option<&mut [f32]>) {
+    fn step(
+        &self,
+        p: &[f32],
+        recurrent: &[f32],
+        state: &mut [f32],
+        work: &mut [f32],
+        cache: Option<&mut [f32]>,
+    ) {
         let u = self.units;
         let g = 4 * u;
         // Layout (cache or scratch): pre-activations z (4u), gates (4u), c (u), act(c) (u).
@@ -211,7 +312,7 @@ impl Cell for Lstm {
         let tc = &mut rest[..u];
         z.copy_from_slice(&p[..g]);
         let (h, c) = state.split_at_mut(u);
-        vec_mat(h, &self.recurrent_kernel, g, 0, 1.0, z);
+        vec_mat(h, recurrent, g, 0, 1.0, z);
         let rec = self.recurrent_activation;
         activate(rec, &z[..u], &mut gates[..u]);
         activate(rec, &z[u..2 * u], &mut gates[u..2 * u]);
@@ -231,6 +332,7 @@ impl Cell for Lstm {
         &self,
         cache: &[f32],
         prev: &[f32],
+        recurrent: &[f32],
         dstate: &mut [f32],
         dp: &mut [f32],
         grad_recurrent: &mut [f32],
@@ -269,7 +371,7 @@ impl Cell for Lstm {
         );
         rec.backward(&z[3 * u..], &gates[3 * u..], &mut dp[3 * u..g], u);
         add_outer(h_prev, &dp[..g], grad_recurrent, g, 0);
-        mat_vec(&self.recurrent_kernel, g, 0, &dp[..g], 0.0, dh);
+        mat_vec(recurrent, g, 0, &dp[..g], 0.0, dh);
     }
 }
 

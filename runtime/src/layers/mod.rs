@@ -2,6 +2,7 @@
 //! calls into these.
 
 pub mod batch_normalization;
+pub mod bidirectional;
 pub mod conv;
 pub mod conv_transpose;
 pub mod cropping;
@@ -27,6 +28,7 @@ pub mod softmax;
 pub mod upsampling;
 
 pub use batch_normalization::BatchNormalization;
+pub use bidirectional::{Bidirectional, Merge};
 pub use conv::Conv;
 pub use conv_transpose::ConvTranspose;
 pub use dense::Dense;

@@ -90,6 +90,30 @@ impl PReLU {
 }
 
 impl PReLU {
+    /// One timestep of a layer whose `alpha` is the same at every timestep (a rank-1 input,
+    /// or a `(timesteps, features)` one with the timesteps shared, `shared_axes = [1]`), for
+    /// streaming: `x` holds that timestep's features, changed in place with `alpha`'s
+    /// values for them (one per feature, or one for all when the features are shared too).
+    ///
+    /// ```
+    /// use kiln_runtime::{initializers::Initializer, layers::PReLU};
+    /// // Keras: PReLU(shared_axes = [1]) on (5, 2): alpha (1, 2).
+    /// let p = PReLU::new(&[5, 2], &[1, 2], Initializer::Constant(0.5), 0, 0);
+    /// let mut x = [-2.0, 3.0];
+    /// p.forward_timestep(&mut x);
+    /// assert_eq!(x, [-1.0, 3.0]);
+    /// ```
+    pub fn forward_timestep(&self, x: &mut [f32]) {
+        match &self.alpha[..] {
+            [a] => x.iter_mut().for_each(|v| *v = prelu(*v, *a)),
+            alpha => {
+                for (v, &a) in x.iter_mut().zip(alpha) {
+                    *v = prelu(*v, a);
+                }
+            }
+        }
+    }
+
     /// The backward pass on whole samples: `x` is the forward input, `dy` the gradient with
     /// respect to the output. Adds `sum(dy * min(x, 0))` over the batch and the shared axes
     /// into `grad_alpha` (Keras layout), then, when `input_grad`, turns `dy` in place into

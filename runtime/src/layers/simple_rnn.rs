@@ -4,7 +4,7 @@
 
 #[cfg(feature = "alloc")]
 use super::recurrent::Grads;
-use super::recurrent::{activate, add_outer, mat_vec, vec_mat, Cell, Sequence};
+use super::recurrent::{activate, add_outer, mat_vec, vec_mat, Cell, GateDropout, Sequence};
 use super::Weights;
 use crate::activations::Activation;
 #[cfg(feature = "alloc")]
@@ -104,6 +104,23 @@ impl SimpleRnn {
         self.sequence.work_len(self, precompute)
     }
 
+    /// Values [`SimpleRnn::step`] carries from one timestep to the next (`h`, then the rest).
+    pub fn state_len(&self) -> usize {
+        Cell::state_len(self)
+    }
+
+    /// Scratch [`SimpleRnn::step`] needs.
+    pub fn step_work_len(&self) -> usize {
+        super::recurrent::stream_work_len(self)
+    }
+
+    /// One timestep for streaming (`kiln::Streaming`): `x` the timestep's features, `keep`
+    /// its mask, `state` ([`SimpleRnn::state_len`] values, zeros at the start) carried between
+    /// calls, `y` the output `h`; see [`super::recurrent::stream_step`].
+    pub fn step(&self, x: &[f32], keep: bool, state: &mut [f32], work: &mut [f32], y: &mut [f32]) {
+        super::recurrent::stream_step(self, x, keep, state, work, y);
+    }
+
     /// Values [`SimpleRnn::forward_train`] keeps per sample.
     pub fn cache_len(&self) -> usize {
         self.sequence.cache_len(self)
@@ -112,7 +129,8 @@ impl SimpleRnn {
     /// The layer on whole samples (`x` row-major `(timesteps, features)` each, `mask` one
     /// `bool` per timestep), into `y`; `work` as [`SimpleRnn::work_len`].
     pub fn forward(&self, x: &[f32], mask: Option<&[bool]>, y: &mut [f32], work: &mut [f32]) {
-        self.sequence.forward(self, x, mask, y, work, None);
+        self.sequence
+            .forward(self, x, mask, GateDropout::default(), y, work, None);
     }
 
     /// [`SimpleRnn::forward`] keeping what the backward pass needs in `cache`
@@ -125,7 +143,28 @@ impl SimpleRnn {
         work: &mut [f32],
         cache: &mut [f32],
     ) {
-        self.sequence.forward(self, x, mask, y, work, Some(cache));
+        self.forward_train_dropout(x, mask, GateDropout::default(), y, work, cache);
+    }
+
+    /// Scratch [`SimpleRnn::forward_train_dropout`] and [`SimpleRnn::backward_dropout`] need beyond
+    /// `work_len` (see [`Sequence::dropout_work_len`]).
+    pub fn dropout_work_len(&self) -> usize {
+        self.sequence.dropout_work_len(self)
+    }
+
+    /// [`SimpleRnn::forward_train`] with `recurrent_dropout`'s masks (and `dropout`'s with it;
+    /// see [`GateDropout`]); `work` holds [`SimpleRnn::dropout_work_len`] more values.
+    pub fn forward_train_dropout(
+        &self,
+        x: &[f32],
+        mask: Option<&[bool]>,
+        dropout: GateDropout<'_>,
+        y: &mut [f32],
+        work: &mut [f32],
+        cache: &mut [f32],
+    ) {
+        self.sequence
+            .forward(self, x, mask, dropout, y, work, Some(cache));
     }
 
     /// Backpropagation through time: adds the weight gradients (`grads[0..3]` in Keras's
@@ -144,6 +183,26 @@ impl SimpleRnn {
         grads: &mut [alloc::vec::Vec<f32>],
         dx: Option<&mut [f32]>,
     ) {
+        let none = GateDropout::default();
+        self.backward_dropout(x, mask, none, cache, dy, dp, work, grads, dx);
+    }
+
+    /// [`SimpleRnn::backward`] for [`SimpleRnn::forward_train_dropout`]: the same `dropout` masks;
+    /// `work` holds [`SimpleRnn::dropout_work_len`] more values.
+    #[cfg(feature = "alloc")]
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_dropout(
+        &self,
+        x: &[f32],
+        mask: Option<&[bool]>,
+        dropout: GateDropout<'_>,
+        cache: &[f32],
+        dy: &[f32],
+        dp: &mut [f32],
+        work: &mut [f32],
+        grads: &mut [alloc::vec::Vec<f32>],
+        dx: Option<&mut [f32]>,
+    ) {
         let (kernel, rest) = grads.split_at_mut(1);
         let (recurrent, bias) = rest.split_at_mut(1);
         let grads = Grads {
@@ -153,7 +212,7 @@ impl SimpleRnn {
             recurrent_bias: None,
         };
         self.sequence
-            .backward(self, x, mask, cache, dy, dp, work, grads, dx);
+            .backward(self, x, mask, dropout, cache, dy, dp, work, grads, dx);
     }
 }
 
@@ -176,11 +235,21 @@ impl Cell for SimpleRnn {
     fn kernel(&self) -> &[f32] {
         &self.kernel
     }
+    fn recurrent_kernel(&self) -> &[f32] {
+        &self.recurrent_kernel
+    }
     fn input_bias(&self) -> Option<&[f32]> {
         self.bias.as_deref()
     }
 
-    fn step(&self, p: &[f32], state: &mut [f32], work: &mut [f32], cache: Option<&mut [f32]>) {
+    fn step(
+        &self,
+        p: &[f32],
+        recurrent: &[f32],
+        state: &mut [f32],
+        work: &mut [f32],
+        cache: Option<&mut [f32]>,
+    ) {
         let u = self.units;
         // The cache keeps the pre-activation; the new `h` is the next step's state.
         let pre = match cache {
@@ -189,7 +258,7 @@ impl Cell for SimpleRnn {
         };
         let pre = &mut pre[..u];
         pre.copy_from_slice(&p[..u]);
-        vec_mat(state, &self.recurrent_kernel, u, 0, 1.0, pre);
+        vec_mat(state, recurrent, u, 0, 1.0, pre);
         activate(self.activation, pre, state);
     }
 
@@ -197,6 +266,7 @@ impl Cell for SimpleRnn {
         &self,
         cache: &[f32],
         prev: &[f32],
+        recurrent: &[f32],
         dstate: &mut [f32],
         dp: &mut [f32],
         grad_recurrent: &mut [f32],
@@ -211,7 +281,7 @@ impl Cell for SimpleRnn {
         dp[..u].copy_from_slice(dstate);
         self.activation.backward(pre, h, &mut dp[..u], u);
         add_outer(prev, &dp[..u], grad_recurrent, u, 0);
-        mat_vec(&self.recurrent_kernel, u, 0, &dp[..u], 0.0, dstate);
+        mat_vec(recurrent, u, 0, &dp[..u], 0.0, dstate);
     }
 }
 

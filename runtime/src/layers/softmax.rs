@@ -4,6 +4,10 @@
 
 use crate::math;
 
+/// What Keras's `Softmax` puts in place of a masked input (`_large_negative_number` for
+/// float32) before taking the softmax.
+const MASKED: f32 = -1e9;
+
 /// Softmax of `values` along `axis`, in place, as Keras's `Softmax(axis)` layer computes it.
 ///
 /// `values` holds whole samples, each row-major in the per-sample shape `shape` (one sample
@@ -12,10 +16,12 @@ use crate::math;
 /// strided in memory, every `shape[axis + 1..]` product values.
 ///
 /// `mask`, when given, has one `bool` per position, i.e. per index of all axes but the last
-/// (across every sample of a batch); `false` drops the position's values: they become 0 and
-/// do not count in the normalisation, and a line with every value dropped is all zeros. This
-/// is Keras's `Softmax()(x, mask = mask[..., None])`, which sets dropped inputs to -1e9
-/// (so their exponentials are 0) and zeroes dropped outputs afterwards.
+/// (across every sample of a batch); `false` drops the position's values: they become 0,
+/// and a line with every value dropped is all zeros. This is Keras's
+/// `Softmax()(x, mask = mask[..., None])`, computed as Keras does: dropped inputs count as
+/// -1e9 (whose exponential is 0 beside any kept value above about -1e9 + 88)
+/// and dropped outputs are set to 0 afterwards, so they stay 0 where a kept NaN or +inf
+/// makes the line's sum NaN, and a line whose kept values are all -inf is all zeros.
 pub fn softmax_along(values: &mut [f32], shape: &[usize], axis: usize, mask: Option<&[bool]>) {
     let len = shape.get(axis).copied().unwrap_or(1);
     let inner: usize = shape.get(axis + 1..).map_or(1, |s| s.iter().product());
@@ -32,10 +38,9 @@ pub fn softmax_along(values: &mut [f32], shape: &[usize], axis: usize, mask: Opt
             let mut max = f32::NEG_INFINITY;
             let mut any = false;
             for a in 0..len {
-                if keep(a) {
-                    max = max.max(lines[i + a * inner]);
-                    any = true;
-                }
+                let kept = keep(a);
+                max = max.max(if kept { lines[i + a * inner] } else { MASKED });
+                any |= kept;
             }
             if !any {
                 for a in 0..len {
@@ -46,13 +51,14 @@ pub fn softmax_along(values: &mut [f32], shape: &[usize], axis: usize, mask: Opt
             let mut sum = 0.0;
             for a in 0..len {
                 let v = &mut lines[i + a * inner];
-                *v = if keep(a) { math::exp(*v - max) } else { 0.0 };
+                *v = math::exp(if keep(a) { *v } else { MASKED } - max);
                 sum += *v;
             }
             // Divide rather than multiply by the reciprocal: it is what JAX does, so results
-            // agree to the last bit more often.
+            // agree to the last bit more often. Dropped outputs are 0 whatever the sum.
             for a in 0..len {
-                lines[i + a * inner] /= sum;
+                let v = &mut lines[i + a * inner];
+                *v = if keep(a) { *v / sum } else { 0.0 };
             }
         }
     }
@@ -221,5 +227,31 @@ mod tests {
         softmax_along(&mut y, &[4, 3], 1, Some(&mask));
         assert_eq!(&y[3..6], &[0.0; 3]);
         assert!((y[..3].iter().sum::<f32>() - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn masked_positions_stay_zero_beside_non_finite_values() {
+        // Shape (4, 1), axis 0, position 1 masked, as Keras (tests/non_finite.rs): a kept NaN
+        // or +inf makes the kept outputs NaN, and kept values that are all -inf give zeros
+        // (their exponentials are 0 beside the masked -1e9's 1, which is then zeroed).
+        let mask = [true, false, true, true];
+        for (x, kept) in [
+            ([f32::NAN, 5.0, 1.0, 2.0], f32::NAN),
+            ([f32::INFINITY, 5.0, 1.0, 2.0], f32::NAN),
+            (
+                [f32::NEG_INFINITY, 5.0, f32::NEG_INFINITY, f32::NEG_INFINITY],
+                0.0,
+            ),
+        ] {
+            let mut y = x;
+            softmax_along(&mut y, &[4, 1], 0, Some(&mask));
+            assert_eq!(y[1], 0.0, "{x:?}");
+            for v in [y[0], y[2], y[3]] {
+                assert!(
+                    v.to_bits() == kept.to_bits() || v.is_nan() && kept.is_nan(),
+                    "{x:?}: {y:?}"
+                );
+            }
+        }
     }
 }

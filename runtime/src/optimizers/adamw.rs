@@ -69,6 +69,10 @@ impl Optimizer for AdamW {
         self.adam.reset();
     }
 
+    fn visit_state(&mut self, visit: &mut dyn FnMut(&str, super::StateRef<'_>)) -> bool {
+        self.adam.visit_state(visit)
+    }
+
     fn name(&self) -> &'static str {
         "adamw"
     }

@@ -68,7 +68,25 @@ use alloc::vec::Vec;
 /// `clip`, `ema` and `state: Slots` implements the same way; `$name` is Keras's name, and
 /// `$reset` (a closure on `&mut Self`) forgets any state outside `state` and `ema`.
 macro_rules! bookkeeping {
+    // `extra_state` (a closure on `&mut Self` and the visitor) visits state kept outside
+    // `state` and `ema`, for `Trainer::save`.
+    ($name:literal, extra_state = $extra:expr, reset = $reset:expr) => {
+        super::bookkeeping!(@body $name, [$reset], [$extra]);
+    };
     ($name:literal $(, $reset:expr)?) => {
+        super::bookkeeping!(@body $name, [$($reset)?], []);
+    };
+    (@body $name:literal, [$($reset:expr)?], [$($extra:expr)?]) => {
+        fn visit_state(&mut self, visit: &mut dyn FnMut(&str, super::StateRef<'_>)) -> bool {
+            visit("learning_rate", super::StateRef::Scalar(&mut self.learning_rate));
+            self.state.visit("state", visit);
+            if let Some(ema) = &mut self.ema {
+                ema.averages.visit("ema", visit);
+            }
+            $(($extra)(&mut *self, visit);)?
+            true
+        }
+
         fn iterations(&self) -> u64 {
             self.state.iterations()
         }
@@ -226,6 +244,27 @@ pub trait Optimizer {
 
     /// Keras's lowercase name (`"adam"`), as `keras.optimizers.get` accepts it.
     fn name(&self) -> &'static str;
+
+    /// Shows `visit` every piece of state kept between steps (the learning rate, the step
+    /// count, moments, averages), each under a stable name, to read (`Trainer::save`) or
+    /// overwrite (`Trainer::load`); returns whether the optimizer supports this. The
+    /// default supports nothing (`false`), and `Trainer::save` refuses such an optimizer.
+    fn visit_state(&mut self, visit: &mut dyn FnMut(&str, StateRef<'_>)) -> bool {
+        let _ = visit;
+        false
+    }
+}
+
+/// One piece of optimizer state, as [`Optimizer::visit_state`] shows it.
+#[derive(Debug)]
+pub enum StateRef<'a> {
+    /// A buffer of values (moments of one weight, back to back); a loader may resize it.
+    Values(&'a mut Vec<f32>),
+    /// A count (steps taken, buffers in a table); a loader may change it, and a table then
+    /// resizes to it before showing its buffers.
+    Count(&'a mut u64),
+    /// One number (the learning rate, Nadam's product of momenta).
+    Scalar(&'a mut f32),
 }
 
 /// The optimizer `keras.optimizers.get(name)` builds, with Keras's defaults: any of
@@ -438,6 +477,25 @@ impl Slots {
 
     fn step_begin(&mut self) {
         self.iterations += 1;
+    }
+
+    /// Shows the step count, the number of buffers (after which the table resizes to what
+    /// the visitor left) and each buffer, under `prefix/iterations`, `prefix/slots` and
+    /// `prefix/<slot>`.
+    pub(crate) fn visit(&mut self, prefix: &str, visit: &mut dyn FnMut(&str, StateRef<'_>)) {
+        visit(
+            &alloc::format!("{prefix}/iterations"),
+            StateRef::Count(&mut self.iterations),
+        );
+        let mut count = self.buffers.len() as u64;
+        visit(
+            &alloc::format!("{prefix}/slots"),
+            StateRef::Count(&mut count),
+        );
+        self.buffers.resize_with(count as usize, Vec::new);
+        for (slot, buffer) in self.buffers.iter_mut().enumerate() {
+            visit(&alloc::format!("{prefix}/{slot}"), StateRef::Values(buffer));
+        }
     }
 
     fn reset(&mut self) {

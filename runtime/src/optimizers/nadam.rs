@@ -92,5 +92,11 @@ impl Optimizer for Nadam {
 
     super::elementwise_update!();
 
-    super::bookkeeping!("nadam", |s: &mut Nadam| s.u_product = 1.0);
+    super::bookkeeping!(
+        "nadam",
+        extra_state = |s: &mut Nadam, visit: &mut dyn FnMut(&str, super::StateRef<'_>)| {
+            visit("u_product", super::StateRef::Scalar(&mut s.u_product))
+        },
+        reset = |s: &mut Nadam| s.u_product = 1.0
+    );
 }

@@ -11,12 +11,16 @@ pub(super) struct Progress {
 }
 
 impl Progress {
-    pub(super) fn new(verbose: bool, epochs: usize, steps: usize) -> Progress {
+    /// A bar of `steps` per epoch, or a counter when the count is unknown.
+    pub(super) fn new(verbose: bool, epochs: usize, steps: Option<usize>) -> Progress {
         #[cfg(feature = "std")]
         {
             use std::io::IsTerminal;
             let bar = (verbose && std::io::stderr().is_terminal()).then(|| {
-                let bar = indicatif::ProgressBar::new(steps as u64);
+                let bar = match steps {
+                    Some(steps) => indicatif::ProgressBar::new(steps as u64),
+                    None => indicatif::ProgressBar::no_length(),
+                };
                 if let Ok(style) =
                     indicatif::ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} {msg}")
                 {

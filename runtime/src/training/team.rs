@@ -7,11 +7,15 @@
 //!
 //! Every optimizer, regularizer and loss term involved is element-wise or a mean over
 //! samples, so a step equals the one-thread step up to rounding, and the same seed, data
-//! and thread count give bit-identical weights. When the update is not element-wise
-//! (gradient clipping, constraints, an optimizer without a rule, non-trainable weights),
-//! phase B runs on the calling thread over the whole weights instead. A model with moving
-//! averages (`BatchNormalization`) never gets here: its training pass normalises by the
-//! statistics of the whole batch, which no share sees, so `fit` runs it on one thread.
+//! and thread count give bit-identical weights. Under an output mask the loss is a mean
+//! over the batch's unmasked positions, which no share knows alone: each share's loss head
+//! adds its counts and waits for the others' (`Shared::batch_rows`), then weights its rows
+//! by the batch's `total / valid`, so the shares still combine by their samples. When the
+//! update is not element-wise (gradient clipping, constraints, an optimizer without a
+//! rule, non-trainable weights), phase B runs on the calling thread over the whole weights
+//! instead. A model with moving averages (`BatchNormalization`) never gets here: its
+//! training pass normalises by the statistics of the whole batch, which no share sees, so
+//! `fit` runs it on one thread.
 //!
 //! # The protocol, and why the raw pointers are sound
 //! The calling thread (thread 0) drives the steps through `generation`: each increment
@@ -19,7 +23,11 @@
 //! finishes a phase and thread 0 waits for all of them (Release/Acquire on both counters,
 //! so each phase sees everything written before it). Within a phase:
 //! - A: every thread reads the model (a shared reference made for the phase and dropped
-//!   with it) and writes only its own `StepState` and board.
+//!   with it) and writes only its own `StepState` and board. Under an output mask, every
+//!   thread also adds its row counts to `rows` and `valid` and then `arrived` (Release;
+//!   an empty share at once, the others in their loss head), and each non-empty share
+//!   waits there until `arrived` counts every thread (Acquire), or `failed` is set
+//!   (`Shared::batch_rows`; the counters are atomics, zeroed by thread 0 between phases).
 //! - B: thread 0 first derives raw pointers to the weights and the optimizer state (from
 //!   unique references it drops right away) and publishes them with the phase; every thread
 //!   then writes only its own piece of the weights, of the optimizer state and of its own
@@ -35,10 +43,11 @@
 //! Panics: a worker that panics mid-phase still counts as done and flags `failed`, then
 //! keeps its buffers alive until thread 0 stops the team (other threads may be reading its
 //! gradients); thread 0 panics in turn. If thread 0 unwinds mid-phase, its drop waits for
-//! the phase to end before stopping the workers. A worker that cannot be started is a
-//! `kiln::Error`.
+//! the phase to end before stopping the workers, having first set `failed` so that no
+//! share waits for its row counts. A worker that cannot be started is a `kiln::Error`.
 
-use super::step::{apply_update, run_pass, Objective, StepState, Steps};
+use super::callbacks::ModelAccess;
+use super::step::{apply_update, divergence, run_pass, Divergence, Objective, StepState, Steps};
 use super::{Logs, Trainable};
 use crate::error::Error;
 use crate::optimizers::{ElementwiseRule, GradientClip, Optimizer, MAX_STATE_PARTS};
@@ -98,6 +107,8 @@ struct Orders {
     /// The gathered batch (every share is a contiguous range of it).
     x: Vec<f32>,
     y: Vec<f32>,
+    /// One sample weight per sample of the batch, or empty for none.
+    w: Vec<f32>,
     seed: u64,
     step: u64,
     /// Each thread's samples, as a range of the batch.
@@ -121,6 +132,8 @@ struct Board {
     loss: f32,
     activity_loss: f32,
     metrics: Vec<f32>,
+    /// A non-finite loss or gradient of this share (the step is refused).
+    bad: Option<Divergence>,
 }
 
 // SAFETY: as for `Orders`; the gradient pointers point into the owning thread's
@@ -143,6 +156,12 @@ pub(super) struct Shared<'a, M> {
     stop: AtomicBool,
     /// A worker panicked: thread 0 stops waiting and panics too.
     failed: AtomicBool,
+    /// Phase A: the shares' output rows and unmasked output rows, summed as each share's
+    /// loss head reaches them, and how many threads have added theirs
+    /// ([`Shared::batch_rows`]). Thread 0 zeroes them before each phase A.
+    rows: AtomicUsize,
+    valid: AtomicUsize,
+    arrived: AtomicUsize,
 }
 
 // SAFETY: the model is `Send + Sync` (a bound of every constructor); the rest is atomics
@@ -161,6 +180,7 @@ impl<'a, M: Trainable + Send + Sync> Shared<'a, M> {
                 loss: 0.0,
                 activity_loss: 0.0,
                 metrics: Vec::new(),
+                bad: None,
             })
         };
         Shared {
@@ -175,6 +195,7 @@ impl<'a, M: Trainable + Send + Sync> Shared<'a, M> {
                 phase: Phase::Pass,
                 x: Vec::new(),
                 y: Vec::new(),
+                w: Vec::new(),
                 seed: 0,
                 step: 0,
                 shares: vec![(0, 0); threads],
@@ -189,7 +210,49 @@ impl<'a, M: Trainable + Send + Sync> Shared<'a, M> {
             done: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
             failed: AtomicBool::new(false),
+            rows: AtomicUsize::new(0),
+            valid: AtomicUsize::new(0),
+            arrived: AtomicUsize::new(0),
         }
+    }
+}
+
+impl<M> Shared<'_, M> {
+    /// Adds a share's output rows and unmasked rows to the batch's (an empty share adds
+    /// zeros, without waiting).
+    fn arrive(&self, rows: usize, valid: usize) {
+        self.rows.fetch_add(rows, Ordering::Relaxed);
+        self.valid.fetch_add(valid, Ordering::Relaxed);
+        // Release: the counts above are visible to whoever reads the last arrival.
+        self.arrived.fetch_add(1, Ordering::Release);
+    }
+
+    /// The whole batch's output rows and unmasked rows, for a share's loss head under an
+    /// output mask: Keras's `total / valid` counts the batch, not the share, so every share
+    /// adds its counts and waits for the others'. Every non-empty share of a model whose
+    /// output carries a mask calls this once per phase A (the mask is there or not for the
+    /// model, whatever the share), and every empty share arrives with zeros, so the wait
+    /// ends; a thread that panicked before arriving sets `failed`, which ends it too (the
+    /// step is lost then anyway).
+    fn batch_rows(&self, rows: usize, valid: usize) -> (usize, usize) {
+        self.arrive(rows, valid);
+        let mut spins = 0u32;
+        // Acquire: the last arrival's release sequence carries every share's counts.
+        while self.arrived.load(Ordering::Acquire) < self.threads {
+            if self.failed.load(Ordering::Acquire) {
+                break;
+            }
+            if spins < SPINS_BEFORE_PARKING {
+                spins += 1;
+                core::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        (
+            self.rows.load(Ordering::Relaxed),
+            self.valid.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -229,15 +292,25 @@ unsafe fn pass_share<M: Trainable>(
                 step: orders.step,
                 part: t as u64,
             };
+            let weights = if orders.w.is_empty() {
+                &[][..]
+            } else {
+                &orders.w[lo..hi]
+            };
             run_pass(
                 model,
                 objective,
                 &orders.x[lo * M::INPUT_LEN..hi * M::INPUT_LEN],
                 &orders.y[lo * label..hi * label],
+                weights,
+                &|rows, valid| shared.batch_rows(rows, valid),
                 position,
                 state,
             );
+        } else {
+            shared.arrive(0, 0);
         }
+        board.bad = if lo < hi { divergence(state) } else { None };
         board.loss = state.loss;
         board.activity_loss = state.activity_loss;
         board.metrics.clear();
@@ -291,6 +364,8 @@ unsafe fn combine<'s, M>(
 /// # Safety
 /// Phase B of the protocol with a rule published, on thread `t`.
 unsafe fn update_pieces<M: Trainable>(shared: &Shared<'_, M>, t: usize) {
+    #[cfg(feature = "fault-injection")]
+    fault_injection::update_started(t);
     // SAFETY: phase B: orders and the other boards are read-only; this thread writes only
     // its pieces (disjoint from every other thread's) of the weights, optimizer state and
     // its own gradients, and its own `regularization` cell.
@@ -412,6 +487,13 @@ impl<'a, 'm, M: Trainable + Send + Sync, O: Optimizer> Team<'a, 'm, M, O> {
             in_phase: false,
         };
         for t in 1..shared.threads {
+            #[cfg(feature = "fault-injection")]
+            if fault_injection::spawn_refused(t) {
+                return Err(Error::InvalidOption {
+                    name: "threads",
+                    reason: "the system could not start that many threads",
+                });
+            }
             let worker = std::thread::Builder::new()
                 .name(std::format!("kiln-fit-{t}"))
                 .spawn_scoped(scope, move || work(shared, t, objective))
@@ -507,6 +589,9 @@ impl<M, O> Drop for Team<'_, '_, M, O> {
         // Unwinding out of a phase: let the workers finish it first, since they may read
         // each other's gradients until then.
         if self.in_phase {
+            // Thread 0 is unwinding out of the phase: shares that wait for its row counts
+            // (`Shared::batch_rows`) must stop waiting.
+            self.shared.failed.store(true, Ordering::Release);
             while self.shared.done.load(Ordering::Acquire) < self.workers.len() {
                 std::thread::yield_now();
             }
@@ -518,7 +603,7 @@ impl<M, O> Drop for Team<'_, '_, M, O> {
 }
 
 impl<M: Trainable + Send + Sync, O: Optimizer> Steps for Team<'_, '_, M, O> {
-    fn step(&mut self, x: &[f32], y: &[f32], seed: u64) -> f32 {
+    fn step(&mut self, x: &[f32], y: &[f32], w: &[f32], seed: u64) -> Result<f32, Divergence> {
         let shared = self.shared;
         let threads = shared.threads;
         let samples = x.len() / M::INPUT_LEN.max(1);
@@ -529,6 +614,8 @@ impl<M: Trainable + Send + Sync, O: Optimizer> Steps for Team<'_, '_, M, O> {
             orders.x.extend_from_slice(x);
             orders.y.clear();
             orders.y.extend_from_slice(y);
+            orders.w.clear();
+            orders.w.extend_from_slice(w);
             orders.seed = seed;
             orders.step = *self.step;
             // Share t: samples [t·n/T, (t+1)·n/T) rounded up, so thread 0's is never empty.
@@ -539,12 +626,21 @@ impl<M: Trainable + Send + Sync, O: Optimizer> Steps for Team<'_, '_, M, O> {
                 );
             }
         }
+        // Between phases: the workers see these zeros through the phase's generation.
+        for counter in [&shared.rows, &shared.valid, &shared.arrived] {
+            counter.store(0, Ordering::Relaxed);
+        }
         let objective = self.objective;
         // SAFETY: (closure) phase A on thread 0.
         self.phase(Phase::Pass, |team| unsafe {
             pass_share(shared, 0, objective, team.state)
         });
 
+        // A non-finite loss or gradient in any share refuses the step before the update.
+        // SAFETY: between phases.
+        if let Some(bad) = unsafe { shared.boards.iter().find_map(|b| b.get().bad) } {
+            return Err(bad);
+        }
         // Combine the shares' losses and metrics, weighted by their samples.
         let mut loss = 0.0;
         // SAFETY: between phases.
@@ -586,16 +682,71 @@ impl<M: Trainable + Send + Sync, O: Optimizer> Steps for Team<'_, '_, M, O> {
             }
         }
         *self.step += 1;
-        loss
+        Ok(loss)
     }
 
     fn metric_values(&self) -> &[f32] {
         &self.state.metric_values
     }
 
-    fn evaluate(&self, x: &[f32], y: &[f32]) -> Result<Logs, Error> {
+    fn evaluate(&self, x: &[f32], y: &[f32], batch_size: usize) -> Result<Logs, Error> {
         // SAFETY: between steps the workers wait; a shared reference for the evaluation.
         self.objective
-            .evaluate(unsafe { &*self.shared.model }, x, y)
+            .evaluate(unsafe { &*self.shared.model }, x, y, batch_size)
+    }
+
+    fn access(&mut self) -> (&mut dyn ModelAccess, &mut dyn Optimizer) {
+        // SAFETY: between steps the workers wait for the next phase and hold no reference
+        // to the model (each phase takes its own and drops it; phase B's weight pointers
+        // are published afresh at every step, after callbacks may have written weights).
+        (unsafe { &mut *self.shared.model }, &mut *self.optimizer)
+    }
+}
+
+/// Test-only faults for `fit` on several threads, to reach the recovery paths that real
+/// failures reach rarely (feature `fault-injection`: kiln's own tests turn it on, as a
+/// dev-dependency; without it none of this is compiled). Each fault is armed for one event,
+/// process-wide: a test that arms one must not run other threaded `fit` calls meanwhile.
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+pub mod fault_injection {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// The worker (from 1) whose next start fails; 0 for none.
+    static REFUSE_SPAWN: AtomicUsize = AtomicUsize::new(0);
+    /// One more than the thread (0 = the calling one) whose next phase B panics; 0 for none.
+    static PANIC_IN_UPDATE: AtomicUsize = AtomicUsize::new(0);
+
+    /// The next start of worker `t` (1 or more) fails as if the system refused the thread:
+    /// `fit` returns `Error::InvalidOption { name: "threads", .. }`.
+    pub fn refuse_spawn(t: usize) {
+        REFUSE_SPAWN.store(t, Ordering::SeqCst);
+    }
+
+    /// Thread `t` (0 = the thread calling `fit`) panics at the start of its next phase B
+    /// (the update of its pieces of the weights).
+    pub fn panic_in_update(t: usize) {
+        PANIC_IN_UPDATE.store(t + 1, Ordering::SeqCst);
+    }
+
+    /// Disarms both faults.
+    pub fn clear() {
+        REFUSE_SPAWN.store(0, Ordering::SeqCst);
+        PANIC_IN_UPDATE.store(0, Ordering::SeqCst);
+    }
+
+    pub(super) fn spawn_refused(t: usize) -> bool {
+        REFUSE_SPAWN
+            .compare_exchange(t, 0, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+
+    pub(super) fn update_started(t: usize) {
+        if PANIC_IN_UPDATE
+            .compare_exchange(t + 1, 0, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            panic!("fault injection: thread {t} panics in phase B");
+        }
     }
 }

@@ -1,0 +1,253 @@
+//! Probes of the machine a bench runs on, timed in the same run as the workloads they bound:
+//! [`stream`] reads a Dense kernel the way kiln's one-vector kernel
+//! (`kiln::gemm::affine_vector`) reads it, without the arithmetic (the memory limit of a batch-1 `predict`), and [`fma`]
+//! runs fused multiply-adds on registers only (one core's arithmetic peak). Both use the
+//! instruction set kiln's kernels use in this process (`kiln::isa::isa()`, so `KILN_ISA`
+//! applies), chosen at run time like kiln's: the same figures in a default and a native build.
+
+#![allow(dead_code)] // each bench uses the probes it needs
+
+use kiln::isa::Isa;
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+/// Independent accumulators of the peak probe: enough to cover the FMA latency (4 cycles)
+/// times the FMA units (2 on both Zen 4/5 and Intel server cores) with room to spare.
+const FMA_CHAINS: usize = 12;
+
+/// The floating-point operations [`fma`] performs for `iterations` (2 per lane per FMA).
+pub fn fma_flops(iterations: usize) -> u64 {
+    (iterations * FMA_CHAINS * lanes() * 2) as u64
+}
+
+/// Iterations of [`fma`] that perform at least `flops` operations.
+pub fn fma_iterations_for(flops: u64) -> usize {
+    (flops as usize).div_ceil(FMA_CHAINS * lanes() * 2)
+}
+
+/// f32 lanes per vector on this process's instruction set.
+pub fn lanes() -> usize {
+    match kiln::isa::isa() {
+        Isa::Avx512 => 16,
+        Isa::Avx2Fma => 8,
+        _ => 4,
+    }
+}
+
+/// `iterations` rounds of [`FMA_CHAINS`] independent fused multiply-adds on registers; the
+/// returned sum keeps the optimiser from dropping them.
+pub fn fma(iterations: usize, seed: f32) -> f32 {
+    match kiln::isa::isa() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa()` only reports instruction sets the CPU has.
+        Isa::Avx512 => unsafe { fma_avx512(iterations, seed) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2Fma => unsafe { fma_avx2(iterations, seed) },
+        _ => fma_portable(iterations, seed),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn fma_avx512(iterations: usize, seed: f32) -> f32 {
+    // x = x * m + a with m just below 1: the values stay normal and bounded.
+    let m = _mm512_set1_ps(0.999_999);
+    let a = _mm512_set1_ps(1e-7);
+    let mut acc: [__m512; FMA_CHAINS] = core::array::from_fn(|i| _mm512_set1_ps(seed + i as f32));
+    for _ in 0..iterations {
+        for x in acc.iter_mut() {
+            *x = _mm512_fmadd_ps(*x, m, a);
+        }
+    }
+    let mut sum = _mm512_setzero_ps();
+    for x in acc {
+        sum = _mm512_add_ps(sum, x);
+    }
+    _mm512_reduce_add_ps(sum)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn fma_avx2(iterations: usize, seed: f32) -> f32 {
+    let m = _mm256_set1_ps(0.999_999);
+    let a = _mm256_set1_ps(1e-7);
+    let mut acc: [__m256; FMA_CHAINS] = core::array::from_fn(|i| _mm256_set1_ps(seed + i as f32));
+    for _ in 0..iterations {
+        for x in acc.iter_mut() {
+            *x = _mm256_fmadd_ps(*x, m, a);
+        }
+    }
+    let mut out = [0.0f32; 8];
+    let mut sum = _mm256_setzero_ps();
+    for x in acc {
+        sum = _mm256_add_ps(sum, x);
+    }
+    // SAFETY: `out` holds 8 values.
+    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), sum) };
+    out.iter().sum()
+}
+
+fn fma_portable(iterations: usize, seed: f32) -> f32 {
+    let mut acc: [[f32; 4]; FMA_CHAINS] = core::array::from_fn(|i| [seed + i as f32; 4]);
+    for _ in 0..iterations {
+        for x in acc.iter_mut() {
+            for v in x.iter_mut() {
+                *v = *v * 0.999_999 + 1e-7;
+            }
+        }
+    }
+    acc.iter().flatten().sum()
+}
+
+/// Reads the row-major `rows x cols` matrix `w` the way Dense's one-vector kernel reads it
+/// (`kiln::gemm::affine_vector`), adding every vector into an accumulator (one add per
+/// vector load, where the kernel has one FMA, plus one broadcast per row). With AVX-512 and
+/// `line_aligned`, as the kernel does: each row cut into 16-lane slots at cache-line
+/// boundaries (first and last masked), up to 12 slots per pass over the rows, evenly shared;
+/// without `line_aligned`, slots start at the row's first value wherever it lies (what a
+/// kernel that ignores alignment reads). Returns a sum so the reads are kept.
+pub fn stream(w: &[f32], rows: usize, cols: usize, line_aligned: bool) -> f32 {
+    assert!(w.len() >= rows * cols);
+    match kiln::isa::isa() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the CPU has AVX-512F (`isa()`); `w` holds `rows * cols` values.
+        Isa::Avx512 => unsafe { stream_avx512(w, rows, cols, line_aligned) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above, with AVX2.
+        Isa::Avx2Fma => unsafe { stream_avx2(w, rows, cols) },
+        _ => w[..rows * cols].iter().sum(),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn stream_avx512(w: &[f32], rows: usize, cols: usize, line_aligned: bool) -> f32 {
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn pass<const V: usize>(
+        w: *const f32,
+        rows: usize,
+        cols: usize,
+        first: __mmask16,
+        last: __mmask16,
+    ) -> __m512 {
+        let mut acc = [_mm512_setzero_ps(); V];
+        for i in 0..rows {
+            let row = w.wrapping_add(i * cols);
+            for (v, a) in acc.iter_mut().enumerate() {
+                let at = row.wrapping_add(16 * v);
+                // SAFETY: unmasked lanes lie inside the row (the caller's slots).
+                let value = unsafe {
+                    match (v == 0, v + 1 == V) {
+                        (true, true) => _mm512_maskz_loadu_ps(first & last, at),
+                        (true, false) => _mm512_maskz_loadu_ps(first, at),
+                        (false, true) => _mm512_maskz_loadu_ps(last, at),
+                        (false, false) => _mm512_loadu_ps(at),
+                    }
+                };
+                *a = _mm512_add_ps(*a, value);
+            }
+        }
+        let mut sum = _mm512_setzero_ps();
+        for a in acc {
+            sum = _mm512_add_ps(sum, a);
+        }
+        sum
+    }
+    if cols == 0 {
+        return 0.0;
+    }
+    let shift = if line_aligned && cols.is_multiple_of(16) {
+        (w.as_ptr() as usize / 4) % 16
+    } else {
+        0
+    };
+    let slots = (shift + cols).div_ceil(16);
+    let per_pass = slots.div_ceil(slots.div_ceil(12));
+    let w = w.as_ptr().wrapping_sub(shift);
+    let mask = |s: usize| -> __mmask16 {
+        let low = shift.saturating_sub(16 * s).min(16);
+        let high = (shift + cols).min(16 * s + 16) - 16 * s;
+        (((1u32 << high) - 1) & !((1u32 << low) - 1)) as __mmask16
+    };
+    let mut total = _mm512_setzero_ps();
+    let mut s0 = 0;
+    while s0 < slots {
+        let v = per_pass.min(slots - s0);
+        let (p, first, last) = (w.wrapping_add(16 * s0), mask(s0), mask(s0 + v - 1));
+        // SAFETY: the slots' unmasked lanes are the rows' values.
+        let sum = unsafe {
+            match v {
+                1 => pass::<1>(p, rows, cols, first, last),
+                2 => pass::<2>(p, rows, cols, first, last),
+                3 => pass::<3>(p, rows, cols, first, last),
+                4 => pass::<4>(p, rows, cols, first, last),
+                5 => pass::<5>(p, rows, cols, first, last),
+                6 => pass::<6>(p, rows, cols, first, last),
+                7 => pass::<7>(p, rows, cols, first, last),
+                8 => pass::<8>(p, rows, cols, first, last),
+                9 => pass::<9>(p, rows, cols, first, last),
+                10 => pass::<10>(p, rows, cols, first, last),
+                11 => pass::<11>(p, rows, cols, first, last),
+                _ => pass::<12>(p, rows, cols, first, last),
+            }
+        };
+        total = _mm512_add_ps(total, sum);
+        s0 += v;
+    }
+    _mm512_reduce_add_ps(total)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn stream_avx2(w: &[f32], rows: usize, cols: usize) -> f32 {
+    #[inline(always)]
+    unsafe fn block<const V: usize>(w: *const f32, rows: usize, cols: usize) -> __m256 {
+        // SAFETY: the caller's block lies inside every row.
+        unsafe {
+            let mut acc = [_mm256_setzero_ps(); V];
+            for i in 0..rows {
+                let row = w.add(i * cols);
+                for (v, a) in acc.iter_mut().enumerate() {
+                    *a = _mm256_add_ps(*a, _mm256_loadu_ps(row.add(8 * v)));
+                }
+            }
+            let mut sum = _mm256_setzero_ps();
+            for a in acc {
+                sum = _mm256_add_ps(sum, a);
+            }
+            sum
+        }
+    }
+    let wp = w.as_ptr();
+    let mut total = _mm256_setzero_ps();
+    let mut j0 = 0;
+    // SAFETY: every block covers columns `j0..j0 + 8 V <= cols`.
+    unsafe {
+        while cols - j0 >= 64 {
+            total = _mm256_add_ps(total, block::<8>(wp.add(j0), rows, cols));
+            j0 += 64;
+        }
+        if cols - j0 >= 32 {
+            total = _mm256_add_ps(total, block::<4>(wp.add(j0), rows, cols));
+            j0 += 32;
+        }
+        if cols - j0 >= 16 {
+            total = _mm256_add_ps(total, block::<2>(wp.add(j0), rows, cols));
+            j0 += 16;
+        }
+        if cols - j0 >= 8 {
+            total = _mm256_add_ps(total, block::<1>(wp.add(j0), rows, cols));
+            j0 += 8;
+        }
+    }
+    let mut out = [0.0f32; 8];
+    // SAFETY: `out` holds 8 values.
+    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), total) };
+    let mut sum: f32 = out.iter().sum();
+    for i in 0..rows {
+        sum += w[i * cols + j0..(i + 1) * cols].iter().sum::<f32>();
+    }
+    sum
+}

@@ -1,0 +1,1 @@
+LeakyReluAlpha = Sequential ([Input (shape = (4 , 5 , 3)) , LeakyReLU (alpha = 0.1)])

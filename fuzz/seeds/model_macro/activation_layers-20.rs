@@ -1,0 +1,1 @@
+PreluInitialized = Sequential ([Input (shape = (2 , 3)) , PReLU (alpha_initializer = Constant (0.25) , shared_axes = 1) ,])

@@ -1,0 +1,1 @@
+SoftmaxRank1 = Sequential ([Input (shape = (6 ,)) , Softmax ()])

@@ -1,0 +1,1 @@
+# [doc = " Every layer kind that runs in `predict`, on ranks 1 to 3."] Everything = Sequential ([Input (shape = (4 , 6)) , Masking () , Dense (8 , activation = "relu") , Dropout (0.5) , ActivityRegularization (l1 = 0.01) , PReLU (shared_axes = (1 ,)) , LeakyReLU () , ELU () , ReLU (max_value = 6.0) , ThresholdedReLU (theta = 0.1) , Softmax (axis = 1) ,])

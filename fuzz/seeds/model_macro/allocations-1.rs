@@ -1,0 +1,1 @@
+Shapes = Sequential ([Input (shape = (4 , 6)) , Permute ((2 , 1)) , Reshape ((3 , 8)) , Flatten () , RepeatVector (2) , Lambda (| x : & kiln :: Sample < 24 , 2 >| x * 0.5) , Dense (3 , activation = "softmax") ,])

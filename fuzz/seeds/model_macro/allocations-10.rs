@@ -1,0 +1,1 @@
+FirstReshape = Sequential ([Input (shape = (4 , 6)) , Reshape ((6 , 4)) , Dense (3)])

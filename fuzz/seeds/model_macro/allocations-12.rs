@@ -1,0 +1,1 @@
+FirstElu = Sequential ([Input (shape = (4 , 6)) , ELU () , Dense (3)])

@@ -1,0 +1,1 @@
+FirstDropout = Sequential ([Input (shape = (4 , 6)) , Dropout (0.5) , Dense (3)])

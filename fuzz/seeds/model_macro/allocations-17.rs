@@ -1,0 +1,1 @@
+FirstRepeat = Sequential ([Input (shape = (6 ,)) , RepeatVector (2) , Dense (3)])

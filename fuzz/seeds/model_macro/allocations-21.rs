@@ -1,0 +1,1 @@
+FirstMaxPooling = Sequential ([Input (shape = (4 , 6)) , MaxPooling1D () , Dense (3)])

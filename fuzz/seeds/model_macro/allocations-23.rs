@@ -1,0 +1,1 @@
+FirstGlobalPooling = Sequential ([Input (shape = (4 , 6)) , GlobalAveragePooling1D () , Dense (3)])

@@ -1,0 +1,1 @@
+FirstCropping = Sequential ([Input (shape = (4 , 6)) , Cropping1D () , Dense (3)])

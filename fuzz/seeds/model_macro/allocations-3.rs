@@ -1,0 +1,1 @@
+# [doc = " Most layer kinds in one model, for the training-step count below."] Mixed = Sequential ([Input (shape = (4 , 6)) , Dense (8 , activation = "tanh") , PReLU () , Permute ((2 , 1)) , Flatten () , RepeatVector (2) , Softmax (axis = 1) , Dropout (0.2) , ActivityRegularization (l2 = 0.01) , Dense (3 , activation = "softmax") ,])

@@ -1,0 +1,1 @@
+MaskedLstm = Sequential ([Input (shape = (6 , 3)) , Masking () , LSTM (4) , Dense (2)])

@@ -1,0 +1,1 @@
+FirstDepthwise = Sequential ([Input (shape = (4 , 5 , 2)) , DepthwiseConv2D (2) , Dense (3)])

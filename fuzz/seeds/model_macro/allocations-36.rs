@@ -1,0 +1,1 @@
+FirstSeparable = Sequential ([Input (shape = (2 , 4 , 5)) , SeparableConv2D (3 , 2 , data_format = "channels_first") , Dense (3) ,])

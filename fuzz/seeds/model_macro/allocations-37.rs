@@ -1,0 +1,1 @@
+FirstTranspose = Sequential ([Input (shape = (3 , 4 , 2)) , Conv2DTranspose (3 , 2 , strides = 2) , Dense (3) ,])

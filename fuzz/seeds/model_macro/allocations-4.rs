@@ -1,0 +1,1 @@
+# [doc = " `Lambda` and `Masking` in training, with no GEMM: nothing may allocate."] MaskedLambda = Sequential ([Input (shape = (5 , 3)) , Lambda (| x | x . map (| v | v . sin ()) , backward = | x , dy | x . map (| v | v . cos ()) . component_mul (dy)) , Masking (mask_value = 0.0) , PReLU () , Softmax (axis = 1) ,])

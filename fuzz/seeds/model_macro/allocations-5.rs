@@ -1,0 +1,1 @@
+# [doc = " `Masking` first: its backward pass computes no input gradient."] MaskedFirst = Sequential ([Input (shape = (5 , 3)) , Masking (mask_value = 0.0) , PReLU () , Softmax (axis = 1) ,])

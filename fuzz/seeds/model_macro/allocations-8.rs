@@ -1,0 +1,1 @@
+FirstSoftmax = Sequential ([Input (shape = (4 , 6)) , Softmax () , Dense (3)])

@@ -1,0 +1,1 @@
+# [doc = " Classifies 8x8 digit images: three Dense layers, the last one named explicitly."] pub Digits = Sequential ([Input (shape = (64 ,)) , Dense (128 , activation = "relu") , Dense (64 , activation = "relu") , Dense (10 , activation = "softmax" , name = "head") ,])

@@ -1,0 +1,1 @@
+# [doc = " Keras 2's `input_dim` on the first layer, and Python's spellings of booleans and None."] pub InputDim = Sequential ([Dense (3 , input_dim = 4 , use_bias = False , activation = None) , Dense (2 , use_bias = True) ,])

@@ -1,0 +1,1 @@
+# [doc = " Keras 2's `input_shape` on the first layer, and Rust's spelling of a boolean."] pub InputShape = Sequential ([Dense (3 , input_shape = (4 ,)) , Dense (2 , use_bias = false) ,])

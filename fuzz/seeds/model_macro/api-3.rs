@@ -1,0 +1,1 @@
+# [doc = " A rank-2 input: Dense acts on the last axis of each of the 3 rows."] pub Rank2 = Sequential ([Input (shape = (3 , 4)) , Dense (5 , activation = "relu") , Dense (2) ,])

@@ -1,0 +1,1 @@
+# [doc = " Initializers other than the defaults."] pub Initialised = Sequential ([Input (shape = (3 ,)) , Dense (4 , kernel_initializer = "ones" , bias_initializer = "ones") , Dense (2 , kernel_initializer = "zeros" , bias_initializer = Constant (value = 0.5)) ,])

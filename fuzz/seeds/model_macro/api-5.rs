@@ -1,0 +1,1 @@
+# [doc = " Visible to the rest of the crate only."] pub (crate) Hidden = Sequential ([Input (shape = (2 ,)) , Dense (1)])

@@ -1,0 +1,1 @@
+Features = Sequential ([Input (shape = (6 ,)) , Dense (4) , BatchNormalization (renorm = True) ,])

@@ -1,0 +1,1 @@
+Features = Sequential ([Input (shape = (6 ,)) , BatchNormalization (renorm_clipping = [3.0 , 0.3 , 5.0]) ,])

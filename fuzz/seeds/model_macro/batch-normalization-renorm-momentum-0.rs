@@ -1,0 +1,1 @@
+Features = Sequential ([Input (shape = (6 ,)) , BatchNormalization (renorm_momentum = 0.9) ,])

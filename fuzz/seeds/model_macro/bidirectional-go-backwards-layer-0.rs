@@ -1,0 +1,1 @@
+Net = Sequential ([Input (shape = (5 , 3)) , Bidirectional (LSTM (4 , go_backwards = True)) ,])

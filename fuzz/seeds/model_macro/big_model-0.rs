@@ -1,0 +1,1 @@
+# [doc = " One 4096 x 4096 layer: 16,781,312 parameters."] Big = Sequential ([Input (shape = (4096 ,)) , Dense (4096 , kernel_initializer = "ones" , bias_initializer = Constant (value = 0.5)) ,])

@@ -1,0 +1,1 @@
+Chain10 = Sequential ([Input (shape = (3 ,)) , RepeatVector (3) , Dense (3 , activation = "softplus") ,])

@@ -1,0 +1,1 @@
+Chain11 = Sequential ([Input (shape = (4 ,)) , ReLU (max_value = 1.5 , negative_slope = 0.1) , ReLU (max_value = 1.5 , negative_slope = 0.1) , ReLU (max_value = 1.5 , negative_slope = 0.1) , Softmax (axis = - 1) ,])

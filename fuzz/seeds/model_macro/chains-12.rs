@@ -1,0 +1,1 @@
+Chain12 = Sequential ([Input (shape = (1 , 2)) , Dropout (0.2 , noise_shape = (None , 1 , 2)) , ReLU (max_value = 1.5 , negative_slope = 0.1) , ThresholdedReLU (theta = 0.2) , Activation ("swish") ,])

@@ -1,0 +1,1 @@
+Chain14 = Sequential ([Input (shape = (4 , 1 , 1)) , Reshape ((4 , 1 , - 1)) , LeakyReLU (negative_slope = 0.2) , ELU (alpha = 0.7) , Dropout (0.0 , noise_shape = (None , 1 , 1 , 1)) ,])

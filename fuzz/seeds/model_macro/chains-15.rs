@@ -1,0 +1,1 @@
+Chain15 = Sequential ([Input (shape = (3 , 3 , 1)) , ActivityRegularization (l1 = 0.01 , l2 = 0.001) , ELU (alpha = 0.7) , Reshape ((9 , 1)) , ELU (alpha = 0.7) ,])

@@ -1,0 +1,1 @@
+Chain16 = Sequential ([Input (shape = (1 , 2 , 2)) , LeakyReLU (negative_slope = 0.2) , ActivityRegularization (l1 = 0.01 , l2 = 0.001) , Dense (1 , activation = "softmax") , ThresholdedReLU (theta = 0.2) , Dropout (0.0) ,])

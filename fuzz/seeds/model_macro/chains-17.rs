@@ -1,0 +1,1 @@
+Chain17 = Sequential ([Input (shape = (3 , 1 , 1)) , Softmax (axis = - 2) , LeakyReLU (negative_slope = 0.2) , Softmax (axis = - 1) , Activation ("selu") ,])

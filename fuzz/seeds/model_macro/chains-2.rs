@@ -1,0 +1,1 @@
+Chain2 = Sequential ([Input (shape = (1 ,)) , Softmax (axis = - 1) , LeakyReLU (negative_slope = 0.2) , ELU (alpha = 0.7) , RepeatVector (2) , LeakyReLU (negative_slope = 0.2) ,])

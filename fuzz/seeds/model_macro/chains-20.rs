@@ -1,0 +1,1 @@
+Chain20 = Sequential ([Input (shape = (2 ,)) , ThresholdedReLU (theta = 0.2) , Reshape ((- 1 , 1)) , Reshape ((2 ,)) , PReLU (shared_axes = None) ,])

@@ -1,0 +1,1 @@
+Chain21 = Sequential ([Input (shape = (1 ,)) , Activation ("tanh") , ThresholdedReLU (theta = 0.2) , LeakyReLU (negative_slope = 0.2) , LeakyReLU (negative_slope = 0.2) ,])

@@ -1,0 +1,1 @@
+Chain23 = Sequential ([Input (shape = (3 , 1)) , PReLU (shared_axes = (2 ,)) , ThresholdedReLU (theta = 0.2) ,])

@@ -1,0 +1,1 @@
+Chain25 = Sequential ([Input (shape = (1 , 3)) , ReLU (max_value = 1.5 , negative_slope = 0.1) , Dropout (0.2) , ReLU (max_value = 1.5 , negative_slope = 0.1) ,])

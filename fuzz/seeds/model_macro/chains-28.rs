@@ -1,0 +1,1 @@
+Chain28 = Sequential ([Input (shape = (4 , 3)) , Flatten () , Reshape ((1 , 2 , 6)) , ThresholdedReLU (theta = 0.2) , ActivityRegularization (l1 = 0.01 , l2 = 0.001) , PReLU (shared_axes = None) ,])

@@ -1,0 +1,1 @@
+Chain30 = Sequential ([Input (shape = (4 , 4)) , Reshape ((16 , 1)) , Dropout (0.2) ,])

@@ -1,0 +1,1 @@
+Chain31 = Sequential ([Input (shape = (3 , 2 , 2)) , ELU (alpha = 0.7) , Permute ((2 , 3 , 1 ,)) , Dropout (0.0 , noise_shape = (None , 1 , 2 , 3)) ,])

@@ -1,0 +1,1 @@
+Chain33 = Sequential ([Input (shape = (3 ,)) , ThresholdedReLU (theta = 0.2) , Softmax (axis = 1) , LeakyReLU (negative_slope = 0.2) , ELU (alpha = 0.7) , RepeatVector (3) ,])

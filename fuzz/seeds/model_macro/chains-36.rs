@@ -1,0 +1,1 @@
+Chain36 = Sequential ([Input (shape = (1 , 1)) , Flatten () , LeakyReLU (negative_slope = 0.2) , ActivityRegularization (l1 = 0.01 , l2 = 0.001) , ThresholdedReLU (theta = 0.2) ,])

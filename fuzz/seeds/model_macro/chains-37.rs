@@ -1,0 +1,1 @@
+Chain37 = Sequential ([Input (shape = (3 ,)) , ActivityRegularization (l1 = 0.01 , l2 = 0.001) , Activation ("relu") ,])

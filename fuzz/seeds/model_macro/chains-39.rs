@@ -1,0 +1,1 @@
+Chain39 = Sequential ([Input (shape = (2 , 2 , 4)) , Permute ((2 , 1 , 3 ,)) , Dropout (0.2) , ThresholdedReLU (theta = 0.2) , Permute ((1 , 2 , 3 ,)) ,])

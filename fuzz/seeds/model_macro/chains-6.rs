@@ -1,0 +1,1 @@
+Chain6 = Sequential ([Input (shape = (3 ,)) , Reshape ((3 ,)) , Dense (6 , activation = "softplus") , PReLU (shared_axes = (1 ,)) , PReLU (shared_axes = (1 ,)) , ThresholdedReLU (theta = 0.2) ,])

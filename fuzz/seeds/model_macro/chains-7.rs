@@ -1,0 +1,1 @@
+Chain7 = Sequential ([Input (shape = (3 ,)) , RepeatVector (3) , ReLU (max_value = 1.5 , negative_slope = 0.1) , Flatten () , Activation ("sigmoid") , Activation ("softsign") ,])

@@ -1,0 +1,1 @@
+Chain9 = Sequential ([Input (shape = (1 ,)) , RepeatVector (3) , ReLU (max_value = 1.5 , negative_slope = 0.1) , Dropout (0.0 , noise_shape = (None , 1 , 1)) ,])

@@ -1,0 +1,1 @@
+Shared = Sequential ([Input (shape = (6 , 8)) , Permute ((2 , 1)) , Reshape ((6 , 8)) , Masking () , Dense (16 , activation = "tanh") , PReLU () , Softmax (axis = - 2) , Dense (5 , activation = "softmax") ,])

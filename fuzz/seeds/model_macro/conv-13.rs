@@ -1,0 +1,1 @@
+Conv2dChannelsFirstStride2NoBias = Sequential ([Input (shape = (2 , 7 , 6)) , Conv2D (5 , (2 , 3) , strides = (2 , 1) , data_format = "channels_first" , use_bias = False , activation = "sigmoid" ,) ,])

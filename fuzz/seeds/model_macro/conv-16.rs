@@ -1,0 +1,1 @@
+ChainConv1d = Sequential ([Input (shape = (8 , 3)) , Dense (4) , Conv1D (5 , 3 , padding = "causal" , activation = "elu") , Conv1D (3 , 2 , strides = 2) , Flatten () , Dense (2) ,])

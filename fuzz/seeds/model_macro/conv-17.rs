@@ -1,0 +1,1 @@
+ChainConv2dChannelsFirst = Sequential ([Input (shape = (5 , 6 , 2)) , Dense (3) , Conv2D (4 , 3 , padding = "same" , data_format = "channels_first" , activation = "relu") , Conv2D (2 , 2 , strides = 2) , Flatten () , Dense (2) ,])

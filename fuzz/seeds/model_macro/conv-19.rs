@@ -1,0 +1,1 @@
+# [doc = " The seed notes' Keras 1 model, smaller: `Convolution2D(64, 3, 3, border_mode = \"same\","] # [doc = " input_shape = (3, 32, 32), dim_ordering = \"th\")` then `Flatten()`."] Keras1Notes = Sequential ([Convolution2D (4 , 3 , 3 , border_mode = "same" , input_shape = (3 , 6 , 5) , dim_ordering = "th") , Flatten () ,])

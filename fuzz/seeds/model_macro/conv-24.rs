@@ -1,0 +1,1 @@
+# [doc = " Both data formats on an image large enough for several stack tiles per row group."] StackBound = Sequential ([Input (shape = (16 , 24 , 20)) , Conv2D (96 , 3 , padding = "same" , data_format = "channels_first" , activation = "relu") , Conv2D (8 , (3 , 2) , strides = 2) , Reshape ((564 , 8)) , Conv1D (4 , 5 , padding = "causal") ,])

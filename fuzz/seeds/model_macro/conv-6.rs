@@ -1,0 +1,1 @@
+Conv1dActivityRegularizer = Sequential ([Input (shape = (8 , 3)) , Conv1D (3 , 2 , activation = "relu" , activity_regularizer = l1_l2 (l1 = 0.01 , l2 = 0.02)) ,])

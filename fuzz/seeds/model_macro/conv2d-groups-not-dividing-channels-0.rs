@@ -1,0 +1,1 @@
+Grouped = Sequential ([Input (shape = (8 , 8 , 3)) , Conv2D (4 , 3 , groups = 2) ,])

@@ -1,0 +1,1 @@
+Grouped = Sequential ([Input (shape = (8 , 8 , 4)) , Conv2D (6 , 3 , groups = 4) ,])

@@ -1,0 +1,1 @@
+Small = Sequential ([Input (shape = (4 , 6 , 3)) , Conv2D (8 , 5) ,])

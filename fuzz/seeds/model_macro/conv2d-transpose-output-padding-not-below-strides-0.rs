@@ -1,0 +1,1 @@
+Up = Sequential ([Input (shape = (4 , 4 , 3)) , Conv2DTranspose (8 , 3 , strides = (2 , 1) , output_padding = 1) ,])

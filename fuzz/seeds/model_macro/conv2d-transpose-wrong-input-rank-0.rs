@@ -1,0 +1,1 @@
+Up = Sequential ([Input (shape = (16 ,)) , Conv2DTranspose (8 , 3) ,])

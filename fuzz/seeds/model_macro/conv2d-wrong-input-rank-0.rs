@@ -1,0 +1,1 @@
+Grey = Sequential ([Input (shape = (28 , 28)) , Conv2D (16 , 3) ,])

@@ -1,0 +1,1 @@
+SeparableNoBias = Sequential ([Input (shape = (5 , 5 , 2)) , SeparableConv2D (3 , (2 , 3) , strides = (2 , 1) , use_bias = False) ,])

@@ -1,0 +1,1 @@
+TransposeChannelsFirstNoBias = Sequential ([Input (shape = (3 , 4 , 3)) , Conv2DTranspose (2 , (2 , 3) , strides = (2 , 1) , output_padding = (1 , 0) , data_format = "channels_first" , use_bias = False , activation = "sigmoid" ,) ,])

@@ -1,0 +1,1 @@
+ChainSeparable = Sequential ([Input (shape = (6 , 6 , 2)) , Dense (3) , SeparableConv2D (4 , 3 , padding = "same" , activation = "elu" , activity_regularizer = l1_l2 (l1 = 0.01 , l2 = 0.02) ,) , DepthwiseConv2D (2 , strides = 2 , depth_multiplier = 2) , Conv2DTranspose (2 , 3 , strides = 2) , Flatten () , Dense (2) ,])

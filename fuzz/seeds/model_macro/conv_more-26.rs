@@ -1,0 +1,1 @@
+DepthwiseL2NonNeg = Sequential ([Input (shape = (5 , 5 , 2)) , DepthwiseConv2D (2 , depth_multiplier = 2 , depthwise_regularizer = l2 (0.05) , bias_regularizer = l1 (0.02) , depthwise_constraint = non_neg () , bias_constraint = max_norm (0.5) ,) , Flatten () , Dense (2) ,])

@@ -1,0 +1,1 @@
+SeparableEveryWeight = Sequential ([Input (shape = (5 , 5 , 2)) , SeparableConv2D (3 , 2 , depth_multiplier = 2 , depthwise_regularizer = l2 (0.05) , pointwise_regularizer = l1 (0.03) , bias_regularizer = l2 (0.02) , depthwise_constraint = max_norm (0.9 , axis = 2) , pointwise_constraint = unit_norm (axis = 2) , bias_constraint = non_neg () ,) , Flatten () , Dense (2) ,])

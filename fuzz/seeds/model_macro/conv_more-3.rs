@@ -1,0 +1,1 @@
+DepthwiseStride2Dilation2 = Sequential ([Input (shape = (9 , 8 , 2)) , DepthwiseConv2D (3 , strides = 2 , dilation_rate = 2) ,])

@@ -1,0 +1,1 @@
+# [doc = " The parity net of tools/oracle/conv_training.py."] ConvBnNet = Sequential ([Input (shape = (12 , 12 , 2)) , Conv2D (4 , 3 , padding = "same") , BatchNormalization () , ReLU () , MaxPooling2D () , Conv2D (6 , 3) , GlobalAveragePooling2D () , Dense (3 , activation = "softmax") ,])

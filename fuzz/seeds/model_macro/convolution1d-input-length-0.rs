@@ -1,0 +1,1 @@
+Sequence = Sequential ([Convolution1D (16 , 3 , input_dim = 32 , input_length = 10) ,])

@@ -1,0 +1,1 @@
+Net = Sequential ([Input (shape = (4 , 3)) , Cropping1D ((2 , 2)) ,])

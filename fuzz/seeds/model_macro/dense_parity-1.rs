@@ -1,0 +1,1 @@
+TanhNoBias = Sequential ([Input (shape = (4 ,)) , Dense (7 , activation = "tanh" , use_bias = False) , Dense (2) ,])

@@ -1,0 +1,1 @@
+ActivationLayers = Sequential ([Input (shape = (5 ,)) , Dense (8) , Activation ("gelu") , Dense (4) , Activation ("log_softmax") ,])

@@ -1,0 +1,1 @@
+Rank2LastAxis = Sequential ([Input (shape = (3 , 4)) , Dense (5 , activation = "sigmoid") , Dense (2 , activation = "softmax") ,])

@@ -1,0 +1,1 @@
+Rank3LastAxis = Sequential ([Input (shape = (2 , 3 , 4)) , Dense (6 , activation = "elu") , Activation ("softplus") , Dense (3) ,])

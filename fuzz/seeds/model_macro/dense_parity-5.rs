@@ -1,0 +1,1 @@
+SeluMish = Sequential ([Input (shape = (8 ,)) , Dense (8 , activation = "selu") , Dense (8 , activation = "mish") , Dense (1 , activation = "sigmoid") ,])

@@ -1,0 +1,1 @@
+# [doc = " Baked from an F32 file: its tensors are read in place from `include_bytes!`."] # [weights = "tests/data/baked/net.safetensors"] Baked = Sequential ([Input (shape = (4 ,)) , Dense (5 , activation = "tanh") , PReLU () , Dense (2 , use_bias = False) ,])

@@ -1,0 +1,1 @@
+# [doc = " The trained Keras MLP of tests/keras_import/mlp, baked in: Keras's predictions from"] # [doc = " the binary's read-only data."] # [weights = "tests/keras_import/mlp/weights.safetensors"] KerasMlp = Sequential ([Input (shape = (10 ,)) , Dense (16 , activation = "relu") , Dense (8 , activation = "tanh") , Dense (3 , activation = "softmax") ,])

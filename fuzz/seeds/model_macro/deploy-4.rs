@@ -1,0 +1,1 @@
+# [doc = " Wide activations (16 KiB each), so the stack bound matters."] Wide = Sequential ([Input (shape = (2048 ,)) , Dense (4096 , activation = "relu") , Dense (4096) , Softmax () , Dense (64) ,])

@@ -1,0 +1,1 @@
+# [doc = " 512 KiB activations: far more than a 2 MiB stack holds as `predict`'s stack values."] Large = Sequential ([Input (shape = (256 , 512)) , Dense (512 , activation = "relu") , Permute ((2 , 1)) , LeakyReLU () , Flatten () , Reshape ((512 , 256)) , Masking (mask_value = 0.0) , Softmax () , Dense (8) ,])

@@ -1,0 +1,1 @@
+Net = Sequential ([Input (shape = (8 , 8 , 3)) , DepthwiseConv2D (3 , depth_multiplier = 0) ,])

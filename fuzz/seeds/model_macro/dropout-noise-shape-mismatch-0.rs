@@ -1,0 +1,1 @@
+Sequences = Sequential ([Input (shape = (10 , 8)) , Dropout (0.5 , noise_shape = (32 , 1 , 4)) ,])

@@ -1,0 +1,1 @@
+Regularized = Sequential ([Input (shape = (16 ,)) , Dense (8 , activation = "relu") , Dropout (1.0) , Dense (1) ,])

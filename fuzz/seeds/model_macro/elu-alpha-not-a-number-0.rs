@@ -1,0 +1,1 @@
+Smooth = Sequential ([Input (shape = (8 ,)) , ELU (alpha = "one") ,])

@@ -1,0 +1,1 @@
+Late = Sequential ([Input (shape = (6 ,)) , Dense (6) , Embedding (100 , 8) ,])

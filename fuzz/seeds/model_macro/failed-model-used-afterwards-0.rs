@@ -1,0 +1,1 @@
+# [doc = " Fails to check; the stand-in type keeps the code below free of follow-on errors."] pub Bad = Sequential ([Input (shape = (4 ,)) , Dense (0) ,])

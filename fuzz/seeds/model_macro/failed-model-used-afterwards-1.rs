@@ -1,0 +1,1 @@
+# [doc = " Fails to parse; it still gets a stand-in type."] pub Unparsed = Sequential ([Input (shape = (4 ,)) , Dense ,])

@@ -1,0 +1,1 @@
+Net = Sequential ([Input (shape = (3 , 10)) , Masking () , GlobalAveragePooling1D (data_format = "channels_first") ,])

@@ -1,0 +1,1 @@
+Net = Sequential ([Input (shape = (16 ,)) , GlobalAveragePooling1D () ,])

@@ -1,0 +1,1 @@
+Image = Sequential ([Input (shape = (4 , 5 , 3)) , GRU (4) ,])

@@ -1,0 +1,1 @@
+Encoder = Sequential ([Input (shape = (10 , 3)) , GRU (8 , return_state = True) ,])

@@ -1,0 +1,1 @@
+Images = Sequential ([Input (shape = (8 , None)) , Dense (2) ,])

@@ -1,0 +1,1 @@
+Net = Sequential ([Dense (10 , input_dim = 4) , Input (shape = (10 ,)) , Dense (1) ,])

@@ -1,0 +1,1 @@
+AfterInput = Sequential ([Input (shape = (4 ,)) , Dense (10 , input_shape = (4 ,)) , Dense (1 , input_dim = 10) ,])

@@ -1,0 +1,1 @@
+Later = Sequential ([Dense (10 , input_dim = 4) , Dense (1 , input_shape = (10 ,)) ,])

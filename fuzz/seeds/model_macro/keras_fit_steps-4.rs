@@ -1,0 +1,1 @@
+Logits2 = Sequential ([Input (shape = (6 ,)) , Dense (4 , activation = "tanh") , Dense (2)])

@@ -1,0 +1,1 @@
+Regularized = Sequential ([Input (shape = (6 ,)) , Dense (4 , activation = "tanh" , kernel_regularizer = l2 (0.01) , kernel_constraint = max_norm (0.9)) , Dense (3 , activation = "softmax" , bias_regularizer = l1 (0.02)) ,])

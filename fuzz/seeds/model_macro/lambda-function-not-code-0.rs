@@ -1,0 +1,1 @@
+Doubled = Sequential ([Input (shape = (4 ,)) , Lambda ("lambda x: x * 2") ,])

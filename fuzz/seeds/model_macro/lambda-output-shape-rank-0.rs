@@ -1,0 +1,1 @@
+Expanded = Sequential ([Input (shape = (4 ,)) , Lambda (| x | x * 2.0 , output_shape = (1 , 1 , 1 , 1 , 4)) ,])

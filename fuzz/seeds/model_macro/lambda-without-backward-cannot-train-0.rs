@@ -1,0 +1,1 @@
+Doubled = Sequential ([Input (shape = (4 ,)) , Dense (4) , Lambda (| x | x * 2.0) , Dense (1) ,])

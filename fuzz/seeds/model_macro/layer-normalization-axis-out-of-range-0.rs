@@ -1,0 +1,1 @@
+Tokens = Sequential ([Input (shape = (10 , 16)) , LayerNormalization (axis = [1 , 3]) ,])

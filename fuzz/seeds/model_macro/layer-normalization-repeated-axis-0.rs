@@ -1,0 +1,1 @@
+Tokens = Sequential ([Input (shape = (10 , 16)) , Dense (8) , LayerNormalization (axis = [2 , - 1]) ,])

@@ -1,0 +1,1 @@
+Tokens = Sequential ([Input (shape = (10 , 16)) , LayerNormalization (rms_scaling = True) ,])

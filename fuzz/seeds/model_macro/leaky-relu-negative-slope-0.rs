@@ -1,0 +1,1 @@
+Leaky = Sequential ([Input (shape = (8 ,)) , LeakyReLU (negative_slope = - 0.3) ,])

@@ -1,0 +1,1 @@
+# [doc = " Classifies 6 sensor readings into 3 states."] # [weights = "weights/sensor.safetensors"] pub Sensor = Sequential ([Input (shape = (6 ,)) , Dense (16 , activation = "relu") , PReLU () , Dense (3 , activation = "softmax") ,])

@@ -1,0 +1,1 @@
+Unrolled = Sequential ([Input (shape = (10 , 3)) , LSTM (8) , LSTM (4) ,])

@@ -1,0 +1,1 @@
+Streaming = Sequential ([Input (shape = (10 , 3)) , LSTM (8 , stateful = True) ,])

@@ -1,0 +1,1 @@
+MaskingOnly = Sequential ([Input (shape = (5 , 3)) , Masking ()])

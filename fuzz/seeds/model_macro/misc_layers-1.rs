@@ -1,0 +1,1 @@
+MaskingRank3 = Sequential ([Input (shape = (2 , 3 , 4)) , Masking (mask_value = 1.5)])

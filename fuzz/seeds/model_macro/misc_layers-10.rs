@@ -1,0 +1,1 @@
+Antirectifier = Sequential ([Input (shape = (8 ,)) , Dense (16) , Lambda (antirectifier , output_shape = (32 ,) , backward = antirectifier_backward) , Dense (4 , activation = "softmax") ,])

@@ -1,0 +1,1 @@
+ClosureLambda = Sequential ([Input (shape = (4 ,)) , Dense (4) , Lambda (| x | x . map (| v | v . sin ()) , backward = | x , dy | x . map (| v | v . cos ()) . component_mul (dy)) , Dense (1) ,])

@@ -1,0 +1,1 @@
+LambdaFirst = Sequential ([Input (shape = (2 , 3)) , Lambda (with_square , output_shape = (2 , 6) , backward = with_square_backward) , Dense (1) ,])

@@ -1,0 +1,1 @@
+DropoutBetween = Sequential ([Input (shape = (5 ,)) , Dense (6 , activation = "tanh") , Dropout (0.5) , Dense (6 , activation = "sigmoid") , Dropout (0.25 , noise_shape = (1 , 6) , seed = 3) , Dense (2) ,])

@@ -1,0 +1,1 @@
+RegularizedBetween = Sequential ([Input (shape = (2 , 3)) , Dense (4 , activation = "tanh") , ActivityRegularization (l1 = 0.3 , l2 = 0.5) , Dense (2) , ActivityRegularization (l2 = 0.2) ,])

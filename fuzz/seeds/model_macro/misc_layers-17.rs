@@ -1,0 +1,1 @@
+MaskingSecond = Sequential ([Input (shape = (4 , 2)) , Dense (3 , use_bias = False) , Masking () , Dense (2 , activation = "tanh") ,])

@@ -1,0 +1,1 @@
+DropoutOnly = Sequential ([Input (shape = (40 , 25)) , Dropout (0.3)])

@@ -1,0 +1,1 @@
+DropoutTimesteps = Sequential ([Input (shape = (6 , 5)) , Dropout (0.5 , noise_shape = (None , 1 , 5)) ,])

@@ -1,0 +1,1 @@
+DropoutSharedBatch = Sequential ([Input (shape = (8 ,)) , Dropout (0.5 , noise_shape = (1 , None)) ,])

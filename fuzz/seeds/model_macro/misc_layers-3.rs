@@ -1,0 +1,1 @@
+DenseMaskingDense = Sequential ([Input (shape = (5 , 2)) , Dense (3) , Masking () , Dense (2 , activation = "sigmoid") ,])

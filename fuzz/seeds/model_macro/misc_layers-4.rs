@@ -1,0 +1,1 @@
+MaskingDropoutActivityDense = Sequential ([Input (shape = (4 , 3)) , Masking () , Dropout (0.2) , ActivityRegularization (l2 = 0.1) , Dense (3) ,])

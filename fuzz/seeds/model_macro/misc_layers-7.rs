@@ -1,0 +1,1 @@
+DropoutInference = Sequential ([Input (shape = (6 ,)) , Dense (8 , activation = "relu") , Dropout (0.5) , Dense (3) ,])

@@ -1,0 +1,1 @@
+ActivityRegularized = Sequential ([Input (shape = (3 , 4)) , Dense (5) , ActivityRegularization (l1 = 0.01 , l2 = 0.02) ,])

@@ -1,0 +1,1 @@
+Net = Sequential ([Dense (10 , activation = "relu") , Dense (1) ,])

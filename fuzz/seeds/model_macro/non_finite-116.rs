@@ -1,0 +1,1 @@
+WideLstm = Sequential ([Input (shape = (4 , 10)) , LSTM (20 , return_sequences = True)])

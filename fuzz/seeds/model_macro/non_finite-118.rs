@@ -1,0 +1,1 @@
+WideSimpleRnn = Sequential ([Input (shape = (4 , 10)) , SimpleRNN (20 , return_sequences = True)])

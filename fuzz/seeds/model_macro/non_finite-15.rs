@@ -1,0 +1,1 @@
+Elu = Sequential ([Input (shape = (4 , 5)) , ELU (alpha = 0.5)])

@@ -1,0 +1,1 @@
+DenseRank2Relu = Sequential ([Input (shape = (3 , 5)) , Dense (4 , activation = "relu")])

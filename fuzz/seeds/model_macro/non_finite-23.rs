@@ -1,0 +1,1 @@
+ReshapeOnly = Sequential ([Input (shape = (4 , 6)) , Reshape ((3 , 8))])

@@ -1,0 +1,1 @@
+MaskingDense = Sequential ([Input (shape = (5 , 3)) , Masking () , Dense (2)])

@@ -1,0 +1,1 @@
+Conv1dSameStrides = Sequential ([Input (shape = (8 , 3)) , Conv1D (3 , 4 , strides = 2 , padding = "same") ,])

@@ -1,0 +1,1 @@
+Conv1dNoZeroWeightsTanh = Sequential ([Input (shape = (8 , 3)) , Conv1D (4 , 3 , activation = "tanh") ,])

@@ -1,0 +1,1 @@
+Conv2dGroups = Sequential ([Input (shape = (5 , 5 , 4)) , Conv2D (6 , 2 , groups = 2)])

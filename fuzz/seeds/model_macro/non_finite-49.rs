@@ -1,0 +1,1 @@
+Conv2dNoZeroWeightsRelu = Sequential ([Input (shape = (5 , 5 , 2)) , Conv2D (3 , 3 , activation = "relu") ,])

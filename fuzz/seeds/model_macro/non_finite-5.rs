@@ -1,0 +1,1 @@
+ActivationElu = Sequential ([Input (shape = (4 , 5)) , Activation ("elu")])

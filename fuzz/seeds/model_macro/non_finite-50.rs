@@ -1,0 +1,1 @@
+DepthwiseConv2d = Sequential ([Input (shape = (5 , 5 , 3)) , DepthwiseConv2D (3 , padding = "same" , depth_multiplier = 2) ,])

@@ -1,0 +1,1 @@
+MaxPool1dChannelsFirst = Sequential ([Input (shape = (3 , 7)) , MaxPooling1D (2 , padding = "same" , data_format = "channels_first") ,])

@@ -1,0 +1,1 @@
+GlobalMaxPool1d = Sequential ([Input (shape = (6 , 3)) , GlobalMaxPooling1D ()])

@@ -1,0 +1,1 @@
+ReluMaxValue2 = Sequential ([Input (shape = (4 , 5)) , ReLU (max_value = 2.0)])

@@ -1,0 +1,1 @@
+LayerNorm = Sequential ([Input (shape = (4 , 5)) , LayerNormalization ()])

@@ -1,0 +1,1 @@
+LayerNormAxes = Sequential ([Input (shape = (3 , 4 , 2)) , LayerNormalization (axis = [1 , 2])])

@@ -1,0 +1,1 @@
+EmbeddingDense = Sequential ([Input (shape = (5 ,)) , Embedding (10 , 3) , Dense (2)])

@@ -1,0 +1,1 @@
+Gru = Sequential ([Input (shape = (5 , 3)) , GRU (4)])

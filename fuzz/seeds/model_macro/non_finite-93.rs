@@ -1,0 +1,1 @@
+MaskingSimpleRnnSequences = Sequential ([Input (shape = (5 , 3)) , Masking () , SimpleRNN (3 , return_sequences = True) ,])

@@ -1,0 +1,1 @@
+MaskingLstm = Sequential ([Input (shape = (5 , 3)) , Masking (mask_value = 0.5) , LSTM (3)])

@@ -1,0 +1,1 @@
+MaskingGruSequences = Sequential ([Input (shape = (5 , 3)) , Masking () , GRU (3 , return_sequences = True) ,])

@@ -1,0 +1,1 @@
+LnRank4Axis1 = Sequential ([Input (shape = (3 , 4 , 5)) , LayerNormalization (axis = 1)])

@@ -1,0 +1,1 @@
+LnRank4AllAxes = Sequential ([Input (shape = (3 , 4 , 5)) , LayerNormalization (axis = [1 , 2 , 3]) ,])

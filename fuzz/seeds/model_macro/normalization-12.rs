@@ -1,0 +1,1 @@
+LnRank4MixedAxes = Sequential ([Input (shape = (3 , 4 , 5)) , LayerNormalization (axis = [1 , - 1] , center = False) ,])

@@ -1,0 +1,1 @@
+LnNoCenterNoScale = Sequential ([Input (shape = (5 , 4)) , LayerNormalization (center = False , scale = False , epsilon = 1e-5) ,])

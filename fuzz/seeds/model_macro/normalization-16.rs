@@ -1,0 +1,1 @@
+TrainBnNoCenterNoScale = Sequential ([Input (shape = (4 , 3)) , Dense (5) , BatchNormalization (center = False , scale = False) , Dense (2) ,])

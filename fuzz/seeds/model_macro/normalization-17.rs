@@ -1,0 +1,1 @@
+TrainBnMasked = Sequential ([Input (shape = (5 , 3)) , Masking () , Dense (4) , BatchNormalization () , Dense (2) ,])

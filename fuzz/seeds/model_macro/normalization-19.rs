@@ -1,0 +1,1 @@
+TrainLnSequenceAxis1 = Sequential ([Input (shape = (4 , 3)) , Dense (5) , LayerNormalization (axis = 1) , Dense (2) ,])

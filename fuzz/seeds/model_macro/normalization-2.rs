@@ -1,0 +1,1 @@
+BnRank4Axis1 = Sequential ([Input (shape = (3 , 4 , 5)) , BatchNormalization (axis = 1)])

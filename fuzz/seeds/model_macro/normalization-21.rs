@@ -1,0 +1,1 @@
+TrainLnImageMixed = Sequential ([Input (shape = (2 , 3 , 4)) , Dense (3) , LayerNormalization (axis = [- 1 , 1] , scale = False) , Dense (2) ,])

@@ -1,0 +1,1 @@
+# [doc = " The training-step parity model, with a hyphenated layer name as Keras allows."] Steps = Sequential ([Input (shape = (5 ,)) , Dense (4) , BatchNormalization (momentum = 0.9 , name = "conv1-BN") , Dense (3 , activation = "softmax") ,])

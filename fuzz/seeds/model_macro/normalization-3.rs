@@ -1,0 +1,1 @@
+BnRank4AxisMinus2 = Sequential ([Input (shape = (3 , 4 , 5)) , BatchNormalization (axis = - 2 , epsilon = 0.01) ,])

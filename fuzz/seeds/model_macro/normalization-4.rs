@@ -1,0 +1,1 @@
+BnNoCenterNoScale = Sequential ([Input (shape = (3 , 4 , 5)) , BatchNormalization (axis = 2 , center = False , scale = False) ,])

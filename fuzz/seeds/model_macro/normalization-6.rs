@@ -1,0 +1,1 @@
+BnCenterOnly = Sequential ([Input (shape = (6 ,)) , BatchNormalization (scale = False)])

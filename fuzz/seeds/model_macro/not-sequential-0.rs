@@ -1,0 +1,1 @@
+Net = Functional ([Input (shape = (4 ,)) , Dense (1) ,])

@@ -1,0 +1,1 @@
+NegativeDims = Sequential ([Input (shape = (4 , - 2)) , Dense (1) ,])

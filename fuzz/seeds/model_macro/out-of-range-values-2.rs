@@ -1,0 +1,1 @@
+NegativeInputDim = Sequential ([Dense (1 , input_dim = - 3) ,])

@@ -1,0 +1,1 @@
+Overflowing = Sequential ([Input (shape = (4 ,)) , Dense (100000000000000000000) , Dense (1 , activation = leaky_relu (negative_slope = 1e39)) ,])

@@ -1,0 +1,1 @@
+# [doc = " Dropout (one random stream per share), a regularizer and every weight kind."] Regularized = Sequential ([Input (shape = (12 ,)) , Dense (40 , activation = "relu" , kernel_regularizer = l2 (0.01)) , Dropout (0.3) , Dense (24 , activation = "tanh" , bias_regularizer = l1 (0.001)) , PReLU () , Dense (5 , activation = "softmax") ,])

@@ -1,0 +1,1 @@
+# [doc = " No randomness: threaded and one-thread runs follow the same trajectory."] Plain = Sequential ([Input (shape = (12 ,)) , Dense (40 , activation = "relu" , kernel_regularizer = l2 (0.01)) , Dense (24 , activation = "tanh") , PReLU () , Dense (5 , activation = "softmax") ,])

@@ -1,0 +1,1 @@
+# [doc = " Panics on a sample whose first value is large: one lands in the second share."] Fragile = Sequential ([Input (shape = (2 ,)) , Lambda (| x : & kiln :: Sample < 2 , 1 >| { assert ! (x [0] < 100.0 , "sample too large") ; * x } , backward = | _x , dy | * dy) , Dense (1) ,])

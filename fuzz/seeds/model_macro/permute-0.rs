@@ -1,0 +1,1 @@
+# [doc = " Transposes each (time, feature) sample to (feature, time)."] pub TimeMajorToFeatureMajor = Sequential ([Input (shape = (10 , 64)) , Permute ((2 , 1)) ,])

@@ -1,0 +1,1 @@
+ZeroBased = Sequential ([Input (shape = (10 , 64)) , Permute ((1 , 0)) ,])

@@ -1,0 +1,1 @@
+TooFewDims = Sequential ([Input (shape = (4 , 5 , 6)) , Dense (8) , Permute ((2 , 1)) ,])

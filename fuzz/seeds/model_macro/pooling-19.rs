@@ -1,0 +1,1 @@
+MaxPool1dTies = Sequential ([Input (shape = (8 , 2)) , MaxPooling1D (3 , strides = 1 , padding = "same") ,])

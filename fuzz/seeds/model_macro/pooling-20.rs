@@ -1,0 +1,1 @@
+MaxPool2dTies = Sequential ([Input (shape = (4 , 5 , 2)) , MaxPooling2D ((2 , 3) , strides = 1)])

@@ -1,0 +1,1 @@
+ZeroPadding2dDefault = Sequential ([Input (shape = (3 , 4 , 2)) , ZeroPadding2D ()])

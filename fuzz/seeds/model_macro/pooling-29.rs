@@ -1,0 +1,1 @@
+ZeroPadding2dChannelsFirst = Sequential ([Input (shape = (2 , 3 , 4)) , ZeroPadding2D ((1 , 2) , data_format = "channels_first") ,])

@@ -1,0 +1,1 @@
+UpSampling1dDefault = Sequential ([Input (shape = (3 , 2)) , UpSampling1D ()])

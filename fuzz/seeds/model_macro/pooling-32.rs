@@ -1,0 +1,1 @@
+UpSampling2dDefault = Sequential ([Input (shape = (2 , 3 , 2)) , UpSampling2D ()])

@@ -1,0 +1,1 @@
+SequenceChain = Sequential ([Input (shape = (10 , 3)) , Dense (4 , activation = "tanh") , ZeroPadding1D ((1 , 2)) , MaxPooling1D (3 , strides = 2 , padding = "same") , UpSampling1D (2) , Cropping1D ((1 , 0)) , AveragePooling1D (2) , GlobalAveragePooling1D () , Dense (2) ,])

@@ -1,0 +1,1 @@
+ImageChain = Sequential ([Input (shape = (6 , 6 , 2)) , Dense (3 , activation = "tanh") , ZeroPadding2D (1) , MaxPooling2D (2) , UpSampling2D ((2 , 1)) , Cropping2D (((1 , 0) , (0 , 1))) , AveragePooling2D (2 , padding = "same") , GlobalMaxPooling2D () , Dense (2) ,])

@@ -1,0 +1,1 @@
+ChannelsFirstSequenceChain = Sequential ([Input (shape = (4 , 7)) , Dense (6) , MaxPooling1D (2 , data_format = "channels_first") , ZeroPadding1D (1 , data_format = "channels_first") , AveragePooling1D (3 , strides = 1 , padding = "same" , data_format = "channels_first") , GlobalMaxPooling1D (data_format = "channels_first" , keepdims = True) , Dense (3) ,])

@@ -1,0 +1,1 @@
+MaskedMeanClassifier = Sequential ([Input (shape = (6 , 3)) , Masking () , Dense (4 , activation = "tanh") , GlobalAveragePooling1D () , Dense (2) ,])

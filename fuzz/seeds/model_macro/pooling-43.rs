@@ -1,0 +1,1 @@
+MaskedMeanKeepdims = Sequential ([Input (shape = (5 , 2)) , Masking () , Dense (3) , GlobalAveragePooling1D (keepdims = True) , Dense (2 , activation = "tanh") ,])

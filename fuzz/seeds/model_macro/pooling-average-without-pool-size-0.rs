@@ -1,0 +1,1 @@
+Net = Sequential ([Input (shape = (8 , 8 , 3)) , AveragePooling2D () ,])

@@ -1,0 +1,1 @@
+Net = Sequential ([Input (shape = (1 , 8)) , MaxPooling1D () ,])

@@ -1,0 +1,1 @@
+Net = Sequential ([Input (shape = (3 , 8 , 8)) , MaxPooling2D (data_format = "channels_middle") ,])

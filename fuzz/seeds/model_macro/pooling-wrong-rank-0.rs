@@ -1,0 +1,1 @@
+Net = Sequential ([Input (shape = (10 , 8)) , Dense (16) , MaxPooling2D () ,])

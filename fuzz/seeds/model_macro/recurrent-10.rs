@@ -1,0 +1,1 @@
+LstmGruStack = Sequential ([Input (shape = (6 , 2)) , LSTM (4 , return_sequences = True) , GRU (3)])

@@ -1,0 +1,1 @@
+MaskingLstmSeqBackwards = Sequential ([Input (shape = (6 , 3)) , Masking () , LSTM (3 , return_sequences = True , go_backwards = True)])

@@ -1,0 +1,1 @@
+MaskingGruSeqDense = Sequential ([Input (shape = (6 , 3)) , Masking () , GRU (3 , return_sequences = True) , Dense (2)])

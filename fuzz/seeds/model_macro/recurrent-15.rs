@@ -1,0 +1,1 @@
+MaskingSimpleRnnSeqLstm = Sequential ([Input (shape = (6 , 3)) , Masking () , SimpleRNN (4 , return_sequences = True) , LSTM (2)])

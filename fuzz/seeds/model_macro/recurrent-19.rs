@@ -1,0 +1,1 @@
+EmbeddingMaskSimpleRnnBackwards = Sequential ([Input (shape = (5 ,)) , Embedding (8 , 3 , mask_zero = True) , SimpleRNN (2 , go_backwards = True)])

@@ -1,0 +1,1 @@
+# [doc = " The training-step models."] StepsLstm = Sequential ([Input (shape = (7 ,)) , Embedding (12 , 4 , mask_zero = True) , LSTM (5) , Dense (3 , activation = "softmax") ,])

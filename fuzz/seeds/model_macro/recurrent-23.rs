@@ -1,0 +1,1 @@
+# [weights = "tests/data/baked/recurrent_embedding_mask_lstm.safetensors"] BakedEmbeddingLstm = Sequential ([Input (shape = (7 ,)) , Embedding (12 , 4 , mask_zero = True) , LSTM (3)])

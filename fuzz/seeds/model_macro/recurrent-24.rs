@@ -1,0 +1,1 @@
+# [weights = "tests/data/baked/recurrent_lstm_gru_stack.safetensors"] BakedLstmGru = Sequential ([Input (shape = (6 , 2)) , LSTM (4 , return_sequences = True) , GRU (3)])

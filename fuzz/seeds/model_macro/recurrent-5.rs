@@ -1,0 +1,1 @@
+LstmNoBiasActivations = Sequential ([Input (shape = (4 , 3)) , LSTM (3 , use_bias = False , activation = "relu" , recurrent_activation = "hard_sigmoid")])

@@ -1,0 +1,1 @@
+Clipped = Sequential ([Input (shape = (8 ,)) , ReLU (max_value = - 6) ,])

@@ -1,0 +1,1 @@
+Leaky = Sequential ([Input (shape = (8 ,)) , ReLU (negative_slope = - 0.1) ,])

@@ -1,0 +1,1 @@
+Shifted = Sequential ([Input (shape = (8 ,)) , ReLU (threshold = - 0.5) ,])

@@ -1,0 +1,1 @@
+SequenceInput = Sequential ([Input (shape = (10 , 8)) , Dense (16) , RepeatVector (3) ,])

@@ -1,0 +1,1 @@
+NoCopies = Sequential ([Input (shape = (8 ,)) , RepeatVector (0) ,])

@@ -1,0 +1,1 @@
+ZeroAndNegative = Sequential ([Input (shape = (12 ,)) , Reshape ((0 , - 3 , 4)) ,])

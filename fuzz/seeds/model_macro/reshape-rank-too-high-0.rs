@@ -1,0 +1,1 @@
+RankFive = Sequential ([Input (shape = (32 ,)) , Reshape ((2 , 2 , 2 , 2 , 2)) ,])

@@ -1,0 +1,1 @@
+TwoUnknowns = Sequential ([Input (shape = (12 ,)) , Reshape ((- 1 , 2 , - 1)) ,])

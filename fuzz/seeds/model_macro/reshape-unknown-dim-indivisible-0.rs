@@ -1,0 +1,1 @@
+Indivisible = Sequential ([Input (shape = (3 , 4)) , Reshape ((- 1 , 5)) ,])

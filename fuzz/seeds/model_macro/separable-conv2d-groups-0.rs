@@ -1,0 +1,1 @@
+Net = Sequential ([Input (shape = (8 , 8 , 2)) , SeparableConv2D (4 , 3 , groups = 2) ,])

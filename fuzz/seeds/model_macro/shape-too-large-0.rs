@@ -1,0 +1,1 @@
+HugeInput = Sequential ([Input (shape = (100000 , 100000)) , Dense (1) ,])

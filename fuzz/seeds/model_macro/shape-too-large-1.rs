@@ -1,0 +1,1 @@
+HugeOutput = Sequential ([Input (shape = (4 ,)) , Dense (100000000) ,])

@@ -1,0 +1,1 @@
+HugeWeight = Sequential ([Input (shape = (100000 ,)) , Dense (100000) ,])

@@ -1,0 +1,1 @@
+ReshapeChain = Sequential ([Input (shape = (12 ,)) , Reshape ((3 , 4)) , Reshape ((6 , 2)) , Reshape ((- 1 , 2 , 2)) ,])

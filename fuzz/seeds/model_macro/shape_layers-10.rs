@@ -1,0 +1,1 @@
+FlattenDensePermuteRepeat = Sequential ([Input (shape = (4 , 5)) , Flatten () , Dense (24) , Reshape ((2 , 3 , 4)) , Permute ((2 , 3 , 1)) , Reshape ((- 1 , 4)) , Dense (2 , activation = "sigmoid") , Flatten () , RepeatVector (2) , Dense (3) ,])

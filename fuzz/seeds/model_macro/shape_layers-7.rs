@@ -1,0 +1,1 @@
+FlattenRank3 = Sequential ([Input (shape = (2 , 3 , 4)) , Flatten (data_format = "channels_last") ,])

@@ -1,0 +1,1 @@
+DenseReshapePermuteFlatten = Sequential ([Input (shape = (6 ,)) , Dense (12 , activation = "relu") , Reshape ((3 , 4)) , Permute ((2 , 1)) , Dense (5 , activation = "tanh") , Flatten () , Dense (3 , activation = "softmax") ,])

@@ -1,0 +1,1 @@
+Leaky = Sequential ([Input (shape = (10 , 3)) , SimpleRNN (8 , dropout = 1.5 , recurrent_dropout = - 0.1) ,])

@@ -1,0 +1,1 @@
+Attention = Sequential ([Input (shape = (4 , 5 , 3)) , Dense (6) , Softmax (axis = 4) ,])

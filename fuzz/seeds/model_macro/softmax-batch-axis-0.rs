@@ -1,0 +1,1 @@
+Attention = Sequential ([Input (shape = (10 , 6)) , Softmax (axis = 0) ,])

@@ -1,0 +1,1 @@
+Attention = Sequential ([Input (shape = (4 , 5 , 3)) , Softmax (axis = (1 , 2)) ,])

@@ -1,0 +1,1 @@
+GruSeqDenseTanh = Sequential ([Input (shape = (None , 3)) , GRU (4 , return_sequences = True) , Dense (2 , activation = "tanh")])

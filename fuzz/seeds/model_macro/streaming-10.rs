@@ -1,0 +1,1 @@
+StatefulGruLast = Sequential ([Input (shape = (None , 2)) , GRU (3) , Dense (2)])

@@ -1,0 +1,1 @@
+GruResetBeforeSeq = Sequential ([Input (shape = (None , 2)) , GRU (3 , reset_after = False , return_sequences = True)])

@@ -1,0 +1,1 @@
+MaskingGruSeqDense = Sequential ([Input (shape = (None , 3)) , Masking () , GRU (4 , return_sequences = True) , Dense (2)])

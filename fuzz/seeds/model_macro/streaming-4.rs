@@ -1,0 +1,1 @@
+MaskingLstmSeqRelu = Sequential ([Input (shape = (None , 2)) , Masking (mask_value = 0.0) , LSTM (3 , return_sequences = True) , ReLU () , Dense (2) ,])

@@ -1,0 +1,1 @@
+SimpleRnnLstmStackChain = Sequential ([Input (shape = (None , 2)) , SimpleRNN (5 , return_sequences = True) , Dropout (0.3) , LSTM (4 , return_sequences = True) , LeakyReLU (negative_slope = 0.2) , ELU () , Activation ("sigmoid") , ActivityRegularization (l1 = 0.01) ,])

@@ -1,0 +1,1 @@
+GruStackLast = Sequential ([Input (shape = (None , 2)) , GRU (4 , return_sequences = True) , GRU (3 , reset_after = False) , Dense (2) ,])

@@ -1,0 +1,1 @@
+# [doc = " The stateful cases' models: `stateful = True` is Keras's spelling of what"] # [doc = " `predict_chunk` does with the caller's state."] StatefulLstmSeq = Sequential ([Input (shape = (None , 2)) , LSTM (4 , return_sequences = True) , Dense (2)])

@@ -1,0 +1,1 @@
+Sparse = Sequential ([Input (shape = (8 ,)) , ThresholdedReLU (theta = - 1.0) ,])

@@ -1,0 +1,1 @@
+Net = Sequential ([Input (shape = (8 ,)) , TimeDistributed (Dense (4)) ,])

@@ -1,0 +1,1 @@
+DenseStack = Sequential ([Input (shape = (5 ,)) , Dense (4 , activation = "tanh") , Dense (3 , activation = "softmax") , Activation ("sigmoid") ,])

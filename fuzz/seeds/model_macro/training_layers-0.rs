@@ -1,0 +1,1 @@
+FlattenRank1 = Sequential ([Input (shape = (5 ,)) , Dense (4) , Flatten () , Dense (3)])

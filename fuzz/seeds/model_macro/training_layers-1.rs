@@ -1,0 +1,1 @@
+FlattenRank2 = Sequential ([Input (shape = (3 , 4)) , Dense (5) , Flatten () , Dense (3)])

@@ -1,0 +1,1 @@
+ReluRank2 = Sequential ([Input (shape = (3 , 4)) , Dense (5) , ReLU (max_value = 0.6 , negative_slope = 0.2 , threshold = 0.1) , Dense (3) ,])

@@ -1,0 +1,1 @@
+ReluRank3 = Sequential ([Input (shape = (2 , 3 , 4)) , Dense (3) , ReLU (negative_slope = 0.3) , Dense (2)])

@@ -1,0 +1,1 @@
+FlattenRank3 = Sequential ([Input (shape = (2 , 3 , 4)) , Dense (3) , Flatten () , Dense (2)])

@@ -1,0 +1,1 @@
+PreluRank3Shared12 = Sequential ([Input (shape = (2 , 3 , 4)) , Dense (3) , PReLU (alpha_initializer = RandomUniform (minval = 0.1 , maxval = 0.6) , shared_axes = [1 , 2]) , Dense (2) ,])

@@ -1,0 +1,1 @@
+SoftmaxRank1 = Sequential ([Input (shape = (5 ,)) , Dense (6) , Softmax () , Dense (3)])

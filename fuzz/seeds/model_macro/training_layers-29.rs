@@ -1,0 +1,1 @@
+SoftmaxRank2Axis1 = Sequential ([Input (shape = (3 , 4)) , Dense (5) , Softmax (axis = 1) , Dense (3)])

@@ -1,0 +1,1 @@
+ReshapeRank2 = Sequential ([Input (shape = (3 , 4)) , Dense (6) , Reshape ((- 1 ,)) , Dense (3)])

@@ -1,0 +1,1 @@
+SoftmaxFirst = Sequential ([Input (shape = (2 , 3)) , Softmax (axis = 1) , Dense (2)])

@@ -1,0 +1,1 @@
+Chain = Sequential ([Input (shape = (2 , 3)) , Dense (4) , Permute ((2 , 1)) , ELU () , Reshape ((8 ,)) , RepeatVector (2) , Softmax (axis = 1) , Flatten () , Dense (3) , Reshape ((3 , 1)) , Dense (2) ,])

@@ -1,0 +1,1 @@
+ShapeChain = Sequential ([Input (shape = (4 ,)) , Dense (6) , Reshape ((2 , 3)) , Permute ((2 , 1)) , Softmax (axis = 1) , Flatten () , RepeatVector (2) , Dense (2) ,])

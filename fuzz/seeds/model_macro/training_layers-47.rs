@@ -1,0 +1,1 @@
+ActivationChain = Sequential ([Input (shape = (2 , 3)) , Dense (4) , LeakyReLU (negative_slope = 0.2) , ELU (alpha = 0.7) , ReLU (max_value = 1.5 , negative_slope = 0.1 , threshold = 0.2) , Flatten () , Dense (2) ,])

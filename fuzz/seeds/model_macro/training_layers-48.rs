@@ -1,0 +1,1 @@
+PreluL2MaxNorm = Sequential ([Input (shape = (2 , 3)) , Dense (3) , PReLU (alpha_regularizer = L2 (0.1) , alpha_constraint = MaxNorm (0.5 , axis = 0)) , Dense (2) ,])

@@ -1,0 +1,1 @@
+PreluL1NonNegShared = Sequential ([Input (shape = (2 , 3)) , Dense (3) , PReLU (alpha_regularizer = L1 (0.05) , alpha_constraint = NonNeg () , shared_axes = [1]) , Dense (2) ,])

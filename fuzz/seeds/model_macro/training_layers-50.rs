@@ -1,0 +1,1 @@
+SoftmaxCce = Sequential ([Input (shape = (5 ,)) , Dense (3) , Softmax ()])

@@ -1,0 +1,1 @@
+MaskedSoftmaxAxis1 = Sequential ([Input (shape = (4 , 3)) , Masking () , Dense (3) , Softmax (axis = 1) , Dense (2)])

@@ -1,0 +1,1 @@
+MaskedSoftmaxLast = Sequential ([Input (shape = (4 , 3)) , Masking () , Dense (3) , Softmax () , Dense (2)])

@@ -1,0 +1,1 @@
+PermuteRank1 = Sequential ([Input (shape = (5 ,)) , Dense (4) , Permute ((1 ,)) , Dense (2)])

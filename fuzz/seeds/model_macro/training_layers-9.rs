@@ -1,0 +1,1 @@
+PermuteRank4 = Sequential ([Input (shape = (2 , 3 , 2 , 2)) , Dense (3) , Permute ((4 , 2 , 3 , 1)) , Dense (2) ,])

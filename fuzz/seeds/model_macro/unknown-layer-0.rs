@@ -1,0 +1,1 @@
+Net = Sequential ([Input (shape = (4 ,)) , Dnese (10) , Activaton ("relu") ,])

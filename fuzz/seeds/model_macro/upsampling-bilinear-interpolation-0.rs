@@ -1,0 +1,1 @@
+Net = Sequential ([Input (shape = (4 , 4 , 3)) , UpSampling2D (interpolation = "bilinear") ,])

@@ -1,0 +1,1 @@
+Net = Sequential ([Input (shape = (4 , 3)) , UpSampling1D (0) ,])

@@ -1,0 +1,1 @@
+# [weights = 42] pub Net = Sequential ([Input (shape = (4 ,)) , Dense (5) ,])

@@ -1,0 +1,1 @@
+# [weights ("net.safetensors")] pub Other = Sequential ([Input (shape = (4 ,)) , Dense (5) ,])

@@ -1,0 +1,1 @@
+# [weights = "weights/no-such-file.safetensors"] pub Net = Sequential ([Input (shape = (4 ,)) , Dense (5) ,])

@@ -1,0 +1,1 @@
+# [weights = "../../../../tests/data/baked/net.safetensors"] pub Net = Sequential ([Input (shape = (4 ,)) , Dense (6 , activation = "tanh") , Dense (2) ,])

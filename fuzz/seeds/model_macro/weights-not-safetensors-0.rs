@@ -1,0 +1,1 @@
+# [weights = "../../../../tests/ui/weights-not-safetensors.rs"] pub Net = Sequential ([Input (shape = (4 ,)) , Dense (5) ,])

@@ -1,0 +1,1 @@
+BiLstmConcat = Sequential ([Input (shape = (5 , 3)) , Bidirectional (LSTM (4))])

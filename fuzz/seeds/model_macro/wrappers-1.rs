@@ -1,0 +1,1 @@
+BiGruSeqSum = Sequential ([Input (shape = (5 , 3)) , Bidirectional (GRU (3 , return_sequences = True) , merge_mode = "sum")])

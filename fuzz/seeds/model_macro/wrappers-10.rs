@@ -1,0 +1,1 @@
+TdDenseRelu = Sequential ([Input (shape = (5 , 3)) , TimeDistributed (Dense (4 , activation = "relu"))])

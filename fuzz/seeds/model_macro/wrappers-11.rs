@@ -1,0 +1,1 @@
+MaskingTdDenseLstm = Sequential ([Input (shape = (6 , 3)) , Masking () , TimeDistributed (Dense (4)) , LSTM (3)])

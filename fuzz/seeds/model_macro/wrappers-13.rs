@@ -1,0 +1,1 @@
+TdConv1dPoolFlatten = Sequential ([Input (shape = (4 , 6 , 2)) , TimeDistributed (Conv1D (3 , 3 , activation = "relu")) , TimeDistributed (MaxPooling1D (2)) , TimeDistributed (Flatten ()) , TimeDistributed (Dense (2 , name = "head")) ,])

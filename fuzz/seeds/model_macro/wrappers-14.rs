@@ -1,0 +1,1 @@
+TdDenseSoftmax = Sequential ([Input (shape = (4 , 3)) , TimeDistributed (Dense (5)) , TimeDistributed (Dense (3 , activation = "softmax"))])

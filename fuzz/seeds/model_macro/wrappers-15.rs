@@ -1,0 +1,1 @@
+# [weights = "tests/data/baked/wrappers_stacked_names.safetensors"] BakedStackedNames = Sequential ([Input (shape = (5 , 2)) , LSTM (3 , return_sequences = True) , Bidirectional (LSTM (2 , return_sequences = True)) , Bidirectional (GRU (2) , merge_mode = "sum") , Dense (1) ,])

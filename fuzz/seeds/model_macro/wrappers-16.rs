@@ -1,0 +1,1 @@
+# [weights = "tests/data/baked/wrappers_td_conv1d_pool_flatten.safetensors"] BakedTdConv = Sequential ([Input (shape = (4 , 6 , 2)) , TimeDistributed (Conv1D (3 , 3 , activation = "relu")) , TimeDistributed (MaxPooling1D (2)) , TimeDistributed (Flatten ()) , TimeDistributed (Dense (2 , name = "head")) ,])

@@ -1,0 +1,1 @@
+DropoutLstm = Sequential ([Input (shape = (5 , 3)) , LSTM (4 , dropout = 0.3 , recurrent_dropout = 0.2 , return_sequences = True)])

@@ -1,0 +1,1 @@
+DropoutSimpleRnn = Sequential ([Input (shape = (5 , 3)) , SimpleRNN (3 , dropout = 0.5 , recurrent_dropout = 0.5)])

@@ -1,0 +1,1 @@
+# [doc = " `dropout` alone trains."] DropoutTrainLstm = Sequential ([Input (shape = (5 , 3)) , TimeDistributed (Dense (3)) , LSTM (4 , dropout = 0.3 , return_sequences = True)])

@@ -1,0 +1,1 @@
+DropoutTrainGru = Sequential ([Input (shape = (5 , 3)) , GRU (3 , dropout = 0.4 , reset_after = False) , Dense (2)])

@@ -1,0 +1,1 @@
+DropoutTrainBi = Sequential ([Input (shape = (5 , 3)) , Dense (3) , Bidirectional (SimpleRNN (2 , dropout = 0.5 , return_sequences = True) , merge_mode = "mul")])

@@ -1,0 +1,1 @@
+DropoutLinear = Sequential ([Input (shape = (4 , 3)) , SimpleRNN (3 , activation = "linear" , use_bias = False , dropout = 0.4 , return_sequences = True)])

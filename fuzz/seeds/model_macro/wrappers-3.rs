@@ -1,0 +1,1 @@
+BiGruResetBeforeAve = Sequential ([Input (shape = (5 , 3)) , Bidirectional (GRU (3 , reset_after = False) , merge_mode = "ave")])

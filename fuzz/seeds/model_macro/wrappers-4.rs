@@ -1,0 +1,1 @@
+MaskingBiLstmSeqDense = Sequential ([Input (shape = (6 , 3)) , Masking () , Bidirectional (LSTM (3 , return_sequences = True)) , Dense (2)])

@@ -1,0 +1,1 @@
+MaskingBiGruMul = Sequential ([Input (shape = (6 , 3)) , Masking () , Bidirectional (GRU (3) , merge_mode = "mul")])

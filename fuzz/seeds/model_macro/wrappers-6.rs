@@ -1,0 +1,1 @@
+MaskingBiSimpleRnnSeqAve = Sequential ([Input (shape = (5 , 2)) , Masking () , Bidirectional (SimpleRNN (2 , return_sequences = True) , merge_mode = "ave")])

@@ -1,0 +1,1 @@
+BiCustomBackward = Sequential ([Input (shape = (5 , 3)) , Bidirectional (LSTM (3 , return_sequences = True) , backward_layer = LSTM (3 , return_sequences = True , go_backwards = True , activation = "relu") ,) ,])

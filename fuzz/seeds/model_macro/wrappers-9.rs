@@ -1,0 +1,1 @@
+EmbeddingBiLstmSeq = Sequential ([Input (shape = (6 ,)) , Embedding (9 , 3 , mask_zero = True) , Bidirectional (LSTM (2 , return_sequences = True))])

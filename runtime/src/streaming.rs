@@ -1,0 +1,193 @@
+//! [`Streaming`]: a model run one timestep at a time, its recurrent state in a
+//! [`StreamState`] the caller owns; and the helper behind the generated `predict_sequence` /
+//! `predict_chunk` methods.
+//!
+//! `kiln::model!` implements [`Streaming`] for every model whose input is a sequence
+//! `(timesteps, features)` (or `(None, features)`) and whose layers all work on one
+//! timestep at a time: recurrent layers with `return_sequences = True` and without
+//! `go_backwards`, causal `Conv1D` with stride 1 (which carries its last input timesteps),
+//! `Embedding` first, and the layers that act on the last axis only (Dense, activations,
+//! Masking, Dropout, LayerNormalization on the last axis, ...). Feeding a sequence step by
+//! step, from a fresh (or reset) state, gives the rows of Keras's output for the whole
+//! sequence. A step whose features all equal a `Masking` layer's `mask_value` is a masked
+//! timestep, as in the whole sequence: the recurrent layers after it keep their state and
+//! repeat their previous output.
+//!
+//! Nothing here allocates: the state is a fixed-size array and `step` keeps its temporaries
+//! on the stack.
+
+#[cfg(feature = "alloc")]
+use crate::error::{check_ids, first_non_finite, Error, ShapeDisplay};
+use crate::tensor::Tensor;
+#[cfg(feature = "alloc")]
+use alloc::vec::Vec;
+
+/// A state that can start over: [`Reset::reset`] puts it back to the start of a sequence
+/// (zeros, Keras's initial state).
+pub trait Reset {
+    /// Back to the state of a new sequence.
+    fn reset(&mut self);
+}
+
+/// The recurrent state of a streaming model: `N` values, every layer's carried state side
+/// by side (an LSTM's `h` and `c`, a GRU's or SimpleRNN's `h`, a causal `Conv1D`'s last
+/// `(kernel_size - 1) * dilation_rate` input timesteps), zeros at the start of a
+/// sequence. Its size is known at compile time (`core::mem::size_of::<StreamState<N>>()`);
+/// it lives wherever the caller puts it (stack, `static`, heap).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StreamState<const N: usize> {
+    values: [f32; N],
+}
+
+impl<const N: usize> StreamState<N> {
+    /// Values in the state.
+    pub const LEN: usize = N;
+
+    /// The state at the start of a sequence: zeros.
+    pub const fn new() -> Self {
+        StreamState { values: [0.0; N] }
+    }
+
+    /// The state's values, layer by layer in model order.
+    pub fn values(&self) -> &[f32] {
+        &self.values
+    }
+
+    /// The state's values, writable (to restore a state saved from [`StreamState::values`]).
+    pub fn values_mut(&mut self) -> &mut [f32] {
+        &mut self.values
+    }
+}
+
+impl<const N: usize> Default for StreamState<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> Reset for StreamState<N> {
+    fn reset(&mut self) {
+        self.values = [0.0; N];
+    }
+}
+
+/// A model run one timestep at a time (the real-time audio and control-loop case), with its
+/// state carried between calls in memory the caller owns. See the module docs for which
+/// models implement it.
+///
+/// (The `kiln` crate's `model!` docs, "Sequences and streaming", show it in use, and
+/// `tests/streaming.rs` checks it against Keras.)
+pub trait Streaming {
+    /// The carried state ([`StreamState`]).
+    type State: Reset;
+    /// One timestep's input: `SVector<f32, features>`.
+    type StepInput: Tensor;
+    /// One timestep's output: `SVector<f32, units>` of the last layer.
+    type StepOutput: Tensor;
+
+    /// The state at the start of a sequence (zeros).
+    fn new_state(&self) -> Self::State;
+
+    /// Runs one timestep: reads and updates `state`, returns this timestep's output. No
+    /// heap allocation.
+    fn step(&self, state: &mut Self::State, x: &Self::StepInput) -> Self::StepOutput;
+}
+
+/// The generated `predict_sequence` and `predict_chunk`: checks `xs` (at least one whole
+/// timestep of `per_step` values, all finite, and ids below `input_ids` for a model whose
+/// first layer is `Embedding`), then runs `step` on each timestep in order,
+/// `step(x, y, tail)` writing the timestep's output into `y` (`out_per_step` values) when
+/// `tail`. Returns every timestep's output, or, when `last_only` (a model whose last
+/// recurrent layer has `return_sequences = False`), only the last one: `tail` is then true
+/// for the last timestep only, so the layers after that recurrent layer run once.
+#[doc(hidden)]
+#[cfg(feature = "alloc")]
+pub fn run_sequence(
+    xs: &[f32],
+    per_step: usize,
+    out_per_step: usize,
+    last_only: bool,
+    input_ids: Option<usize>,
+    mut step: impl FnMut(&[f32], &mut [f32], bool),
+) -> Result<Vec<f32>, Error> {
+    if per_step == 0 || xs.is_empty() || !xs.len().is_multiple_of(per_step) {
+        return Err(Error::SequenceLength {
+            per_step,
+            found: xs.len(),
+            shape: ShapeDisplay(alloc::vec![per_step]),
+        });
+    }
+    if let Some((index, value)) = first_non_finite(xs) {
+        return Err(Error::NonFiniteInput { index, value });
+    }
+    check_ids(input_ids, xs)?;
+    let steps = xs.len() / per_step;
+    if last_only {
+        let mut y = alloc::vec![0.0; out_per_step];
+        for (t, x) in xs.chunks_exact(per_step).enumerate() {
+            step(x, &mut y, t + 1 == steps);
+        }
+        return Ok(y);
+    }
+    let mut ys = alloc::vec![0.0; steps * out_per_step];
+    for (t, x) in xs.chunks_exact(per_step).enumerate() {
+        step(x, &mut ys[t * out_per_step..(t + 1) * out_per_step], true);
+    }
+    Ok(ys)
+}
+
+#[cfg(all(test, feature = "alloc"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_resets_to_zeros() {
+        let mut s = StreamState::<3>::new();
+        s.values_mut().copy_from_slice(&[1.0, 2.0, 3.0]);
+        s.reset();
+        assert_eq!(s.values(), &[0.0; 3]);
+        assert_eq!(StreamState::<3>::LEN, 3);
+    }
+
+    #[test]
+    fn sequences_are_checked_then_stepped() {
+        let double = |x: &[f32], y: &mut [f32], _tail: bool| y[0] = 2.0 * x[0] + x[1];
+        assert_eq!(
+            run_sequence(&[1.0, 0.0, 2.0, 1.0], 2, 1, false, None, double),
+            Ok(alloc::vec![2.0, 5.0])
+        );
+        assert_eq!(
+            run_sequence(&[1.0, 0.0, 2.0, 1.0], 2, 1, true, None, double),
+            Ok(alloc::vec![5.0])
+        );
+        assert!(matches!(
+            run_sequence(&[], 2, 1, true, None, double),
+            Err(Error::SequenceLength { found: 0, .. })
+        ));
+        assert!(matches!(
+            run_sequence(&[1.0, 0.0, 2.0], 2, 1, false, None, double),
+            Err(Error::SequenceLength {
+                per_step: 2,
+                found: 3,
+                ..
+            })
+        ));
+        assert!(matches!(
+            run_sequence(&[1.0, f32::NAN], 2, 1, false, None, double),
+            Err(Error::NonFiniteInput { index: 1, .. })
+        ));
+        let first = |x: &[f32], y: &mut [f32], _tail: bool| y[0] = x[0];
+        assert_eq!(
+            run_sequence(&[3.0, 0.0], 1, 1, false, Some(4), first),
+            Ok(alloc::vec![3.0, 0.0])
+        );
+        assert!(matches!(
+            run_sequence(&[3.0, 4.0, 1.5], 1, 1, false, Some(4), first),
+            Err(Error::InvalidId {
+                index: 1,
+                input_dim: 4,
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,8 @@
+fn main() {}
+
+kiln::model! {
+    Images = Sequential([
+        Input(shape = (8, None)),
+        Dense(2),
+    ]);
+}

@@ -1,0 +1,8 @@
+fn main() {}
+
+kiln::model! {
+    Counter = Sequential([
+        Input(shape = (None,)),
+        Dense(2),
+    ]);
+}
