@@ -27,6 +27,12 @@
 //!
 //! The values are checked too: after the steps, every weight is what one thread computes.
 //!
+//! Under an output mask (`masked`), phase A also has `Shared::batch_rows`'s exchange: each
+//! share adds its output rows to `rows` (Relaxed) and then `arrived` (Release), and waits
+//! until `arrived` counts every thread (Acquire) or `failed` is set; thread 0 zeroes both
+//! before the phase (published by its generation). The gradient then depends on the batch's
+//! row count, so a share that read the count too early computes a wrong weight.
+//!
 //! Release builds only: loom's exploration takes about a minute optimised and many times
 //! that in a debug build, so `cargo test --workspace` compiles this file to nothing and
 //! `.ci/run` runs `cargo test -p kiln-runtime --release --test team_loom`.
@@ -71,6 +77,11 @@ struct Shared {
     done: AtomicUsize,
     stop: AtomicBool,
     failed: AtomicBool,
+    /// Whether the model's output carries a mask (the row-count exchange of phase A).
+    masked: bool,
+    /// The batch's output rows, summed by the shares in phase A, and how many have added.
+    rows: AtomicUsize,
+    arrived: AtomicUsize,
     orders: UnsafeCell<Orders>,
     /// `losses[t]`: thread `t`'s loss of its share.
     losses: Vec<UnsafeCell<i64>>,
@@ -83,7 +94,7 @@ struct Shared {
 }
 
 impl Shared {
-    fn new(threads: usize) -> Self {
+    fn new(threads: usize, masked: bool) -> Self {
         let cells = |n: usize| (0..n).map(|_| UnsafeCell::new(0)).collect::<Vec<_>>();
         Shared {
             threads,
@@ -91,6 +102,9 @@ impl Shared {
             done: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
             failed: AtomicBool::new(false),
+            masked,
+            rows: AtomicUsize::new(0),
+            arrived: AtomicUsize::new(0),
             orders: UnsafeCell::new(Orders {
                 phase: Phase::Pass,
                 step: 0,
@@ -125,11 +139,37 @@ fn gradient(sum: i64, weight: i64, piece: usize) -> i64 {
     sum * (piece as i64 + 1) + weight % 7
 }
 
+/// What a share's loss head adds for the batch's row count under a mask (0 without one).
+fn rows_term(rows: usize, masked: bool) -> i64 {
+    if masked {
+        1000 * rows as i64
+    } else {
+        0
+    }
+}
+
+/// `Shared::batch_rows`: adds this share's rows, then waits for every thread's (or for
+/// `failed`), and returns the batch's.
+fn batch_rows(shared: &Shared, rows: usize) -> usize {
+    shared.rows.fetch_add(rows, Ordering::Relaxed);
+    shared.arrived.fetch_add(1, Ordering::Release);
+    while shared.arrived.load(Ordering::Acquire) < shared.threads {
+        if shared.failed.load(Ordering::Acquire) {
+            break;
+        }
+        thread::yield_now();
+    }
+    shared.rows.load(Ordering::Relaxed)
+}
+
 /// `pass_share`: reads the orders and every piece of the weights, writes its own board.
 fn pass_share(shared: &Shared, t: usize) {
     let step = shared.orders.with(|o| unsafe { (*o).step });
     let (lo, hi) = shared.share(t);
-    let sum: i64 = (lo..hi).map(|i| sample(step, i)).sum();
+    let mut sum: i64 = (lo..hi).map(|i| sample(step, i)).sum();
+    if shared.masked {
+        sum += rows_term(batch_rows(shared, hi - lo), true);
+    }
     for p in 0..shared.threads {
         let weight = shared.weights[p].with(|w| unsafe { *w });
         shared.grads[t][p].with_mut(|g| unsafe { *g = gradient(sum, weight, p) });
@@ -227,6 +267,9 @@ impl Team<'_> {
     fn step(&mut self, step: usize, fault: Fault) -> Result<i64, ()> {
         let shared = self.shared;
         shared.orders.with_mut(|o| unsafe { (*o).step = step });
+        // Between phases: the workers see these zeros through the phase's generation.
+        shared.rows.store(0, Ordering::Relaxed);
+        shared.arrived.store(0, Ordering::Relaxed);
         self.phase(Phase::Pass, || {
             pass_share(shared, 0);
             Ok(())
@@ -266,7 +309,12 @@ impl Team<'_> {
 /// One execution: `threads` threads, `steps` steps, `fault`. Returns the weights when the
 /// run succeeds.
 fn run(threads: usize, steps: usize, fault: Fault) -> Option<Vec<i64>> {
-    let shared = Arc::new(Shared::new(threads));
+    run_with(threads, steps, fault, false)
+}
+
+/// [`run`] with or without an output mask.
+fn run_with(threads: usize, steps: usize, fault: Fault, masked: bool) -> Option<Vec<i64>> {
+    let shared = Arc::new(Shared::new(threads, masked));
     let mut handles = Vec::new();
     let mut team_ok = true;
     for t in 1..threads {
@@ -311,12 +359,17 @@ fn run(threads: usize, steps: usize, fault: Fault) -> Option<Vec<i64>> {
 
 /// What one thread computes for the same steps.
 fn expected(threads: usize, steps: usize) -> Vec<i64> {
+    expected_with(threads, steps, false)
+}
+
+/// [`expected`] with or without an output mask (every share then adds the batch's rows).
+fn expected_with(threads: usize, steps: usize, masked: bool) -> Vec<i64> {
     let mut weights: Vec<i64> = (0..threads).map(|p| 100 * p as i64).collect();
     for step in 0..steps {
         let sums: Vec<i64> = (0..threads)
             .map(|t| {
                 let (lo, hi) = share(t, threads);
-                (lo..hi).map(|i| sample(step, i)).sum()
+                (lo..hi).map(|i| sample(step, i)).sum::<i64>() + rows_term(SAMPLES, masked)
             })
             .collect();
         let new: Vec<i64> = (0..threads)
@@ -426,5 +479,43 @@ fn thread_0_panicking_mid_phase_waits_for_two_workers() {
 fn a_failed_thread_start_stops_the_workers_already_started() {
     explore("3 threads, worker 2 fails to start", 3, None, || {
         assert_eq!(run(3, 1, Fault::SpawnFails(2)), None);
+    });
+}
+
+#[test]
+fn two_threads_exchanging_row_counts_match_one_thread() {
+    let want = expected_with(2, 2, true);
+    let n = explore("2 threads, 2 steps, output mask", 3, None, move || {
+        assert_eq!(
+            run_with(2, 2, Fault::None, true).as_deref(),
+            Some(&want[..])
+        );
+    });
+    assert!(n > 1);
+}
+
+#[test]
+fn a_worker_panicking_before_its_row_count_stops_the_team_cleanly() {
+    explore(
+        "2 threads, output mask, worker 1 panics in Pass",
+        3,
+        None,
+        || {
+            assert_eq!(
+                run_with(2, 2, Fault::WorkerPanics(1, Phase::Pass), true),
+                None
+            );
+        },
+    );
+}
+
+#[test]
+fn three_threads_exchanging_row_counts_match_one_thread() {
+    let want = expected_with(3, 1, true);
+    explore("3 threads, 1 step, output mask", 2, SAMPLE, move || {
+        assert_eq!(
+            run_with(3, 1, Fault::None, true).as_deref(),
+            Some(&want[..])
+        );
     });
 }
