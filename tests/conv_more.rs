@@ -6,8 +6,8 @@
 //! differences, training, and `predict` on large images within its stack bound.
 
 mod common;
-use common::{assert_close, case, check_gradients, check_model_case, floats, golden};
-use kiln::{Activation, Gradients, Loss, Model, Pass, Pool, Sgd, Trainable};
+use common::{assert_close, case, check_gradients, check_model_case, floats, golden, load};
+use kiln::{Activation, Loss, Model, Pool, Sgd, Trainable};
 use serde_json::Value;
 
 kiln::model! {
@@ -162,17 +162,6 @@ fn file() -> Value {
     golden("conv_more")
 }
 
-/// Loads the case's weights into a fresh `M`.
-fn load<M: Model>(case: &Value) -> M {
-    let mut model = M::new(0);
-    for (name, spec) in case["weights"].as_object().expect("weights") {
-        model
-            .set_weight(name, &floats(&spec["values"]))
-            .unwrap_or_else(|e| panic!("set_weight({name}): {e}"));
-    }
-    model
-}
-
 /// Outputs (batch, slice, typed and `predict_into`), shapes, parameter count, weight names,
 /// and the layers' names and classes in the summary, against Keras.
 fn parity<M: Model>(name: &str) {
@@ -198,28 +187,7 @@ fn parity<M: Model>(name: &str) {
 /// Runs the generated backward pass with the loss `Σ (y - t)² / (2 · batch)` and compares
 /// every weight's gradient with Keras's.
 fn check_keras_gradients<M: Trainable>(name: &str) {
-    let case = case(&file(), name);
-    let model: M = load(&case);
-    let x = floats(&case["x"]);
-    let t = floats(&case["t"]);
-    let samples = x.len() / M::INPUT_LEN;
-    let mut grads = Gradients::for_model::<M>();
-    let mut head = |y: &[f32], dy: &mut [f32]| {
-        for ((d, a), b) in dy.iter_mut().zip(y).zip(&t) {
-            *d = (a - b) / samples as f32;
-        }
-        false
-    };
-    model.__train_batch(&x, &mut Pass::default(), &mut head, &mut grads);
-    for (index, weight) in M::WEIGHT_NAMES.iter().enumerate() {
-        assert_close(
-            &format!("{name}: gradient of {weight}"),
-            grads.get(index),
-            &floats(&case["grads"][*weight]),
-            1e-4,
-            1e-5,
-        );
-    }
+    common::check_keras_gradients::<M>(&case(&file(), name), 1e-4, 1e-5);
 }
 
 #[test]

@@ -6,7 +6,10 @@
 //! `Lambda` with a backward function.
 
 mod common;
-use common::{assert_close, case, check_gradients, check_model_case, floats, golden};
+use common::{
+    assert_close, case, check_gradients, check_keras_gradients, check_model_case, floats, golden,
+    load,
+};
 use kiln::{FitOptions, Gradients, Loss, Model, Pass, Sample, Sgd, Trainable};
 use serde_json::Value;
 
@@ -145,17 +148,6 @@ kiln::model! {
     ]);
 }
 
-/// Loads the case's weights into a fresh `M`.
-fn load<M: Model>(case: &Value) -> M {
-    let mut model = M::new(0);
-    for (name, spec) in case["weights"].as_object().expect("weights") {
-        model
-            .set_weight(name, &floats(&spec["values"]))
-            .unwrap_or_else(|e| panic!("set_weight({name}): {e}"));
-    }
-    model
-}
-
 /// Outputs, shapes, weight names and layer names against Keras, at rtol 1e-5.
 fn parity<M: Model>(case: &Value, atol: f32) {
     check_model_case::<M>(case, 1e-5, atol);
@@ -209,34 +201,6 @@ fn check_activity_loss<M: Model>(case: &Value) {
         1e-5,
         0.0,
     );
-}
-
-/// Runs the generated backward pass (inference-mode pass, as Keras's `training=False`) with
-/// the loss `Σ (y - t)² / (2 · batch)` and compares every weight's gradient with Keras's.
-fn check_keras_gradients<M: Trainable>(case: &Value, rtol: f32, atol: f32) {
-    let name = case["name"].as_str().unwrap_or("case");
-    let model: M = load(case);
-    let x = floats(&case["x"]);
-    let t = floats(&case["t"]);
-    let samples = x.len() / M::INPUT_LEN;
-    let mut grads = Gradients::for_model::<M>();
-    let mut head = |y: &[f32], dy: &mut [f32]| {
-        for ((d, a), b) in dy.iter_mut().zip(y).zip(&t) {
-            *d = (a - b) / samples as f32;
-        }
-        false
-    };
-    model.__train_batch(&x, &mut Pass::default(), &mut head, &mut grads);
-    for (index, weight) in M::WEIGHT_NAMES.iter().enumerate() {
-        let expected = floats(&case["grads"][*weight]);
-        assert_close(
-            &format!("{name}: gradient of {weight}"),
-            grads.get(index),
-            &expected,
-            rtol,
-            atol,
-        );
-    }
 }
 
 #[test]

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{assert_close, case, check_gradients, check_model_case, dims, floats, golden};
+use common::{assert_close, case, check_gradients, check_model_case, dims, floats, golden, load};
 use kiln::layers::cropping::Cropping;
 use kiln::layers::global_pooling::GlobalPooling;
 use kiln::layers::padding::ZeroPadding;
@@ -209,16 +209,6 @@ fn parity<M: Model>(case: &Value) {
         case["has_output_mask"].as_bool().unwrap_or(false),
         "{name}: output mask"
     );
-}
-
-fn load<M: Model>(case: &Value) -> M {
-    let mut model = M::new(0);
-    for (name, spec) in case["weights"].as_object().expect("weights") {
-        model
-            .set_weight(name, &floats(&spec["values"]))
-            .unwrap_or_else(|e| panic!("set_weight({name}): {e}"));
-    }
-    model
 }
 
 fn flag(v: &Value) -> bool {

@@ -6,9 +6,12 @@
 //! generated backward passes.
 
 mod common;
-use common::{assert_close, case, check_gradients, check_model_case, floats, golden};
+use common::{
+    assert_close, case, check_gradients, check_keras_gradients, check_model_case, floats, golden,
+    load,
+};
 use kiln::optimizers::Optimizer;
-use kiln::{Adam, Gradients, Loss, Model, Pass, Sgd, Tensor, Trainable};
+use kiln::{Adam, Loss, Model, Sgd, Tensor, Trainable};
 use serde_json::Value;
 
 kiln::model! {
@@ -51,44 +54,6 @@ kiln::model! {
         Masking(mask_value = 0., input_shape = (10, 8)),
         LSTM(32),
     ]);
-}
-
-fn load<M: Model>(case: &Value) -> M {
-    let mut model = M::new(0);
-    for (weight, spec) in case["weights"].as_object().expect("weights") {
-        model
-            .set_weight(weight, &floats(&spec["values"]))
-            .unwrap_or_else(|e| panic!("set_weight({weight}): {e}"));
-    }
-    model
-}
-
-/// Runs the generated backward pass with the loss `Σ (y - t)² / (2 · batch)` and compares
-/// every weight's gradient with Keras's.
-fn check_keras_gradients<M: Trainable>(case: &Value, rtol: f32, atol: f32) {
-    let name = case["name"].as_str().unwrap_or("case");
-    let model: M = load(case);
-    let x = floats(&case["x"]);
-    let t = floats(&case["t"]);
-    let samples = x.len() / M::INPUT_LEN;
-    let mut grads = Gradients::for_model::<M>();
-    let mut head = |y: &[f32], dy: &mut [f32]| {
-        for ((d, a), b) in dy.iter_mut().zip(y).zip(&t) {
-            *d = (a - b) / samples as f32;
-        }
-        false
-    };
-    model.__train_batch(&x, &mut Pass::default(), &mut head, &mut grads);
-    for (index, weight) in M::WEIGHT_NAMES.iter().enumerate() {
-        let expected = floats(&case["grads"][*weight]);
-        assert_close(
-            &format!("{name}: gradient of {weight}"),
-            grads.get(index),
-            &expected,
-            rtol,
-            atol,
-        );
-    }
 }
 
 /// The mask at the output, when Keras has one there.

@@ -6,7 +6,7 @@
 //! and no heap allocation in `step`.
 
 mod common;
-use common::{assert_close, floats, golden};
+use common::{assert_close, floats, golden, load};
 use kiln::{Model, Reset, StreamState, Streaming, Tensor};
 use serde_json::Value;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -58,16 +58,6 @@ fn find<'a>(list: &'a Value, name: &str) -> &'a Value {
     list.as_array()
         .and_then(|cases| cases.iter().find(|c| c["name"] == name))
         .unwrap_or_else(|| panic!("no golden case {name}"))
-}
-
-fn load<M: Model>(case: &Value) -> M {
-    let mut model = M::new(0);
-    for (weight, spec) in case["weights"].as_object().expect("weights") {
-        model
-            .set_weight(weight, &floats(&spec["values"]))
-            .unwrap_or_else(|e| panic!("set_weight({weight}): {e}"));
-    }
-    model
 }
 
 /// `Streaming::step` over `x` from `state`, every output concatenated.

@@ -7,7 +7,7 @@
 //! a proptest over seeds, and `fit` on a model holding every one of these layers.
 
 mod common;
-use common::{assert_close, check_gradients, floats, golden};
+use common::{assert_close, check_gradients, floats, golden, load};
 use kiln::{Adam, FitOptions, Loss, Model, Sgd, Trainable};
 use proptest::prelude::*;
 use serde_json::Value;
@@ -271,16 +271,6 @@ fn golden_case(list: &str, name: &str) -> Value {
         .unwrap_or_else(|| {
             panic!("golden case {name} missing (regenerate with tools/keras_oracle.py)")
         })
-}
-
-fn load<M: Model>(case: &Value) -> M {
-    let mut model = M::new(0);
-    for (weight, spec) in case["weights"].as_object().expect("weights") {
-        model
-            .set_weight(weight, &floats(&spec["values"]))
-            .unwrap_or_else(|e| panic!("set_weight({weight}): {e}"));
-    }
-    model
 }
 
 /// The generated backward pass's gradients of Keras's mean squared error, weight by weight,

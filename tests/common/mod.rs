@@ -411,3 +411,43 @@ pub fn check_non_finite_case<M: kiln::Model>(case: &Value, rtol: f32, atol: f32)
         atol,
     );
 }
+
+/// A fresh `M` (seed 0) holding the golden case's weights (`weights`: {name: {values}}).
+pub fn load<M: kiln::Model>(case: &Value) -> M {
+    let mut model = M::new(0);
+    for (name, spec) in case["weights"].as_object().expect("weights") {
+        model
+            .set_weight(name, &floats(&spec["values"]))
+            .unwrap_or_else(|e| panic!("set_weight({name}): {e}"));
+    }
+    model
+}
+
+/// Runs the generated backward pass (inference-mode pass, as Keras's `training=False`) on
+/// the case's `x` with the loss `Σ (y - t)² / (2 · batch)` and compares every weight's
+/// gradient with Keras's (`grads`, from `jax.grad`).
+pub fn check_keras_gradients<M: kiln::Trainable>(case: &Value, rtol: f32, atol: f32) {
+    let name = case["name"].as_str().unwrap_or("case");
+    let model: M = load(case);
+    let x = floats(&case["x"]);
+    let t = floats(&case["t"]);
+    let samples = x.len() / M::INPUT_LEN;
+    let mut grads = kiln::Gradients::for_model::<M>();
+    let mut head = |y: &[f32], dy: &mut [f32]| {
+        for ((d, a), b) in dy.iter_mut().zip(y).zip(&t) {
+            *d = (a - b) / samples as f32;
+        }
+        false
+    };
+    model.__train_batch(&x, &mut kiln::Pass::default(), &mut head, &mut grads);
+    for (index, weight) in M::WEIGHT_NAMES.iter().enumerate() {
+        let expected = floats(&case["grads"][*weight]);
+        assert_close(
+            &format!("{name}: gradient of {weight}"),
+            grads.get(index),
+            &expected,
+            rtol,
+            atol,
+        );
+    }
+}
