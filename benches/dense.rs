@@ -306,8 +306,15 @@ fn w4(c: &mut Criterion) {
     let iterations = probes::fma_iterations_for(flops);
     let mut g = c.benchmark_group("W4 784-256-128-10 batch 256");
     g.throughput(Throughput::Elements(flops));
+    // `predict_batch` as a user gets it: split across `max_threads()` threads (the CPU
+    // count) when the work repays it, which W4 does.
     g.bench_function("kiln", |b| {
         b.iter(|| m.predict_batch(black_box(&xs)).expect("batch"))
+    });
+    g.bench_function("kiln, 1 thread", |b| {
+        kiln::threads::set_max_threads(1);
+        b.iter(|| m.predict_batch(black_box(&xs)).expect("batch"));
+        kiln::threads::set_max_threads(0);
     });
     g.bench_function("nalgebra", |b| {
         b.iter(|| base.predict_batch(black_box(&xs)))
@@ -317,10 +324,45 @@ fn w4(c: &mut Criterion) {
     });
     g.finish();
     eprintln!(
-        "W4: {flops} FLOP; peak probe {} FLOP on {:?}",
+        "W4: {flops} FLOP; peak probe {} FLOP on {:?}; predict_batch threads: up to {}, {} for W4",
         probes::fma_flops(iterations),
-        kiln::isa::isa()
+        kiln::isa::isa(),
+        kiln::threads::max_threads(),
+        kiln::threads::threads_for(256, w3_work(), kiln::threads::max_threads()),
     );
+}
+
+/// `predict_batch`'s estimate of one W3 sample's multiply-adds.
+fn w3_work() -> usize {
+    kiln::threads::work_per_sample(W3::INPUT_SHAPE, W3::LAYERS, W3::WEIGHT_SHAPES)
+}
+
+/// W3's `predict_batch` at batch sizes around the split threshold: on one thread, as
+/// `predict_batch` decides (`auto`), and forced onto two threads (`forward_in_parts`, which
+/// `predict_batch` calls once the batch passes the threshold). Where `2 threads` beats
+/// `1 thread` is the break-even `threads::MIN_WORK_PER_THREAD` stands for; `auto` must
+/// never be slower than `1 thread` (small batches: it does not split).
+fn batches(c: &mut Criterion) {
+    let m: W3 = model(3);
+    let mut g = c.benchmark_group("W3 batches, threads");
+    for n in [2, 8, 16, 32, 48, 64, 128] {
+        let xs = values(n * 784, 12);
+        let split = kiln::threads::threads_for(n, w3_work(), kiln::threads::max_threads());
+        g.bench_function(format!("batch {n}: 1 thread"), |b| {
+            kiln::threads::set_max_threads(1);
+            b.iter(|| m.predict_batch(black_box(&xs)).expect("batch"));
+            kiln::threads::set_max_threads(0);
+        });
+        g.bench_function(format!("batch {n}: auto ({split} threads)"), |b| {
+            b.iter(|| m.predict_batch(black_box(&xs)).expect("batch"))
+        });
+        if n >= 4 {
+            g.bench_function(format!("batch {n}: 2 threads"), |b| {
+                b.iter(|| kiln::threads::forward_in_parts(&m, black_box(&xs), 2))
+            });
+        }
+    }
+    g.finish();
 }
 
 /// The stream probe over a model's kernels (weights 0, 2, 4, ...: kernel, bias per layer),
@@ -415,6 +457,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = dense;
     config = config();
-    targets = w1, w2, w3, w4, threshold
+    targets = w1, w2, w3, w4, batches, threshold
 }
 criterion_main!(dense);

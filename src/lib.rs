@@ -109,6 +109,7 @@ pub mod __private {
     pub use kiln_runtime::__with_alloc as with_alloc;
     #[cfg(feature = "alloc")]
     pub use kiln_runtime::initializers;
+    pub use kiln_runtime::isa::dispatch;
     pub use kiln_runtime::layers;
     pub use kiln_runtime::layers::Weights;
     pub use kiln_runtime::nalgebra;

@@ -5,7 +5,8 @@
 //!
 //! Each case checks that the exported declaration compiles, that its `WEIGHT_NAMES` are the
 //! names Keras lists (its variable paths without the model names), that the weight file
-//! loads, and that `predict_batch` and per-sample `predict_slice` reproduce Keras's outputs.
+//! loads, and that `predict_batch` and per-sample `predict_slice` reproduce Keras's outputs;
+//! the stateful case, that `predict_stateful` reproduces Keras's consecutive calls.
 
 mod common;
 
@@ -29,6 +30,14 @@ mod normalization {
     include!("keras_import/normalization/model.rs");
 }
 
+mod sequence {
+    include!("keras_import/sequence/model.rs");
+}
+
+mod streaming {
+    include!("keras_import/streaming/model.rs");
+}
+
 const RTOL: f32 = 1e-5;
 const ATOL: f32 = 1e-5;
 
@@ -39,8 +48,8 @@ fn read_case(path: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path} is not valid JSON: {e}"))
 }
 
-/// Loads the exported weights into `M` and compares it with Keras on the stored inputs.
-fn check<M: Model>(case: &Value, weights: &str) {
+/// `M`'s weight names and shapes are Keras's (its variable paths without the model names).
+fn check_weights<M: Model>(case: &Value) {
     let name = case["name"].as_str().expect("case name");
     let keras_names: Vec<&str> = case["weight_names"]
         .as_array()
@@ -61,6 +70,12 @@ fn check<M: Model>(case: &Value, weights: &str) {
         .collect();
     let kiln_shapes: Vec<Vec<usize>> = M::WEIGHT_SHAPES.iter().map(|s| s.to_vec()).collect();
     assert_eq!(kiln_shapes, shapes, "{name}: weight shapes");
+}
+
+/// Loads the exported weights into `M` and compares it with Keras on the stored inputs.
+fn check<M: Model>(case: &Value, weights: &str) {
+    let name = case["name"].as_str().expect("case name");
+    check_weights::<M>(case);
     assert_eq!(
         M::INPUT_SHAPE,
         dims(&case["input_shape"]).as_slice(),
@@ -151,6 +166,99 @@ import_case!(
     "normalization",
     normalization::Normalization
 );
+
+import_case!(
+    sequence_classifier_matches_keras,
+    "sequence",
+    sequence::SequenceClassifier
+);
+
+/// The sequence case's inputs are ids with zero-padded tails of every length, one row all
+/// padding, so `mask_zero` masks through `Bidirectional` and `GRU`.
+#[test]
+fn sequence_inputs_hold_padded_tails() {
+    let case = read_case(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/keras_import/sequence/cases.json"
+    ));
+    let x = floats(&case["x"]);
+    let mut lengths: Vec<usize> = x
+        .chunks(7)
+        .map(|row| {
+            let n = row.iter().take_while(|v| **v != 0.0).count();
+            assert!(row[n..].iter().all(|v| *v == 0.0), "padding inside {row:?}");
+            n
+        })
+        .collect();
+    lengths.sort_unstable();
+    assert_eq!(lengths, (0..8).collect::<Vec<_>>());
+}
+
+/// The stateful model (`Input(batch_shape = (2, None, 3))`, `LSTM(stateful = True)`):
+/// `predict_stateful` over Keras's consecutive `model(x)` calls, the states reset where
+/// Keras ran `reset_state()`; and each sample's chunks between resets, as one sequence
+/// through `predict_sequence`, give the same rows.
+#[test]
+fn stateful_lstm_matches_keras_calls() {
+    use kiln::Reset;
+    use streaming::StatefulLstm;
+
+    let case = read_case(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/keras_import/streaming/cases.json"
+    ));
+    assert_eq!(case["name"], "streaming");
+    check_weights::<StatefulLstm>(&case);
+    let mut model = StatefulLstm::new(0);
+    let weights = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/keras_import/streaming/weights.safetensors"
+    );
+    model
+        .load_weights(weights)
+        .unwrap_or_else(|e| panic!("load_weights({weights}): {e}"));
+    let batch = case["batch_size"].as_u64().expect("batch_size") as usize;
+    let features = case["features"].as_u64().expect("features") as usize;
+    let calls = case["calls"].as_array().expect("calls");
+    assert!(calls.iter().any(|c| c["reset_before"] == true));
+
+    // Each sample's inputs and Keras's outputs since the last reset.
+    let mut rows = vec![(Vec::new(), Vec::new()); batch];
+    let whole_sequences = |rows: &mut Vec<(Vec<f32>, Vec<f32>)>, segment: usize| {
+        for (b, (xs, ys)) in rows.iter_mut().enumerate() {
+            let got = model
+                .predict_sequence(xs)
+                .unwrap_or_else(|e| panic!("predict_sequence: {e}"));
+            let what = format!("segment {segment} sample {b}: predict_sequence");
+            assert_close(&what, &got, ys, RTOL, ATOL);
+            xs.clear();
+            ys.clear();
+        }
+    };
+    let mut states = model.new_states();
+    let mut segment = 0;
+    for (n, call) in calls.iter().enumerate() {
+        if call["reset_before"] == true {
+            whole_sequences(&mut rows, segment);
+            segment += 1;
+            states.reset();
+        }
+        let x = floats(&call["x"]);
+        let y = floats(&call["y"]);
+        let timesteps = call["timesteps"].as_u64().expect("timesteps") as usize;
+        assert_eq!(x.len(), batch * timesteps * features, "call {n}: inputs");
+        let got = model
+            .predict_stateful(&mut states, &x)
+            .unwrap_or_else(|e| panic!("call {n}: predict_stateful: {e}"));
+        assert_close(&format!("call {n}: predict_stateful"), &got, &y, RTOL, ATOL);
+        let out = y.len() / batch;
+        for (b, (xs, ys)) in rows.iter_mut().enumerate() {
+            xs.extend_from_slice(&x[b * timesteps * features..][..timesteps * features]);
+            ys.extend_from_slice(&y[b * out..][..out]);
+        }
+    }
+    whole_sequences(&mut rows, segment);
+}
 
 /// The masked case's inputs really hold whole timesteps equal to the mask value (-1), so
 /// the Masking path is exercised (not only unmasked values).

@@ -156,7 +156,7 @@ impl Rnn {
         each!(self, l => {
             let t = l.sequence.timesteps;
             let n = mask.len() / t;
-            let mut dp = vec![0.0; n * t * l.gates()];
+            let mut dp = vec![0.0; n * t * l.cell.gates()];
             let mut work = vec![0.0; l.work_len(false) + l.dropout_work_len()];
             l.backward_dropout(x, Some(mask), d, cache, dy, &mut dp, &mut work, grads, Some(dx));
         })

@@ -43,10 +43,31 @@ kiln::model! {
         Dense(2),
     ]);
     FixedLstmSeqDense = Sequential([Input(shape = (6, 2)), LSTM(3, return_sequences = True), Dense(2)]);
-    /// The stateful cases' models: `stateful = True` is Keras's spelling of what
-    /// `predict_chunk` does with the caller's state.
-    StatefulLstmSeq = Sequential([Input(shape = (None, 2)), LSTM(4, return_sequences = True), Dense(2)]);
-    StatefulGruLast = Sequential([Input(shape = (None, 2)), GRU(3), Dense(2)]);
+    /// The stateful cases' models as Keras writes them: with a batch of one, `predict_chunk`
+    /// and `predict_stateful` carry the same state.
+    StatefulLstmSeq = Sequential([
+        Input(batch_shape = (1, None, 2)),
+        LSTM(4, stateful = True, return_sequences = True),
+        Dense(2),
+    ]);
+    StatefulGruLast = Sequential([Input(batch_shape = (1, None, 2)), GRU(3, stateful = True), Dense(2)]);
+    /// Stateful models on batches: one state per sample of the fixed batch size.
+    StatefulBatchLstmSeq = Sequential([
+        Input(batch_shape = (2, None, 2)),
+        LSTM(4, stateful = True, return_sequences = True),
+        Dense(2),
+    ]);
+    StatefulBatchGruFixed = Sequential([
+        Input(shape = (3, 2), batch_size = 3),
+        GRU(3, stateful = True),
+        Dense(2),
+    ]);
+    StatefulBatchEmbeddingMasked = Sequential([
+        Input(batch_shape = (2, None), dtype = "int32"),
+        Embedding(5, 3, mask_zero = True),
+        SimpleRNN(4, stateful = True, return_sequences = True),
+        Dense(2),
+    ]);
     /// Too large to precompute its projections: `predict` keeps one timestep's scratch.
     WideLstm = Sequential([Input(shape = (4, 8)), LSTM(2000)]);
 }
@@ -214,6 +235,111 @@ fn chunks_carry_the_state_like_keras_stateful() {
         |m, x| m.predict_chunk(&mut state.borrow_mut(), x).expect("chunk"),
         || state.borrow_mut().reset(),
     );
+}
+
+/// Keras's `model(x)` calls of stateful models on batches (`stateful = True` on an input of
+/// fixed batch size, `reset_state()` between some calls), through `predict_stateful` with
+/// the model's `new_states()`: each sample of the batch continues its own state, masked
+/// steps included; a batch of one matches `predict_chunk`; a refused call changes no state.
+#[test]
+fn stateful_batches_carry_a_state_per_sample_like_keras() {
+    fn run<M: Model, S: Reset>(
+        name: &str,
+        mut states: S,
+        call: impl Fn(&M, &mut S, &[f32]) -> Vec<f32>,
+    ) {
+        let file = golden("streaming");
+        let case = find(&file["stateful_batches"], name);
+        let model: M = load(case);
+        for (n, c) in case["calls"].as_array().expect("calls").iter().enumerate() {
+            if c["reset_before"] == true {
+                states.reset();
+            }
+            let got = call(&model, &mut states, &floats(&c["x"]));
+            assert_close(
+                &format!("{name} call {n}"),
+                &got,
+                &floats(&c["y"]),
+                RTOL,
+                ATOL,
+            );
+        }
+    }
+    let m = StatefulBatchLstmSeq::new(0);
+    run::<StatefulBatchLstmSeq, _>("stateful_batch_lstm_seq", m.new_states(), |m, s, x| {
+        m.predict_stateful(s, x).expect("call")
+    });
+    let m = StatefulBatchGruFixed::new(0);
+    run::<StatefulBatchGruFixed, _>("stateful_batch_gru_fixed", m.new_states(), |m, s, x| {
+        m.predict_stateful(s, x).expect("call")
+    });
+    let m = StatefulBatchEmbeddingMasked::new(0);
+    run::<StatefulBatchEmbeddingMasked, _>(
+        "stateful_batch_embedding_masked",
+        m.new_states(),
+        |m, s, x| m.predict_stateful(s, x).expect("call"),
+    );
+
+    // The fixed timesteps and batch size are checked; a refused call leaves the states.
+    let m = StatefulBatchGruFixed::new(0);
+    let mut states = m.new_states();
+    m.predict_stateful(&mut states, &[0.5; 18])
+        .expect("3 x 3 x 2 values");
+    let before = states;
+    for bad in [&[0.5; 12][..], &[0.5; 24], &[]] {
+        assert!(matches!(
+            m.predict_stateful(&mut states, bad),
+            Err(kiln::Error::StatefulBatchLength {
+                batch_size: 3,
+                timesteps: Some(3),
+                ..
+            })
+        ));
+    }
+    let mut nan = [0.5; 18];
+    nan[17] = f32::NAN;
+    assert!(matches!(
+        m.predict_stateful(&mut states, &nan),
+        Err(kiln::Error::NonFiniteInput { index: 17, .. })
+    ));
+    assert_eq!(states, before);
+    let m = StatefulBatchEmbeddingMasked::new(0);
+    let mut states = m.new_states();
+    assert!(matches!(
+        m.predict_stateful(&mut states, &[1.0, 2.0, 5.0, 1.0]),
+        Err(kiln::Error::InvalidId {
+            index: 2,
+            input_dim: 5,
+            ..
+        })
+    ));
+    assert!(matches!(
+        m.predict_stateful(&mut states, &[1.0, 2.0, 3.0]),
+        Err(kiln::Error::StatefulBatchLength {
+            timesteps: None,
+            found: 3,
+            ..
+        })
+    ));
+    let message = m
+        .predict_stateful(&mut states, &[1.0; 3])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("batch size 2 takes 2 sequences"),
+        "{message}"
+    );
+
+    // A batch of one: `predict_stateful` and `predict_chunk` carry the same state.
+    let m = StatefulLstmSeq::new(3);
+    let (mut states, mut state) = (m.new_states(), m.new_state());
+    for x in [&[0.3, -1.0, 0.5, 2.0][..], &[1.5, 0.25]] {
+        assert_eq!(
+            m.predict_stateful(&mut states, x).expect("batch of one"),
+            m.predict_chunk(&mut state, x).expect("chunk")
+        );
+    }
+    assert_eq!(states[0], state);
 }
 
 /// The state is every recurrent layer's carried values and nothing else: LSTM `h` and `c`,

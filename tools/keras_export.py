@@ -11,16 +11,26 @@ writes
 - OUT_DIR/weights.safetensors: one F32 tensor per weight, row-major (NumPy C order), with
   Keras's shapes, named as kiln names weights (`Model::WEIGHT_NAMES`): `<layer name>/<suffix>`,
   which is Keras 3's variable path without the names of the model and of any nested model
-  (`dense/kernel`, `p_re_lu/alpha`).
+  (`dense/kernel`, `p_re_lu/alpha`), a wrapper's name always included
+  (`bidirectional/forward_lstm/lstm_cell/kernel`, `time_distributed/dense/kernel`).
+
+The input is written as Keras has it: `Input(shape = (None, 3))` for sequences of any
+length (`(None,)` for the ids of a first `Embedding`), `batch_size = 2` when the batch size
+is fixed (`keras.Input(batch_shape=(2, None, 3))`, which `stateful=True` needs), and
+`dtype = "int32"` (any float or integer type but float32; kiln computes in float32 and takes
+ids as whole f32 values). Whether such a model can run one timestep at a time, as `None`
+timesteps and `stateful = True` require, is kiln's compile check, which names the layer
+that cannot: the export does not repeat it.
 
 The model is read through Keras itself (`keras.saving.load_model`, safe mode: code stored in
 the file is never run), so `.h5` files work where Keras 3 loads them. Sequential models and
 Functional models that are a single chain are exported; nested Sequential/Functional models
 are flattened into the chain. Anything kiln cannot express (a layer class or an argument
 value the DSL lacks, a Lambda, a branch, a shared layer, several inputs or outputs, a mask
-kiln refuses, a dtype other than float32, ...) stops the export: every problem is listed,
-the exit status is 1, and OUT_DIR is left as it was. Files are written into a temporary
-folder beside OUT_DIR and moved in only when everything succeeded.
+kiln refuses, a layer computing in a dtype other than float32, `None` in an input
+dimension other than the timesteps, `return_state`, ...) stops the export: every problem
+is listed, the exit status is 1, and OUT_DIR is left as it was. Files are written into a
+temporary folder beside OUT_DIR and moved in only when everything succeeded.
 
 Adding a layer kind means adding one entry to CONVERTERS: the Keras class name -> a `Kind`
 holding a function that reads the layer's `get_config()` through a `LayerConfig` and
@@ -333,6 +343,7 @@ class LayerConfig:
         self.args = []
         self.problems = []
         self.notes = []
+        self.name = None  # the name to write, when not the layer's own
 
     def get(self, key, default=_MISSING):
         self.read.add(key)
@@ -377,7 +388,7 @@ class LayerConfig:
                 )
         if self.problems:
             return self.problems
-        args = self.args + [f"name = {rust_string(self.layer.name)}"]
+        args = self.args + [f"name = {rust_string(self.name or self.layer.name)}"]
         return f"{self.class_name}({', '.join(args)})"
 
 
@@ -753,26 +764,29 @@ def recurrent(c):
     c.keyword("recurrent_dropout", number, 0.0)
     c.keyword("return_sequences", boolean, False)
     c.keyword("go_backwards", boolean, False)
+    # kiln's checks decide whether the model can carry the state (a fixed batch size, every
+    # layer with a one-timestep form); Keras itself refuses it without a fixed batch size.
+    c.keyword("stateful", boolean, False)
     if cls == "GRU":
         c.keyword("reset_after", boolean, True)
-    for key, why in (("return_state", "kiln models have one output"),
-                     ("stateful", "kiln keeps no state between calls")):
-        if c.get(key, False):
-            c.problem(f"argument `{key} = True`: not supported yet ({why})")
+    if c.get("return_state", False):
+        c.problem("argument `return_state = True`: not supported (kiln models have one output)")
     c.get("unroll", False)  # the same numbers either way
     c.get("seed", None)  # dropout's seed; training draws from kiln's own
     return c.finish()
 
 
-def wrapped(c, layer, input_shape, implied=()):
+def wrapped(c, layer, input_shape, implied=(), name=None):
     """The DSL call of a layer inside a wrapper, from its own converter; `implied` are config
-    keys the wrapper sets itself (Bidirectional's `zero_output_for_mask`)."""
+    keys the wrapper sets itself (Bidirectional's `zero_output_for_mask`); `name` replaces
+    the layer's own."""
     cls = keras_class(layer)
     kind = CONVERTERS.get(cls)
     if kind is None:
         raise Unexpressible(f"kiln has no `{cls}` layer to wrap")
     inner = LayerConfig(layer, cls, input_shape)
     inner.read.update(implied)
+    inner.name = name
     result = kind.convert(inner)
     if isinstance(result, list):
         raise Unexpressible(f"its `{cls}`: " + "; ".join(result))
@@ -781,20 +795,22 @@ def wrapped(c, layer, input_shape, implied=()):
 
 
 def bidirectional(c):
-    """The forward layer (Keras names it `forward_<name>`, and so does kiln), and the
-    backward one only when it is not Keras's automatic copy (`backward_<name>`)."""
+    """The wrapped layer under the name it had before Keras renamed it (`lstm`: Keras and
+    kiln name the forward layer `forward_lstm` and their automatic backward copy
+    `backward_lstm`; written as `forward_lstm`, the copy would be `backward_forward_lstm`),
+    and the backward layer only when it is not that copy."""
     c.read.update(("layer", "backward_layer", "return_sequences"))
     implied = ("zero_output_for_mask",)  # forced to `return_sequences`, as kiln does
     forward, backward = c.layer.forward_layer, c.layer.backward_layer
+    base = forward.name[len("forward_"):] if forward.name.startswith("forward_") else forward.name
     try:
-        c.args.append(wrapped(c, forward, c.input_shape, implied))
+        c.args.append(wrapped(c, forward, c.input_shape, implied, name=base))
     except Unexpressible as e:
         c.problem(f"argument `layer`: {e}")
     if c.get("merge_mode", "concat") is None:
         c.problem("argument `merge_mode = None`: kiln models have one output")
     else:
         c.keyword("merge_mode", choice("concat", "sum", "mul", "ave"), "concat")
-    base = forward.name[len("forward_"):] if forward.name.startswith("forward_") else forward.name
     if backward.name != f"backward_{base}":
         try:
             c.args.append("backward_layer = " + wrapped(c, backward, c.input_shape, implied))
@@ -1135,6 +1151,36 @@ def is_subsequence(items, of):
     return all(any(x == y for y in it) for x in items)
 
 
+def wrapped_layers(layer):
+    """The layers a wrapper holds (Bidirectional's two, TimeDistributed's one)."""
+    cls = keras_class(layer)
+    if cls == "Bidirectional":
+        return [layer.forward_layer, layer.backward_layer]
+    if cls == "TimeDistributed":
+        return [layer.layer]
+    return []
+
+
+def kiln_weight_names(step):
+    """(variable, kiln's name or None) for each weight of a leaf layer: `dense/kernel`; a
+    wrapper's under its own name and its inner layer's,
+    `bidirectional/forward_lstm/lstm_cell/kernel`, `time_distributed/dense/kernel`. Keras
+    puts the wrapper's name in those paths when it builds the model in a name scope, but not
+    when it loads a saved one (keras 3.15: `forward_lstm/lstm_cell/kernel`), so the inner
+    layer's part is read from the path and the wrapper's name added."""
+    layer = step.layer
+    owner = {id(v): inner for inner in wrapped_layers(layer) for v in layer_weights(inner)}
+    out = []
+    for v in layer_weights(layer):
+        inner = owner.get(id(v))
+        if inner is None:
+            out.append((v, weight_suffix(v.path, step.scopes, layer.name)))
+            continue
+        suffix = weight_suffix(v.path, step.scopes + [layer.name], inner.name)
+        out.append((v, None if suffix is None else f"{layer.name}/{suffix}"))
+    return out
+
+
 def dtype_name(layer):
     policy = getattr(layer, "dtype_policy", None)
     return getattr(policy, "name", None) or str(getattr(layer, "dtype", "float32"))
@@ -1147,6 +1193,67 @@ def layer_weights(layer):
 
 def per_sample(shape):
     return tuple(shape[1:])
+
+
+# The dtype names kiln's `Input(dtype = ...)` takes (macros/src/layers/input.rs). kiln
+# computes in float32 whatever the input's dtype, as Keras's float32 layers do: they cast a
+# float input to float32, and `Embedding` takes int32/int64 ids as they are (others cast to
+# int32), which kiln's slice APIs take as whole f32 values.
+INPUT_DTYPES = {
+    "float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8",
+    "uint16", "uint32", "uint64",
+}
+
+
+def input_call(input_tensor, first, problems):
+    """(the DSL's `Input(...)` text or None, the per-sample shape or None) for the model's
+    input: `shape` with `None` timesteps when Keras's are, `batch_size` when Keras's batch
+    size is fixed (`batch_shape = (2, None, 3)`; what `stateful = True` needs), `dtype` when
+    it is not float32 (`"int32"` ids before an `Embedding`). `first` is the first layer's
+    class. Whether a model with `None` timesteps or a stateful layer can run one timestep at
+    a time is kiln's compile check, which names the layer that cannot."""
+    input_layer = input_tensor._keras_history[0]
+    where = f"input `{input_layer.name}`"
+    batch = input_tensor.shape[0]
+    shape = per_sample(input_tensor.shape)
+    ok = True
+    unknown = [i for i, d in enumerate(shape) if d is None]
+    if not 1 <= len(shape) <= 4:
+        problems.append(f"{where} has rank {len(shape)}; kiln takes ranks 1 to 4")
+        ok = False
+    elif unknown and (unknown != [0] or len(shape) > 2):
+        problems.append(
+            f"{where} has unknown dimensions {tuple(shape)}; kiln takes `None` only as the "
+            "timesteps of a sequence, `(None, features)`, or of the ids `(None,)` of a first "
+            "`Embedding`, and fixes every other dimension at compile time"
+        )
+        ok = False
+    elif unknown and len(shape) == 1 and first != "Embedding":
+        problems.append(
+            f"{where} has shape (None,): a rank-1 sequence of any length is integer ids, "
+            f"which kiln takes only for a first `Embedding`, not for `{first}`; use "
+            "(None, 1) for one feature per timestep"
+        )
+        ok = False
+    dtype = str(getattr(input_tensor, "dtype", "float32"))
+    if dtype not in INPUT_DTYPES:
+        problems.append(
+            f"{where} has dtype {dtype}; kiln takes float and integer inputs (and computes "
+            "in float32)"
+        )
+        ok = False
+    if getattr(input_tensor, "sparse", False) or getattr(input_tensor, "ragged", False):
+        problems.append(f"{where} is sparse or ragged; kiln takes dense inputs")
+        ok = False
+    if not ok:
+        return None, (shape if 1 <= len(shape) <= 4 and not unknown else None)
+    args = [f"shape = {int_tuple(shape, allow_none=True)}"]
+    if batch is not None:
+        args.append(f"batch_size = {integer(batch)}")
+    if dtype != "float32":
+        args.append(f"dtype = {rust_string(dtype)}")
+    args.append(f"name = {rust_string(input_layer.name)}")
+    return f"Input({', '.join(args)})", shape
 
 
 def convert(model):
@@ -1164,22 +1271,8 @@ def convert(model):
 
     # The input.
     input_tensor = model.inputs[0]
-    input_layer = input_tensor._keras_history[0]
-    shape = per_sample(input_tensor.shape)
-    input_text = None
-    where = f"input `{input_layer.name}`"
-    if any(d is None for d in shape):
-        problems.append(f"{where} has unknown dimensions {tuple(shape)}; kiln needs fixed shapes")
-        shape = None
-    elif not 1 <= len(shape) <= 4:
-        problems.append(f"{where} has rank {len(shape)}; kiln takes ranks 1 to 4")
-    else:
-        input_text = f"Input(shape = {int_tuple(shape)}, name = {rust_string(input_layer.name)})"
-    input_dtype = str(getattr(input_tensor, "dtype", "float32"))
-    if input_dtype != "float32":
-        problems.append(f"{where} has dtype {input_dtype}; kiln computes in float32")
-    if getattr(input_tensor, "sparse", False) or getattr(input_tensor, "ragged", False):
-        problems.append(f"{where} is sparse or ragged; kiln takes dense inputs")
+    first = keras_class(steps[0].layer) if steps else None
+    input_text, shape = input_call(input_tensor, first, problems)
 
     # The layers, in order, with kiln's mask rules.
     calls = []
@@ -1251,16 +1344,16 @@ def convert(model):
                 shape = None
 
     # Weights: kiln's names are `<layer name>/<suffix>`, in layer order.
-    tensors, names = {}, []
+    tensors, names, named = {}, [], {}
     for step in steps:
-        for v in layer_weights(step.layer):
-            suffix = weight_suffix(v.path, step.scopes, step.layer.name)
+        for v, suffix in kiln_weight_names(step):
             if suffix is None:
                 problems.append(
-                    f"{describe(step.layer)}: weight path `{v.path}` does not start with the "
+                    f"{describe(step.layer)}: weight path `{v.path}` does not hold the "
                     "layer's name"
                 )
                 continue
+            named[id(v)] = suffix
             if str(v.dtype) != "float32":
                 if dtype_name(step.layer) == "float32":  # else reported with the layer
                     problems.append(
@@ -1274,17 +1367,11 @@ def convert(model):
             value = np.asarray(v.numpy() if hasattr(v, "numpy") else v.value, dtype=np.float32)
             tensors[suffix] = np.ascontiguousarray(value)
 
-    # The same names from the model's own list (Keras's order, prefixes stripped).
+    # The same names in the model's own order (Keras's `model.weights`): kiln's weights
+    # follow the layers, so the two orders must agree.
     keras_paths = [v.path for v in model.weights]
     if not problems:
-        scopes_of = {}
-        for step in steps:
-            for v in layer_weights(step.layer):
-                scopes_of[id(v)] = (step.scopes, step.layer.name)
-        listed = []
-        for v in model.weights:
-            scopes, layer_name = scopes_of.get(id(v), ([model.name], None))
-            listed.append(weight_suffix(v.path, scopes, layer_name) if layer_name else v.path)
+        listed = [named.get(id(v), v.path) for v in model.weights]
         if listed != names:
             problems.append(
                 f"weight names {names} disagree with Keras's model.weights {keras_paths}"

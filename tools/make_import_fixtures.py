@@ -9,10 +9,10 @@ For each case, with fixed seeds: builds a small Keras 3 model (JAX backend), tra
 few epochs on seeded synthetic data (so its weights are not initial values), saves it as
 tests/keras_import/<case>/model.keras, runs tools/keras_export.py on that file (writing
 model.rs and weights.safetensors beside it), reloads the saved file and writes
-cases.json: seeded inputs `x`, the reloaded model's predictions `y`, the weight names kiln
-must list (`weight_names`, Keras's variable paths without the model names) and Keras's
-raw paths, shapes, and the Keras/JAX versions. tests/keras_import.rs reads them; cargo test
-never runs Python.
+cases.json: seeded inputs `x`, the reloaded model's predictions `y` (or `calls`, below),
+the weight names kiln must list (`weight_names`, Keras's variable paths without the model
+names) and Keras's raw paths, shapes, and the Keras/JAX versions. tests/keras_import.rs
+reads them; cargo test never runs Python.
 
 The cases:
 - mlp: Sequential Input(10) -> Dense(16, relu) -> Dense(8, tanh) -> Dense(3, softmax);
@@ -26,7 +26,18 @@ The cases:
   mask that it broadcasts from the last axis (an error here), which keras_export.py refuses;
 - normalization: Sequential on (6, 4) with BatchNormalization (momentum 0.8, a hyphenated
   name; and over axis 1 without center), LayerNormalization over axes [1, 2] and over the
-  last axis: its moving statistics come from training.
+  last axis: its moving statistics come from training;
+- sequence: Keras's canonical sequence classifier, Input((7,), dtype="int32") ->
+  Embedding(12, 8, mask_zero=True) -> Bidirectional(LSTM(6, return_sequences=True)) ->
+  GRU(5) -> Dense(3, softmax), inputs with zero-padded tails of every length (one row all
+  padding);
+- streaming: Input(batch_shape=(2, None, 3)) -> LSTM(8, stateful=True,
+  return_sequences=True) -> Dense(1), the stateful model saved with the weights of a copy
+  without state trained on fixed-length sequences. Its cases.json holds `calls` instead of
+  `x` / `y`: consecutive `model(x)` calls on (2, timesteps, 3) chunks, each with
+  `reset_before` (every stateful layer's `reset_state()` first), which kiln's
+  `predict_stateful` must reproduce with one state per sample; each row's chunks between
+  resets are also one sequence (checked here against one Keras call on them).
 
 model.keras is rewritten with a fixed `date_saved`, renumbered `shared_object_id`s and fixed
 zip timestamps, so reruns on the same versions give the same bytes.
@@ -47,6 +58,8 @@ FIXTURES = ROOT / "tests" / "keras_import"
 BATCH = 8
 
 sys.path.insert(0, str(TOOLS))
+import numpy as np  # noqa: E402
+
 from oracle._util import floats, rng  # noqa: E402
 
 
@@ -168,12 +181,145 @@ def normalization():
     return model, g.normal(0.5, 2.0, size=(BATCH, 6, 4)).astype("float32")
 
 
+SEQ_LEN, VOCAB = 7, 12
+
+
+def padded_ids(g, lengths):
+    """Rows of SEQ_LEN ids in 1..VOCAB-1, zero (masked by `mask_zero`) after each length."""
+    x = g.integers(1, VOCAB, size=(len(lengths), SEQ_LEN)).astype("int32")
+    for row, n in zip(x, lengths):
+        row[n:] = 0
+    return x
+
+
+def sequence():
+    import keras
+
+    L = keras.layers
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(SEQ_LEN,), dtype="int32"),
+            L.Embedding(VOCAB, 8, mask_zero=True),
+            L.Bidirectional(L.LSTM(6, return_sequences=True)),
+            L.GRU(5),
+            L.Dense(3, activation="softmax"),
+        ],
+        name="sequence",
+    )
+    g = rng(105)
+    x = padded_ids(g, g.integers(1, SEQ_LEN + 1, size=512))
+    # Which third of the vocabulary the last real id falls in: the label depends on where
+    # the padding starts, so the masks matter.
+    last = x[np.arange(len(x)), (x != 0).sum(axis=1) - 1]
+    y = (last - 1) * 3 // (VOCAB - 1)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=4, batch_size=32, verbose=0)
+    # Every length from full to one id, and a row of padding only (Keras 3: an RNN gives
+    # zeros for a fully masked sequence).
+    return model, padded_ids(g, [7, 5, 3, 1, 6, 2, 4, 0])
+
+
+STREAM_BATCH, STREAM_FEATURES = 2, 3
+# Consecutive `model(x)` calls on (STREAM_BATCH, timesteps, STREAM_FEATURES) chunks:
+# (timesteps, whether every RNN layer's `reset_state()` runs first).
+STREAM_CALLS = [(3, False), (1, False), (4, False), (2, True), (5, False), (3, True), (1, False)]
+
+
+class StatefulCalls(list):
+    """A stateful case's inputs: [(x chunk, reset_before)], called in order."""
+
+
+def streaming():
+    import keras
+
+    L = keras.layers
+
+    def build(inputs, stateful):
+        return keras.Sequential(
+            [
+                inputs,
+                L.LSTM(8, stateful=stateful, return_sequences=True),
+                L.Dense(1),
+            ],
+            name="streaming",
+        )
+
+    g = rng(106)
+    # Trained without state on fixed-length sequences (Keras's `fit` on a stateful model
+    # needs every batch to hold exactly STREAM_BATCH samples); the target depends on the
+    # whole past, a decaying sum of the first feature.
+    trained = build(keras.Input(shape=(12, STREAM_FEATURES)), stateful=False)
+    x = g.normal(0.0, 1.0, size=(256, 12, STREAM_FEATURES)).astype("float32")
+    y = np.zeros((256, 12, 1), "float32")
+    acc = np.zeros(256, "float32")
+    for t in range(12):
+        acc = 0.7 * acc + x[:, t, 0]
+        y[:, t, 0] = np.tanh(acc) + 0.2 * x[:, t, 1]
+    trained.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    trained.fit(x, y, epochs=5, batch_size=32, verbose=0)
+    weights = trained.get_weights()
+    # The same layers (same automatic names) with `stateful=True` on a fixed batch size and
+    # any number of timesteps: the model that is saved and exported.
+    keras.backend.clear_session()
+    model = build(keras.Input(batch_shape=(STREAM_BATCH, None, STREAM_FEATURES)), stateful=True)
+    model.set_weights(weights)
+    calls = StatefulCalls(
+        (g.normal(0.0, 1.0, size=(STREAM_BATCH, t, STREAM_FEATURES)).astype("float32"), reset)
+        for t, reset in STREAM_CALLS
+    )
+    return model, calls
+
+
+def reset_states(model):
+    """Keras 3's `reset_states()`: every stateful layer's `reset_state()`."""
+    for layer in model.layers:
+        if getattr(layer, "stateful", False):
+            layer.reset_state()
+
+
+def stateful_outputs(case, model, loaded, calls):
+    """The saved model's outputs of the consecutive calls (`model(x)`: on the JAX backend
+    `predict` runs without the state, measured), checked against the model that was saved
+    and, per segment between resets, against one call on the concatenated chunks."""
+    records = []
+    for m in (loaded, model):
+        reset_states(m)
+        ys = []
+        for x, reset in calls:
+            if reset:
+                reset_states(m)
+            ys.append(np.asarray(m(x)))
+        records.append(ys)
+    ys, direct = records
+    for a, b in zip(ys, direct):
+        assert np.array_equal(a, b), f"{case}: the saved model's calls differ"
+    segments, current = [], []
+    for n, (_, reset) in enumerate(calls):
+        if reset and current:
+            segments.append(current)
+            current = []
+        current.append(n)
+    segments.append(current)
+    for seg in segments:
+        reset_states(loaded)
+        whole = np.asarray(loaded(np.concatenate([calls[n][0] for n in seg], axis=1)))
+        chunks = np.concatenate([ys[n] for n in seg], axis=1)
+        assert np.abs(whole - chunks).max() < 1e-5, f"{case}: chunks != the whole segment"
+    reset_states(loaded)
+    return [
+        {"timesteps": int(x.shape[1]), "reset_before": reset, "x": floats(x), "y": floats(y)}
+        for (x, reset), y in zip(calls, ys)
+    ]
+
+
 # case -> (Rust type name given to --name, builder returning the trained model and inputs)
 CASES = {
     "mlp": ("Mlp", mlp),
     "activations": ("Activations", activations),
     "masked": ("Masked", masked),
     "normalization": ("Normalization", normalization),
+    "sequence": ("SequenceClassifier", sequence),
+    "streaming": ("StatefulLstm", streaming),
 }
 
 
@@ -242,44 +388,54 @@ def generate(case):
     )
 
     loaded = keras.saving.load_model(keras_file, compile=False)
-    y = np.asarray(loaded.predict(x, batch_size=BATCH, verbose=0))
-    direct = np.asarray(model.predict(x, batch_size=BATCH, verbose=0))
-    assert np.array_equal(y, direct), f"{case}: the saved model predicts differently"
+    if isinstance(x, StatefulCalls):
+        calls = stateful_outputs(case, model, loaded, x)
+    else:
+        y = np.asarray(loaded.predict(x, batch_size=BATCH, verbose=0))
+        direct = np.asarray(model.predict(x, batch_size=BATCH, verbose=0))
+        assert np.array_equal(y, direct), f"{case}: the saved model predicts differently"
 
     from safetensors.numpy import load_file
 
     # Keras's variable paths without model names (computed here, not by keras_export.py,
-    # so the Rust test checks the exporter against Keras): `dense/kernel`.
-    model_names = {loaded.name, *nested_names(loaded)}
+    # so the Rust test checks the exporter against Keras): `dense/kernel`. From the model
+    # as built, not as loaded: a loaded model's paths lack the wrappers' names
+    # (`forward_lstm/lstm_cell/kernel` for `bidirectional/forward_lstm/lstm_cell/kernel`,
+    # keras 3.15), so each loaded path must end the built one.
+    model_names = {model.name, *nested_names(model)}
     names = []
-    for v in loaded.weights:
+    for v, w in zip(model.weights, loaded.weights):
         parts = v.path.split("/")
         while len(parts) > 2 and parts[0] in model_names:
             parts.pop(0)
         names.append("/".join(parts))
+        assert ("/" + names[-1]).endswith("/" + w.path) or names[-1] == w.path, (v.path, w.path)
     stored = load_file(out / "weights.safetensors")
     assert sorted(stored) == sorted(names), f"{case}: {sorted(stored)} != {sorted(names)}"
     for v, name in zip(loaded.weights, names):
         assert stored[name].shape == tuple(v.shape) and stored[name].dtype == np.float32
         assert np.array_equal(stored[name], np.asarray(v.numpy())), f"{case}: {name} differs"
 
-    data = {
-        "name": case,
-        "model": type_name,
-        "input_shape": list(x.shape[1:]),
-        "output_shape": list(y.shape[1:]),
-        "weight_names": names,
-        "keras_weight_paths": [v.path for v in loaded.weights],
-        "weight_shapes": [list(v.shape) for v in loaded.weights],
-        "batch": BATCH,
-        "x": floats(x),
-        "y": floats(y),
-        "_generator": {
-            "script": "tools/make_import_fixtures.py",
-            "keras": keras.__version__,
-            "jax": jax.__version__,
-            "backend": keras.backend.backend(),
-        },
+    data = {"name": case, "model": type_name}
+    if not isinstance(x, StatefulCalls):
+        data["input_shape"] = list(x.shape[1:])
+        data["output_shape"] = list(y.shape[1:])
+    data["weight_names"] = names
+    data["keras_weight_paths"] = [v.path for v in loaded.weights]
+    data["weight_shapes"] = [list(v.shape) for v in loaded.weights]
+    if isinstance(x, StatefulCalls):
+        data["batch_size"] = int(loaded.inputs[0].shape[0])
+        data["features"] = int(loaded.inputs[0].shape[-1])
+        data["calls"] = calls
+    else:
+        data["batch"] = BATCH
+        data["x"] = floats(x)
+        data["y"] = floats(y)
+    data["_generator"] = {
+        "script": "tools/make_import_fixtures.py",
+        "keras": keras.__version__,
+        "jax": jax.__version__,
+        "backend": keras.backend.backend(),
     }
     with open(out / "cases.json", "w") as f:
         json.dump(data, f, indent=None, separators=(",", ":"))

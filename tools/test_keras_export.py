@@ -76,6 +76,13 @@ class ExportTest(unittest.TestCase):
         self.assert_no_temporary_folders()
         return err
 
+    def export_text(self, model):
+        """Exports `model`, which must succeed; model.rs's text."""
+        path = self.save(model, f"{model.name}.keras")
+        result, out_dir = self.run_export(path, self.tmp / f"{model.name}-out")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        return (out_dir / "model.rs").read_text()
+
     def assert_no_temporary_folders(self):
         leftovers = [p.name for p in self.tmp.iterdir() if ".export-" in p.name]
         self.assertEqual(leftovers, [], "temporary folders left behind")
@@ -186,6 +193,35 @@ class ExportTest(unittest.TestCase):
             count=3,
         )
 
+    def test_inputs_kiln_refuses(self):
+        # `None` is kiln's only as the timesteps of `(None, features)` or of ids `(None,)`
+        # before an `Embedding`; the input's dtype must be a float or integer type.
+        model = keras.Sequential([keras.Input((None, None, 3)), L.Dense(2)])
+        self.assert_refused(
+            model,
+            "input `input_layer` has unknown dimensions (None, None, 3); kiln takes `None` "
+            "only as the timesteps",
+            count=1,
+        )
+        keras.backend.clear_session()
+        model = keras.Sequential([keras.Input((None,)), L.Masking(name="mask"), L.Reshape((-1, 1))])
+        self.assert_refused(
+            model,
+            "input `input_layer` has shape (None,): a rank-1 sequence of any length is integer "
+            "ids, which kiln takes only for a first `Embedding`, not for `Masking`",
+        )
+        keras.backend.clear_session()
+        model = keras.Sequential([keras.Input((4,), dtype="bool"), L.Dense(2)])
+        self.assert_refused(
+            model, "input `input_layer` has dtype bool; kiln takes float and integer inputs", count=1
+        )
+
+    def test_return_state_is_refused(self):
+        inputs = keras.Input((5, 3))
+        outputs, _, _ = L.LSTM(4, return_state=True, name="lstm")(inputs)
+        model = keras.Model(inputs, outputs)
+        self.assert_refused(model, "layer `lstm` (LSTM) has 3 outputs; kiln layers have one")
+
     def test_unsupported_activation(self):
         model = keras.Sequential([keras.Input((6,)), L.Dense(4, activation="celu")])
         self.assert_refused(model, "argument `activation`: `celu` is not one of kiln's activations", count=1)
@@ -265,6 +301,78 @@ class ExportTest(unittest.TestCase):
         self.assertEqual(sorted(weights), ["conv1-BN/bias", "conv1-BN/kernel", "p_re_lu/alpha"])
         self.assertEqual(weights["conv1-BN/kernel"].shape, (6, 4))
         self.assert_no_temporary_folders()
+
+    def test_sequence_inputs(self):
+        # Keras's sequence inputs as kiln's DSL writes them: `None` timesteps, a fixed batch
+        # size (which `stateful = True` needs), integer ids.
+        model = keras.Sequential(
+            [
+                keras.Input(batch_shape=(2, None, 3), name="audio"),
+                L.LSTM(8, stateful=True, return_sequences=True),
+                L.Dense(1),
+            ]
+        )
+        text = self.export_text(model)
+        self.assertIn('Input(shape = (None, 3), batch_size = 2, name = "audio"),', text)
+        self.assertIn('LSTM(8, return_sequences = True, stateful = True, name = "lstm"),', text)
+        keras.backend.clear_session()
+        model = keras.Sequential(
+            [
+                keras.Input(shape=(None,), batch_size=4, dtype="int32", name="ids"),
+                L.Embedding(10, 3, mask_zero=True),
+                L.GRU(2, stateful=True),
+            ]
+        )
+        text = self.export_text(model)
+        self.assertIn('Input(shape = (None,), batch_size = 4, dtype = "int32", name = "ids"),', text)
+        self.assertIn('GRU(2, stateful = True, name = "gru"),', text)
+        keras.backend.clear_session()
+        model = keras.Sequential(
+            [keras.Input(shape=(6,), dtype="uint8", name="ids"), L.Embedding(300, 2), L.Flatten()]
+        )
+        text = self.export_text(model)
+        self.assertIn('Input(shape = (6,), dtype = "uint8", name = "ids"),', text)
+
+    def test_wrapped_layers_keep_the_wrappers_name(self):
+        # A loaded model's paths lack the wrapper's name (`forward_gru/gru_cell/kernel`,
+        # keras 3.15), which kiln's names hold, as a model built in Python does.
+        model = keras.Sequential(
+            [
+                keras.Input((7, 3)),
+                L.TimeDistributed(L.Dense(4)),
+                L.Bidirectional(L.GRU(2), backward_layer=L.GRU(2, go_backwards=True, name="bw")),
+            ]
+        )
+        built = [v.path.split("/", 1)[1] for v in model.weights]
+        path = self.save(model)
+        loaded = keras.saving.load_model(path)
+        self.assertIn("forward_gru/gru_cell/kernel", [v.path for v in loaded.weights])
+        result, out_dir = self.run_export(path)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        from safetensors.numpy import load_file
+
+        names = list(load_file(out_dir / "weights.safetensors"))
+        self.assertEqual(sorted(names), sorted(built))
+        self.assertIn("bidirectional/bw/gru_cell/recurrent_kernel", names)
+        self.assertIn("time_distributed/dense/kernel", names)
+        self.assertEqual([n for n in keras_export.convert(loaded)[2]], built)
+        text = (out_dir / "model.rs").read_text()
+        self.assertIn(
+            'Bidirectional(GRU(2, name = "gru"), backward_layer = GRU(2, go_backwards = True, '
+            'name = "bw"), name = "bidirectional")',
+            text,
+        )
+        # Keras's own backward copy is left to kiln, which names it as Keras does from the
+        # wrapped layer's name: `backward_lstm`, not `backward_forward_lstm`.
+        keras.backend.clear_session()
+        model = keras.Sequential(
+            [keras.Input((5, 2)), L.Bidirectional(L.LSTM(3), merge_mode="sum")]
+        )
+        text = self.export_text(model)
+        self.assertIn(
+            'Bidirectional(LSTM(3, name = "lstm"), merge_mode = "sum", name = "bidirectional")',
+            text,
+        )
 
     def test_a_failed_move_puts_the_old_files_back(self):
         # In-process: the second file's move fails; the first, already moved, is restored.

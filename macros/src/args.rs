@@ -315,9 +315,15 @@ impl<'a> Bound<'a> {
 
     /// A tuple or list of integers (each `>= min`), or `None` when absent or `None`.
     pub fn int_tuple(&self, name: &str, min: i128) -> Result<Option<Vec<i128>>, Error> {
-        let Some(arg) = self.get(name) else {
-            return Ok(None);
-        };
+        match self.get(name) {
+            Some(arg) => self.int_items(arg, name, min),
+            None => Ok(None),
+        }
+    }
+
+    /// [`Bound::int_tuple`] of a given argument (`name` for messages): a part of one, such
+    /// as the per-sample dimensions of `Input`'s `batch_shape`.
+    pub fn int_items(&self, arg: &Arg, name: &str, min: i128) -> Result<Option<Vec<i128>>, Error> {
         match &arg.value {
             Value::None => Ok(None),
             Value::Tuple(items) | Value::List(items) => {

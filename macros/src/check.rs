@@ -39,6 +39,8 @@ pub fn check(def: &ModelDef) -> Result<Model, Error> {
     let mut shape: Option<Shape> = None;
     // `Input(shape = (None, f))`: every layer must run one timestep at a time.
     let mut variable_timesteps = false;
+    // `Input(batch_size = B)` or `Input(batch_shape = (B, ...))`.
+    let mut batch_size: Option<usize> = None;
     let mut names = Names::default();
     let first = &def.layers[0];
     let explicit_input = first.class == "Input";
@@ -57,9 +59,10 @@ pub fn check(def: &ModelDef) -> Result<Model, Error> {
                     ));
                 }
             }
-            if let Some((declared, variable)) = errors.ok(input::from_input(&b)) {
-                shape = Some(declared);
-                variable_timesteps = variable;
+            if let Some(declared) = errors.ok(input::from_input(&b)) {
+                shape = Some(declared.shape);
+                variable_timesteps = declared.variable;
+                batch_size = declared.batch_size;
             }
             if let Some((name, arg)) = errors.ok(b.string("name")).flatten() {
                 errors.ok(names.claim(&name, arg));
@@ -278,6 +281,9 @@ pub fn check(def: &ModelDef) -> Result<Model, Error> {
         });
     }
 
+    let stateful = errors
+        .ok(check_stateful(&checked, batch_size))
+        .unwrap_or(false);
     errors.into_result()?;
     let input = match (shape.is_some(), checked.first()) {
         (_, Some(first)) => first.input.clone(),
@@ -309,7 +315,88 @@ pub fn check(def: &ModelDef) -> Result<Model, Error> {
         input,
         layers: checked,
         baked,
+        batch_size,
+        stateful,
+        variable_timesteps,
     })
+}
+
+/// Keras's rule for `stateful = True` (`layers/rnn/rnn.py`, `build`): the batch size must
+/// be static, as each sample of a batch carries its own state into the next call. kiln
+/// carries that state one timestep at a time (`predict_stateful`), so every layer must
+/// also have a one-timestep form. Whether the model has a stateful layer.
+fn check_stateful(checked: &[CheckedLayer], batch_size: Option<usize>) -> Result<bool, Error> {
+    let Some((span, layer)) = checked
+        .iter()
+        .find_map(|l| l.code.stateful().map(|span| (span, l)))
+    else {
+        return Ok(false);
+    };
+    let class = &layer.class;
+    let Some(first) = checked.first() else {
+        return Ok(false);
+    };
+    let input = &first.input;
+    if batch_size.is_none() {
+        let per_sample = input
+            .0
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(Error::new(
+            span,
+            format!(
+                "`stateful = True` of `{class}` needs a fixed batch size: each sample of a batch carries its state into the next call, and the model input declares no batch size\n  help: declare one on the input, e.g. `Input(batch_shape = (1, {per_sample}))` or `Input(shape = ..., batch_size = 1)`: one independent stream per sample"
+            ),
+        ));
+    }
+    let ids = first.code.input_ids().is_some();
+    if !(input.rank() == 2 || input.rank() == 1 && ids) {
+        return Err(Error::new(
+            span,
+            format!(
+                "`stateful = True` of `{class}` needs a model input of timesteps, `(timesteps, features)`, to carry the state one timestep at a time, found the model input {input}"
+            ),
+        ));
+    }
+    let mut state_len = 0usize;
+    for other in checked {
+        let step = other.code.step(&layers::Step {
+            weights: quote::quote!(self),
+            mask: None,
+        });
+        state_len = state_len.saturating_add(step.as_ref().map_or(0, |s| s.state_len));
+        if step.is_none() {
+            let refusal = other.code.step_refusal();
+            // The refusal's own help is about variable-length inputs; this one is not.
+            let refusal =
+                refusal.map(|r| r.split("\n  help:").next().unwrap_or_default().to_string());
+            let why = refusal.unwrap_or_else(|| {
+                format!(
+                    "`{}` needs a fixed number of timesteps or the whole sequence at once",
+                    other.class
+                )
+            });
+            return Err(Error::new(
+                span,
+                format!(
+                    "`stateful = True` of `{class}` is not supported in this model: kiln carries the state from call to call one timestep at a time (`predict_stateful`), and layer `{}` cannot run one timestep at a time: {why}\n  help: without `stateful = True` each call runs its whole sequences from zero states",
+                    other.name
+                ),
+            ));
+        }
+    }
+    let batch = batch_size.unwrap_or(1);
+    if batch.saturating_mul(state_len) > MAX_ELEMENTS {
+        return Err(Error::new(
+            span,
+            format!(
+                "`stateful = True` of `{class}` with the model's batch size {batch} needs {batch} states of {state_len} values, more than the {MAX_ELEMENTS} kiln holds in one value (`new_states()` returns them together)\n  help: a smaller batch size in the model input"
+            ),
+        ));
+    }
+    Ok(true)
 }
 
 /// A `(None, features)` (or `Embedding`'s `(None,)`) model input, for messages.

@@ -188,11 +188,15 @@ pub fn expand(model: &Model) -> TokenStream {
 
             #[inline]
             fn predict(&self, x: &Self::Input) -> Self::Output {
-                let pass = &mut ::kiln::__private::Pass::inference();
-                let _ = &pass;
-                let x: #input_ty = *x;
-                #sample_steps
-                x
+                // Compiled once per instruction set, chosen once per process; a debug build
+                // inlines nothing, so it would only add frames.
+                #[cfg(not(debug_assertions))]
+                return ::kiln::__private::dispatch(
+                    #[inline(always)]
+                    move || self.__predict_sample(x),
+                );
+                #[cfg(debug_assertions)]
+                self.__predict_sample(x)
             }
 
             fn __weight(&self, index: usize) -> &[f32] {
@@ -200,6 +204,23 @@ pub fn expand(model: &Model) -> TokenStream {
                     #(#get_arms,)*
                     _ => &[],
                 }
+            }
+        }
+
+        impl #name {
+            /// `predict`'s body, inlined into each instruction set's copy
+            /// (`kiln::isa::dispatch`).
+            #[doc(hidden)]
+            #[inline(always)]
+            #[allow(unused_variables, clippy::let_unit_value)]
+            fn __predict_sample(&self, x: &<Self as ::kiln::Model>::Input) -> <Self as ::kiln::Model>::Output {
+                let mut pass_value = ::core::mem::ManuallyDrop::new(::kiln::__private::Pass::inference());
+                let pass: &mut ::kiln::__private::Pass = &mut pass_value;
+                let _ = &pass;
+                let x: #input_ty = *x;
+                #sample_steps
+                ::kiln::__private::Pass::release(&mut pass_value);
+                x
             }
         }
 
@@ -292,6 +313,11 @@ fn pretrained(model: &Model, baked: &crate::baked::Baked) -> TokenStream {
 /// `impl kiln::Trainable`: the generated training step, or nothing when a layer has no
 /// backward pass (then `compile` is a compile error naming the reason).
 fn trainable(model: &Model) -> TokenStream {
+    // Keras's `fit` carries a stateful layer's state from batch to batch; kiln's training
+    // starts every batch from zeros, so it does not pretend (see `Trainable`'s note).
+    if model.stateful {
+        return TokenStream::new();
+    }
     let name = &model.name;
     let n = model.layers.len();
     let var = |i: usize| format_ident!("x{}", i);
@@ -523,6 +549,12 @@ fn streaming(model: &Model) -> TokenStream {
     };
     let last_only = last_only_at.is_some();
     let state_ty = quote!(::kiln::StreamState<#state_len>);
+    let sizes = StepSizes {
+        features,
+        out_len,
+        last_only,
+    };
+    let stateful_methods = stateful(model, &state_ty, sizes, &ids_tokens);
     let step_in = quote!(::kiln::__private::Sample<#features, 1>);
     let step_out = quote!(::kiln::__private::Sample<#out_len, 1>);
     let streaming_impl = (!last_only).then(|| {
@@ -538,14 +570,20 @@ fn streaming(model: &Model) -> TokenStream {
 
                 #[inline]
                 fn step(&self, state: &mut Self::State, x: &Self::StepInput) -> Self::StepOutput {
-                    let mut y = <#step_out>::zeros();
-                    self.__stream_step(
-                        state.values_mut(),
-                        x.as_slice(),
-                        y.as_mut_slice(),
-                        true,
-                    );
-                    y
+                    // Compiled once per instruction set, chosen once per process.
+                    ::kiln::__private::dispatch(
+                        #[inline(always)]
+                        move || {
+                            let mut y = <#step_out>::zeros();
+                            self.__stream_step(
+                                state.values_mut(),
+                                x.as_slice(),
+                                y.as_mut_slice(),
+                                true,
+                            );
+                            y
+                        },
+                    )
                 }
             }
         }
@@ -568,7 +606,7 @@ fn streaming(model: &Model) -> TokenStream {
             }
 
             #[doc(hidden)]
-            #[inline]
+            #[inline(always)]
             #[allow(unused_variables, unused_mut, clippy::let_unit_value)]
             #vis fn __stream_step(&self, state: &mut [f32], input: &[f32], output: &mut [f32], tail: bool) {
                 let mut buf_a = [0.0f32; #width];
@@ -604,7 +642,76 @@ fn streaming(model: &Model) -> TokenStream {
         }
 
         #streaming_impl
+        #stateful_methods
     }
+}
+
+/// For a model with `stateful = True` layers and a fixed batch size `B`: `new_states` and
+/// `predict_stateful`, Keras's calls of a stateful model (`model(x)` with `x` of `B`
+/// sequences, each continuing its own state; `model.reset_states()` is
+/// `kiln::Reset::reset(&mut states)`), over the same `__stream_step`.
+fn stateful(
+    model: &Model,
+    state_ty: &TokenStream,
+    sizes: StepSizes,
+    ids: &TokenStream,
+) -> TokenStream {
+    let (true, Some(batch)) = (model.stateful, model.batch_size) else {
+        return TokenStream::new();
+    };
+    let StepSizes {
+        features,
+        out_len,
+        last_only,
+    } = sizes;
+    let (vis, name) = (&model.vis, &model.name);
+    let fixed = (!model.variable_timesteps).then(|| model.input.0.first().copied().unwrap_or(1));
+    let (timesteps, shape) = match fixed {
+        Some(t) => (quote!(::core::option::Option::Some(#t)), format!("{t}")),
+        None => (
+            quote!(::core::option::Option::None),
+            "any number of".to_string(),
+        ),
+    };
+    let returns = if last_only {
+        "each sequence's output (its last recurrent layer's last timestep, through the layers after it)"
+    } else {
+        "every timestep's output of each sequence"
+    };
+    let doc = format!(
+        "Keras's call of this stateful model: `xs` holds {batch} sequences (the batch size of \
+         the model input), each of {shape} timesteps of {features} values, and sequence `b` \
+         continues from `states[b]`, leaving there the state where it ends. Returns \
+         {returns}, sequence after sequence. `kiln::Reset::reset(&mut states)` is Keras's \
+         `model.reset_states()`.\n\nErrors: a length that is not {batch} such sequences of \
+         equal length, a value that is NaN or infinite; the states are then unchanged."
+    );
+    quote! {
+        impl #name {
+            /// One state per sample of the model's fixed batch size, at the start of a
+            /// sequence (zeros), for `predict_stateful`.
+            #vis fn new_states(&self) -> [#state_ty; #batch] {
+                [::kiln::StreamState::new(); #batch]
+            }
+
+            ::kiln::__private::with_alloc! {
+                #[doc = #doc]
+                #vis fn predict_stateful(&self, states: &mut [#state_ty; #batch], xs: &[f32]) -> ::core::result::Result<::kiln::__private::Vec<f32>, ::kiln::Error> {
+                    ::kiln::streaming::run_stateful(xs, #batch, #timesteps, #features, #out_len, #last_only, #ids, |b, x, y, tail| {
+                        self.__stream_step(states[b].values_mut(), x, y, tail)
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// One timestep's sizes in a streaming model.
+#[derive(Clone, Copy)]
+struct StepSizes {
+    features: usize,
+    out_len: usize,
+    last_only: bool,
 }
 
 /// A stand-in for a model that failed to check: the same name and visibility and a `Model`

@@ -15,6 +15,12 @@ pub struct Model {
     pub layers: Vec<CheckedLayer>,
     /// The weights of `#[weights = "..."]`, read and checked.
     pub baked: Option<Baked>,
+    /// The batch size the model input fixes (`Input(batch_shape = (B, ...))`).
+    pub batch_size: Option<usize>,
+    /// A layer has `stateful = True` (then `batch_size` is set and the model streams).
+    pub stateful: bool,
+    /// `Input(shape = (None, features))`: the input's timesteps (1 in `input`) vary.
+    pub variable_timesteps: bool,
 }
 
 pub struct CheckedLayer {

@@ -40,6 +40,28 @@ pub enum Error {
         /// One timestep's shape.
         shape: ShapeDisplay,
     },
+    /// The input of `predict_stateful` (a model with `stateful = True` layers) was not one
+    /// sequence per sample of its fixed batch size, all of the same length.
+    #[error(
+        "a stateful model with batch size {batch_size} takes {batch_size} sequences of {}timesteps of shape {shape} ({}), found {found} values",
+        match .timesteps { Some(t) => alloc::format!("{t} "), None => String::new() },
+        match .timesteps {
+            Some(t) => alloc::format!("{} values", .batch_size * t * .per_step),
+            None => alloc::format!("an equal positive number each: a positive multiple of {} values", .batch_size * .per_step),
+        }
+    )]
+    StatefulBatchLength {
+        /// The batch size the model input fixes (`Input(batch_shape = (B, ...))`).
+        batch_size: usize,
+        /// The timesteps the model input fixes (`None` for `(None, features)`).
+        timesteps: Option<usize>,
+        /// Values per timestep.
+        per_step: usize,
+        /// Values given.
+        found: usize,
+        /// One timestep's shape.
+        shape: ShapeDisplay,
+    },
     /// An input value was NaN or infinite.
     #[error("input value at index {index} is {value}, expected a finite number")]
     NonFiniteInput {
@@ -179,23 +201,27 @@ pub enum Error {
         /// Values given.
         found: usize,
     },
-    /// A loss, gradient or weight became NaN or infinite during `fit` (kiln's default,
-    /// Keras's `TerminateOnNaN(raise_error = True)` checked before each update): training
-    /// stopped.
-    #[error("training diverged in epoch {} at step {}: {quantity} is {value}; {}", .epoch + 1, .step + 1, if *.weights_kept { "the weights are those from before this step" } else { "the weights hold the values after it" })]
+    /// A loss, gradient, weight or value of the optimizer state became NaN or infinite
+    /// during `fit` (kiln's default, Keras's `TerminateOnNaN(raise_error = True)` applied to
+    /// every step's values): training stopped at that step (see `weights_kept`).
+    #[error("training diverged in epoch {} at step {}: {quantity} is {value}; {}", .epoch + 1, .step + 1, if *.weights_kept { "the weights and the optimizer state are those from before this step" } else { "the weights or the optimizer state hold values from after it" })]
     Diverged {
         /// The epoch (from 0, as Keras's callbacks count).
         epoch: usize,
         /// The step within the epoch (from 0).
         step: usize,
         /// What became non-finite: `the loss`, `the gradient of dense/kernel`, `weight
-        /// dense/kernel`.
+        /// dense/kernel` (the update overflowed it), `the optimizer state of dense/kernel`
+        /// (Adam's `v`, an accumulator, a moving average of the weight).
         quantity: String,
         /// The first non-finite value.
         value: f32,
-        /// Whether the weights (and the optimizer state) are those from before the bad
-        /// step: true when the loss or a gradient was caught before the update, false when
-        /// the update itself overflowed (found by the check at the end of each epoch).
+        /// Whether the weights and the optimizer state are those from before the bad
+        /// step: true when the step was refused (a non-finite loss or gradient, before the
+        /// update; an update that overflowed, undone), false only when a weight was found
+        /// non-finite at the end of an epoch (one a callback wrote) or for an optimizer
+        /// from outside kiln that cannot show its state (`Optimizer::visit_state`), whose
+        /// weights are put back but not its state.
         weights_kept: bool,
     },
     /// A callback's `monitor` names a value that `mode = "auto"` cannot orient (Keras raises

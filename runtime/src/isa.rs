@@ -88,6 +88,48 @@ pub fn isa() -> Isa {
     }
 }
 
+/// Runs `f` compiled for the instruction set of this process ([`isa`]): `f` is inlined into
+/// a copy of this function built with AVX-512 or AVX2 + FMA enabled, so the code it inlines
+/// (nalgebra's small static products, the activation loops) is vectorised for the CPU
+/// rather than for the build's baseline (SSE2 in a default x86-64 build). The generated
+/// `predict` runs through it: one check of a cached value per call, the instruction set
+/// chosen once per process. Builds whose target already has AVX-512 (`-C
+/// target-cpu=native` on such a CPU) call `f` directly.
+///
+/// Same bits on every path: without fast-math flags, the compiler may vectorise but not
+/// reorder or fuse floating-point operations, so each value is computed by the same
+/// operations in the same order (the parity tests run under each `KILN_ISA`).
+#[inline(always)]
+pub fn dispatch<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(all(target_arch = "x86_64", not(target_feature = "avx512f")))]
+    {
+        match isa() {
+            // SAFETY: `isa()` returns `Avx512` only when the CPU has AVX-512F (detected at
+            // run time, or compiled in), which implies AVX2 and FMA.
+            Isa::Avx512 => return unsafe { on_avx512(f) },
+            // SAFETY: `isa()` returns `Avx2Fma` only when the CPU has AVX2 and FMA.
+            #[cfg(not(target_feature = "avx2"))]
+            Isa::Avx2Fma => return unsafe { on_avx2(f) },
+            _ => {}
+        }
+    }
+    f()
+}
+
+/// `f` inlined into a function compiled with AVX-512F. Safety: the CPU must have it.
+#[cfg(all(target_arch = "x86_64", not(target_feature = "avx512f")))]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn on_avx512<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+/// `f` inlined into a function compiled with AVX2 and FMA. Safety: the CPU must have them.
+#[cfg(all(target_arch = "x86_64", not(target_feature = "avx2")))]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn on_avx2<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

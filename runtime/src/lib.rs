@@ -46,6 +46,8 @@ pub mod streaming;
 #[cfg(feature = "alloc")]
 pub mod summary;
 pub mod tensor;
+#[cfg(feature = "std")]
+pub mod threads;
 #[cfg(feature = "alloc")]
 pub mod training;
 

@@ -44,6 +44,18 @@ impl Pass {
     pub fn inference() -> Pass {
         Pass::default()
     }
+
+    /// Ends a `predict` pass kept in a `ManuallyDrop`: frees the pool if a layer used it,
+    /// leaving nothing else to free, so the pass needs no drop call (out of line, it costs as
+    /// much as a tiny model's arithmetic).
+    #[inline(always)]
+    pub fn release(pass: &mut core::mem::ManuallyDrop<Pass>) {
+        #[cfg(feature = "alloc")]
+        if !pass.pool.is_unused() {
+            drop(core::mem::take(&mut pass.pool));
+        }
+        let _ = pass;
+    }
 }
 
 /// One layer as `summary()` lists it.
@@ -62,8 +74,11 @@ pub struct LayerInfo {
 /// A model declared with `kiln::model!`. Everything about its shapes is known at compile
 /// time; the slice-based methods check lengths at run time and return [`Error`]s.
 ///
+/// Models are `Sync` (their weights are plain values), so one model serves many threads,
+/// and [`Model::predict_batch`] can split a large batch across threads.
+///
 /// The `__`-prefixed methods are what the macro generates; call the documented ones.
-pub trait Model: Sized {
+pub trait Model: Sized + Sync {
     /// One input sample (see [`crate::tensor`] for the type of each rank).
     type Input: Tensor + Zeroable;
     /// One output sample.
@@ -172,30 +187,37 @@ pub trait Model: Sized {
 
     /// Inference on many samples, contiguous and row-major (`(batch, *INPUT_SHAPE)`),
     /// computed with matrix-matrix products. Returns `(batch, *OUTPUT_SHAPE)` row-major.
+    ///
+    /// With `std`, a batch whose estimated work repays starting threads is split into
+    /// contiguous runs of samples, one per thread, up to [`crate::threads::max_threads`]
+    /// (the CPU count, `KILN_THREADS`, or [`crate::threads::set_max_threads`]); small
+    /// batches stay on the calling thread. Each sample's output has the same bits on any
+    /// number of threads.
     #[cfg(feature = "alloc")]
     fn predict_batch(&self, xs: &[f32]) -> Result<Vec<f32>, Error> {
         check_input::<Self>(xs, true)?;
         if xs.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(self.__forward_batch(xs, &mut Pass::inference()).0)
+        Ok(forward_batch(self, xs).0)
     }
 
-    /// Like [`Model::predict_batch`], also returning the Keras mask at the output when the
-    /// model has a `Masking` layer: one `bool` per output position (`true` = kept), in
-    /// row-major order of `(batch, *OUTPUT_SHAPE[..rank - 1])`.
+    /// Like [`Model::predict_batch`] (threads included), also returning the Keras mask at
+    /// the output when the model has a `Masking` layer: one `bool` per output position
+    /// (`true` = kept), in row-major order of `(batch, *OUTPUT_SHAPE[..rank - 1])`.
     #[cfg(feature = "alloc")]
     fn predict_batch_with_mask(&self, xs: &[f32]) -> Result<(Vec<f32>, Option<Vec<bool>>), Error> {
         check_input::<Self>(xs, true)?;
         if xs.is_empty() {
             return Ok((Vec::new(), None));
         }
-        Ok(self.__forward_batch(xs, &mut Pass::inference()))
+        Ok(forward_batch(self, xs))
     }
 
     /// The activity-regularisation loss (`ActivityRegularization` layers) of a batch, as
     /// Keras adds it to the training loss: each layer's `l1 * sum|y| + l2 * sum y²` divided by
-    /// the batch size. Zero for a model without such layers.
+    /// the batch size. Zero for a model without such layers. Always on the calling thread:
+    /// a sum over the whole batch would round differently if added up from runs of it.
     #[cfg(feature = "alloc")]
     fn activity_loss(&self, xs: &[f32]) -> Result<f32, Error> {
         check_input::<Self>(xs, true)?;
@@ -294,6 +316,16 @@ pub trait Model: Sized {
             Self::PREDICT_STACK_BYTES,
         )
     }
+}
+
+/// `predict_batch`'s forward pass on a checked, non-empty batch: split across threads when
+/// that pays (`std`), else on the calling thread.
+#[cfg(feature = "alloc")]
+fn forward_batch<M: Model>(model: &M, xs: &[f32]) -> (Vec<f32>, Option<Vec<bool>>) {
+    #[cfg(feature = "std")]
+    return crate::threads::forward_batch(model, xs);
+    #[cfg(not(feature = "std"))]
+    return model.__forward_batch(xs, &mut Pass::inference());
 }
 
 /// The typed `predict` of a slice, in a frame of its own: a function's frame holds every

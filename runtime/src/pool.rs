@@ -23,6 +23,12 @@ fn best_fit<T>(free: &[Vec<T>], len: usize) -> Option<usize> {
 }
 
 impl Pool {
+    /// Whether the pool never held a buffer (nothing to free when it is dropped).
+    #[inline(always)]
+    pub fn is_unused(&self) -> bool {
+        self.free.capacity() == 0 && self.masks.capacity() == 0
+    }
+
     /// A zeroed batch tensor with `R` rows and `cols` columns. Takes the smallest free buffer
     /// that holds it (best fit: steps that ask for the same sizes in the same order get the
     /// same buffers back), and allocates only when none does.

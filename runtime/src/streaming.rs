@@ -13,6 +13,11 @@
 //! timestep, as in the whole sequence: the recurrent layers after it keep their state and
 //! repeat their previous output.
 //!
+//! A model with Keras's `stateful = True` on a recurrent layer (and so a fixed batch size
+//! `B`) also gets `new_states()`, `[StreamState<N>; B]`, and `predict_stateful`
+//! (`run_stateful`): Keras's calls of the stateful model, sample `b` of each call
+//! continuing from state `b`. [`Reset`] on the array is Keras's `reset_states()`.
+//!
 //! Nothing here allocates: the state is a fixed-size array and `step` keeps its temporaries
 //! on the stack.
 
@@ -71,6 +76,14 @@ impl<const N: usize> Reset for StreamState<N> {
     }
 }
 
+/// The states of a stateful model's batch (`new_states()`, one per sample): Keras's
+/// `model.reset_states()` is `states.reset()`.
+impl<T: Reset, const B: usize> Reset for [T; B] {
+    fn reset(&mut self) {
+        self.iter_mut().for_each(Reset::reset);
+    }
+}
+
 /// A model run one timestep at a time (the real-time audio and control-loop case), with its
 /// state carried between calls in memory the caller owns. See the module docs for which
 /// models implement it.
@@ -117,21 +130,101 @@ pub fn run_sequence(
             shape: ShapeDisplay(alloc::vec![per_step]),
         });
     }
+    check_values(xs, input_ids)?;
+    let mut ys = alloc::vec![0.0; output_len(xs.len() / per_step, out_per_step, last_only)];
+    run_rows(xs, per_step, out_per_step, last_only, &mut ys, &mut step);
+    Ok(ys)
+}
+
+/// Every value finite, and an id below `input_ids` where the first layer is `Embedding`.
+#[cfg(feature = "alloc")]
+fn check_values(xs: &[f32], input_ids: Option<usize>) -> Result<(), Error> {
     if let Some((index, value)) = first_non_finite(xs) {
         return Err(Error::NonFiniteInput { index, value });
     }
-    check_ids(input_ids, xs)?;
-    let steps = xs.len() / per_step;
+    check_ids(input_ids, xs)
+}
+
+/// Values of one sequence's output: every timestep's, or the last one's.
+#[cfg(feature = "alloc")]
+fn output_len(steps: usize, out_per_step: usize, last_only: bool) -> usize {
     if last_only {
-        let mut y = alloc::vec![0.0; out_per_step];
-        for (t, x) in xs.chunks_exact(per_step).enumerate() {
-            step(x, &mut y, t + 1 == steps);
-        }
-        return Ok(y);
+        out_per_step
+    } else {
+        steps * out_per_step
     }
-    let mut ys = alloc::vec![0.0; steps * out_per_step];
+}
+
+/// Steps through one checked sequence `xs`, writing its output into `ys`.
+#[cfg(feature = "alloc")]
+fn run_rows(
+    xs: &[f32],
+    per_step: usize,
+    out_per_step: usize,
+    last_only: bool,
+    ys: &mut [f32],
+    step: &mut impl FnMut(&[f32], &mut [f32], bool),
+) {
+    let steps = xs.len() / per_step;
     for (t, x) in xs.chunks_exact(per_step).enumerate() {
-        step(x, &mut ys[t * out_per_step..(t + 1) * out_per_step], true);
+        if last_only {
+            step(x, ys, t + 1 == steps);
+        } else {
+            step(x, &mut ys[t * out_per_step..(t + 1) * out_per_step], true);
+        }
+    }
+}
+
+/// The generated `predict_stateful` of a model with `stateful = True` layers: `xs` holds
+/// `batch_size` sequences of the same length (`timesteps` of them when the model fixes it),
+/// sequence `b` continuing from state `b` (`step(b, x, y, tail)`, as for
+/// [`run_sequence`]). Everything is checked before any state changes, so a refused call
+/// leaves the states as they were.
+#[doc(hidden)]
+#[cfg(feature = "alloc")]
+#[allow(clippy::too_many_arguments)]
+pub fn run_stateful(
+    xs: &[f32],
+    batch_size: usize,
+    timesteps: Option<usize>,
+    per_step: usize,
+    out_per_step: usize,
+    last_only: bool,
+    input_ids: Option<usize>,
+    mut step: impl FnMut(usize, &[f32], &mut [f32], bool),
+) -> Result<Vec<f32>, Error> {
+    let per_sequence = xs.len() / batch_size.max(1);
+    let whole = batch_size > 0
+        && per_step > 0
+        && per_sequence > 0
+        && per_sequence * batch_size == xs.len()
+        && per_sequence.is_multiple_of(per_step)
+        && timesteps.is_none_or(|t| per_sequence == t * per_step);
+    if !whole {
+        return Err(Error::StatefulBatchLength {
+            batch_size,
+            timesteps,
+            per_step,
+            found: xs.len(),
+            shape: ShapeDisplay(alloc::vec![per_step]),
+        });
+    }
+    check_values(xs, input_ids)?;
+    let out_len = output_len(per_sequence / per_step, out_per_step, last_only);
+    let mut ys = alloc::vec![0.0; batch_size * out_len];
+    for (b, (x, y)) in xs
+        .chunks_exact(per_sequence)
+        .zip(ys.chunks_exact_mut(out_len))
+        .enumerate()
+    {
+        run_rows(
+            x,
+            per_step,
+            out_per_step,
+            last_only,
+            y,
+            &mut |x, y, tail| step(b, x, y, tail),
+        );
     }
     Ok(ys)
 }
@@ -189,5 +282,46 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// Each sequence of the batch steps through its own state, in order; a call of the
+    /// wrong length changes no state.
+    #[test]
+    fn stateful_batches_step_each_sequence_on_its_state() {
+        // Sequence `b`'s running sum of its inputs, kept in `sums[b]`.
+        let mut sums = [0.0f32; 2];
+        let run = |xs: &[f32], timesteps: Option<usize>, last_only: bool, sums: &mut [f32; 2]| {
+            run_stateful(xs, 2, timesteps, 1, 1, last_only, None, |b, x, y, _tail| {
+                sums[b] += x[0];
+                y[0] = sums[b];
+            })
+        };
+        assert_eq!(
+            run(&[1.0, 2.0, 10.0, 20.0], Some(2), false, &mut sums),
+            Ok(alloc::vec![1.0, 3.0, 10.0, 30.0])
+        );
+        assert_eq!(
+            run(&[1.0, 5.0], None, true, &mut sums),
+            Ok(alloc::vec![4.0, 35.0])
+        );
+        for (bad, timesteps) in [
+            (&[1.0, 2.0, 3.0][..], None),
+            (&[1.0, 2.0], Some(2)),
+            (&[], None),
+        ] {
+            assert!(matches!(
+                run(bad, timesteps, false, &mut sums),
+                Err(Error::StatefulBatchLength { batch_size: 2, .. })
+            ));
+        }
+        assert!(matches!(
+            run(&[1.0, f32::INFINITY], None, false, &mut sums),
+            Err(Error::NonFiniteInput { index: 1, .. })
+        ));
+        assert_eq!(sums, [4.0, 35.0]);
+        let mut states = [StreamState::<1>::new(); 2];
+        states[1].values_mut()[0] = 3.0;
+        states.reset();
+        assert_eq!(states, [StreamState::<1>::new(); 2]);
     }
 }

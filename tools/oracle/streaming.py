@@ -138,8 +138,76 @@ STATEFUL = {
 }
 
 
+# name -> (input, layers, calls); each call `(timesteps, reset_before)` on a batch of
+# sequences, `reset_before` calling every layer's `reset_state()` first (Keras 3's
+# `model.reset_states()`); `ids` cases feed integer ids (0 = masked by `mask_zero`).
+STATEFUL_BATCHES = {
+    "stateful_batch_lstm_seq": (
+        lambda: keras.Input(batch_shape=(2, None, 2)),
+        lambda: [L.LSTM(4, stateful=True, return_sequences=True), L.Dense(2)],
+        [(3, False), (2, False), (4, True), (1, False)],
+    ),
+    "stateful_batch_gru_fixed": (
+        lambda: keras.Input(shape=(3, 2), batch_size=3),
+        lambda: [L.GRU(3, stateful=True), L.Dense(2)],
+        [(3, False), (3, False), (3, True)],
+    ),
+    "stateful_batch_embedding_masked": (
+        lambda: keras.Input(batch_shape=(2, None), dtype="int32"),
+        lambda: [
+            L.Embedding(5, 3, mask_zero=True),
+            L.SimpleRNN(4, stateful=True, return_sequences=True),
+            L.Dense(2),
+        ],
+        [(4, False), (3, False)],
+    ),
+}
+
+
+def stateful_batches():
+    """Keras's calls of stateful models on batches: each row carries its own state."""
+    cases = []
+    for n, (name, (inp, layers, calls)) in enumerate(STATEFUL_BATCHES.items()):
+        keras.backend.clear_session()
+        g = rng(600 + n)
+        model = keras.Sequential([inp()] + layers())
+        weights = set_weights(model, g)
+        batch, features = model.inputs[0].shape[0], model.inputs[0].shape[-1]
+        ids = len(model.inputs[0].shape) == 2
+        records = []
+        for steps, reset_before in calls:
+            if reset_before:
+                for layer in model.layers:
+                    if hasattr(layer, "reset_state"):
+                        layer.reset_state()
+            if ids:
+                x = g.integers(0, 5, size=(batch, steps)).astype(np.int32)
+                x[0, 1] = 0  # a masked step inside the first sequence
+            else:
+                x = g.normal(0.0, 1.0, size=(batch, steps, features)).astype(np.float32)
+            # `model(x)`: on JAX only the call carries `stateful` state (see above).
+            y = np.asarray(model(x))
+            records.append(
+                {
+                    "timesteps": steps,
+                    "reset_before": reset_before,
+                    "x": floats(x.astype(np.float32)),
+                    "y": floats(y),
+                }
+            )
+        cases.append(
+            {
+                "name": name,
+                "batch_size": batch,
+                "weights": weights,
+                "calls": records,
+            }
+        )
+    return cases
+
+
 def generate():
-    out = {"cases": [], "stateful": []}
+    out = {"cases": [], "stateful": [], "stateful_batches": stateful_batches()}
     for n, (name, (layers, features, seqs, fixed)) in enumerate(CASES.items()):
         keras.backend.clear_session()
         g = rng(400 + n)

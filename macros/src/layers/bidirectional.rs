@@ -141,6 +141,15 @@ fn build_inner(call: &LayerCall, input: &LayerInput) -> Result<Recurrent, Error>
     }
     let cell = errors.ok(cell(&b));
     let layer = cell.and_then(|cell| errors.ok(build_recurrent(&b, input, cell)));
+    if let Some(span) = layer.as_ref().and_then(|l| l.stateful) {
+        errors.push(Error::new(
+            span,
+            format!(
+                "`stateful = True` of `{}` inside `Bidirectional` is not supported: kiln carries a stateful layer's state one timestep at a time, and the backward direction reads each call's sequence from its end\n  help: remove it, or use a unidirectional stateful layer",
+                b.class()
+            ),
+        ));
+    }
     errors.into_result()?;
     layer.ok_or_else(|| Error::new_spanned(&call.call, "invalid recurrent layer"))
 }

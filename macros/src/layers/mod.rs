@@ -414,6 +414,13 @@ pub trait Layer {
         None
     }
 
+    /// Where `stateful = True` is written, for a layer that carries its state from one
+    /// call to the next (Keras's recurrent layers); `check.rs` then requires a fixed batch
+    /// size and a model that runs one timestep at a time.
+    fn stateful(&self) -> Option<proc_macro2::Span> {
+        None
+    }
+
     /// Stack bytes the layer's `forward` (`Mode::Sample`) and `forward_slices` code keeps
     /// beyond its input and output (a recurrent layer's scratch array), which the
     /// `PREDICT_STACK_BYTES` and `PREDICT_INTO_STACK_BYTES` bounds add.

@@ -1,8 +1,9 @@
 //! What `SimpleRNN`, `LSTM` and `GRU` share: their common Keras arguments, the shape and
 //! mask rules, and the code generation around the runtime kernels
-//! (`kiln_runtime::layers::{SimpleRnn, Lstm, Gru}`, whose recurrence is
-//! `kiln_runtime::layers::recurrent::Sequence`). Each layer's file holds its signature and
-//! what only it has (LSTM's `unit_forget_bias`, GRU's `reset_after`).
+//! (`kiln_runtime::layers::{SimpleRnn, Lstm, Gru}`: each is `recurrent::Rnn` around its
+//! cell, so the code below calls the same inherent `forward`, `forward_train` and
+//! `backward` on all three, with no trait to import). Each layer's file holds its signature
+//! and what only it has (LSTM's `unit_forget_bias`, GRU's `reset_after`).
 //!
 //! Shape rule: `(timesteps, features)` -> `(units,)`, or `(timesteps, units)` with
 //! `return_sequences = True`. Any other rank is a compile error.
@@ -14,10 +15,14 @@
 //! With `go_backwards` the timesteps run last to first and the sequence output is in that
 //! processing order, as Keras returns it.
 //!
-//! `return_state = True` and `stateful = True` are refused (kiln models have one output and
-//! no state between calls: the caller holds a streaming model's state and passes it to
-//! `predict_chunk` or `Streaming::step`, which is what `stateful` does in Keras); `unroll`
-//! is accepted and changes nothing (the same numbers).
+//! `return_state = True` is refused (kiln models have one output); `unroll` is accepted and
+//! changes nothing (the same numbers). `stateful = True` is Keras's: the state at the end of
+//! one call is where the next starts, one state per sample of a batch whose size the model
+//! input fixes (`Input(batch_shape = (B, ...))`). kiln models hold no mutable state (they
+//! are `Sync` and `predict` is a pure function), so the caller holds it: a stateful model
+//! gets `new_states()` and `predict_stateful(&mut states, xs)` (`expand.rs`), and its
+//! `predict`, like Keras's on JAX, starts every call from zeros. `check.rs` requires the
+//! fixed batch size and a model that runs one timestep at a time.
 //!
 //! Streaming (`Layer::step`): a layer without `go_backwards` runs one timestep at a time,
 //! its state (`h`, LSTM's `c`) carried in the model's `StreamState`; a masked timestep keeps
@@ -48,8 +53,9 @@ use crate::args::{Bound, Errors};
 use crate::ast::{Arg, Value};
 use crate::shape::{Mode, Shape, MAX_ELEMENTS};
 use crate::{constraints, initializers, regularizers};
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
 use quote::quote;
+use syn::spanned::Spanned;
 use syn::Error;
 
 /// The three recurrent kinds.
@@ -146,6 +152,8 @@ pub struct Recurrent {
     pub dropout_seed: u64,
     pub return_sequences: bool,
     pub go_backwards: bool,
+    /// `stateful = True`: where it is written.
+    pub stateful: Option<Span>,
 }
 
 /// Keras's default for a string-valued argument, as an `Arg`.
@@ -267,17 +275,12 @@ pub fn build_recurrent(b: &Bound, input: &LayerInput, cell: Cell) -> Result<Recu
         "return_state",
         "kiln models have a single output; use `return_sequences` for every step's output",
     ));
-    if b.boolean("stateful", false).unwrap_or(false) {
-        let message = format!(
-            "`stateful = True` of `{class}` is not supported: a kiln model keeps no state between calls, the caller does\n  help: remove it; `let mut state = model.new_state();` then `model.predict_chunk(&mut state, xs)` continues the sequence across calls as Keras's stateful layer does, and `kiln::Streaming::step` runs one timestep at a time (for models whose layers all work per timestep)"
-        );
-        errors.push(match b.get("stateful") {
-            Some(arg) => Error::new_spanned(&arg.expr, message),
-            None => Error::new_spanned(&b.call.call, message),
-        });
-    } else {
-        errors.ok(b.boolean("stateful", false));
-    }
+    // Keras 3: the state carries over between calls, one row per sample of a fixed batch
+    // size; `check.rs` requires that batch size and a model that runs per timestep.
+    let stateful = match errors.ok(b.boolean("stateful", false)) {
+        Some(true) => b.get("stateful").map(|arg| arg.expr.span()),
+        _ => None,
+    };
     if let Some(arg) = b.get("seed") {
         if !matches!(arg.value, Value::None | Value::Int(0..)) {
             errors.push(Error::new_spanned(
@@ -373,6 +376,7 @@ pub fn build_recurrent(b: &Bound, input: &LayerInput, cell: Cell) -> Result<Recu
         },
         return_sequences,
         go_backwards,
+        stateful,
     })
 }
 
@@ -433,6 +437,16 @@ impl Recurrent {
 }
 
 impl Layer for Recurrent {
+    fn stateful(&self) -> Option<Span> {
+        self.stateful
+    }
+
+    fn step_refusal(&self) -> Option<String> {
+        self.go_backwards.then(|| {
+            "`go_backwards = True` reads each sequence from its end, so its first output needs the whole sequence\n  help: reverse the timesteps yourself before feeding them, or give the input a fixed number of timesteps".to_string()
+        })
+    }
+
     fn output_shape(&self) -> Shape {
         if self.return_sequences {
             Shape(vec![self.timesteps, self.units])
@@ -940,7 +954,7 @@ mod tests {
             syn::parse_quote!(
                 M = Sequential([LSTM(
                     0,
-                    stateful = True,
+                    stateful = 1,
                     return_state = True,
                     dropout = 1.0,
                     recurrent_activation = "sigmoyd"
@@ -952,7 +966,7 @@ mod tests {
         .unwrap_or_default();
         for part in [
             "`units` of `LSTM` must be",
-            "`stateful = True` of `LSTM` is not supported: a kiln model keeps no state between calls",
+            "`stateful` of `LSTM`",
             "`return_state = True` of `LSTM` is not supported yet",
             "`dropout` of `LSTM` must be at least 0 and below 1, found `1.0`",
             "unknown activation `sigmoyd`",

@@ -2,7 +2,8 @@
 //! recurrent layers; [`Bidirectional::merge`] combines their outputs and
 //! [`Bidirectional::merge_backward`] splits the gradient; [`zero_masked`] is Keras's
 //! `zero_output_for_mask`. The recurrences themselves are the wrapped layers' own kernels
-//! ([`super::Lstm`], [`super::Gru`], [`super::SimpleRnn`]), which the macro calls directly.
+//! ([`super::Lstm`], [`super::Gru`], [`super::SimpleRnn`], each a
+//! [`super::recurrent::Rnn`]), which the macro calls directly.
 
 use super::Weights;
 

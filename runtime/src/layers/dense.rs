@@ -106,11 +106,12 @@ impl<const I: usize, const U: usize> Dense<I, U> {
     /// Always inlined: for small layers a call, and `y` going through memory, cost as much
     /// as the arithmetic (see BENCHMARKS.md). Which product runs is decided at compile time
     /// from the shapes: a layer of fewer than [`DISPATCH_MIN`] multiply-adds per column
-    /// (`I * U`) stays nalgebra's static product, inlined, compiled for the build's target
-    /// and applied column by column (a batch gets the bits of its samples alone); a larger
-    /// one runs [`Dense::forward_slices`] on kiln's kernels for the CPU's best instruction
-    /// set (chosen once per process, `crate::isa`), so a default build runs AVX2 or AVX-512
-    /// where the CPU has it.
+    /// (`I * U`), or one sample of a layer of at most [`INLINE_SAMPLE_MAX`], runs the
+    /// inlined product `small_affine`, column by column (a batch gets the bits of its
+    /// samples alone), vectorised for the instruction set of the code it is inlined into
+    /// (the generated `predict` is compiled per instruction set, `crate::isa::dispatch`); a
+    /// larger one runs [`Dense::forward_slices`] on kiln's kernels for the CPU's best
+    /// instruction set (chosen once per process, `crate::isa`).
     #[inline(always)]
     pub fn forward<C: Dim, S: Storage<f32, Const<I>, C>>(
         &self,
@@ -121,25 +122,18 @@ impl<const I: usize, const U: usize> Dense<I, U> {
     {
         // Through a reference: the matrix is `Copy`, and a by-value product would copy it.
         let kernel: &SMatrix<f32, U, I> = &self.kernel;
-        if I * U < DISPATCH_MIN || !x.data.is_contiguous() {
-            if C::try_to_usize() == Some(1) {
-                let mut y = kernel * x;
-                if let Some(bias) = &self.bias {
-                    for mut column in y.column_iter_mut() {
-                        column += &**bias;
-                    }
-                }
-                return y;
-            }
+        let one_column = C::try_to_usize() == Some(1);
+        if I * U < DISPATCH_MIN
+            || (one_column && I * U <= INLINE_SAMPLE_MAX)
+            || !x.data.is_contiguous()
+        {
             // Column by column, so a sample of a batch, or a position of a sequence, gets
             // the same bits as the sample or position alone.
+            let bias = self.bias.as_ref().map(|b| &b.data.0[0]);
             let mut y = OMatrix::<f32, Const<U>, C>::zeros_generic(Const::<U>, x.shape_generic().1);
             for (mut y, x) in y.column_iter_mut().zip(x.column_iter()) {
-                let mut column = kernel * x;
-                if let Some(bias) = &self.bias {
-                    column += &**bias;
-                }
-                y.copy_from(&column);
+                let column = small_affine(&kernel.data.0, |j| x[j], bias);
+                y.copy_from_slice(&column);
             }
             return y;
         }
@@ -152,12 +146,51 @@ impl<const I: usize, const U: usize> Dense<I, U> {
     }
 }
 
+/// `x · kernel + bias` for one column of a small layer, written out so that it is inlined
+/// wherever it is used and vectorised for the instruction set of the code around it (the
+/// generated `predict` runs on the CPU's best one, `crate::isa::dispatch`). The arithmetic
+/// of nalgebra's static product: the columns of `Wᵀ` (`cols[j]`, input `j`'s weights)
+/// scaled and summed in input order from `x₀ · cols[0]`, then the bias added.
+#[inline(always)]
+fn small_affine<const I: usize, const U: usize>(
+    cols: &[[f32; U]; I],
+    x: impl Fn(usize) -> f32,
+    bias: Option<&[f32; U]>,
+) -> [f32; U] {
+    let mut y = [0.0f32; U];
+    if let Some(first) = cols.first() {
+        let x0 = x(0);
+        for (y, w) in y.iter_mut().zip(first) {
+            *y = w * x0;
+        }
+    }
+    for (j, col) in cols.iter().enumerate().skip(1) {
+        let xj = x(j);
+        for (y, w) in y.iter_mut().zip(col) {
+            *y += w * xj;
+        }
+    }
+    if let Some(bias) = bias {
+        for (y, b) in y.iter_mut().zip(bias) {
+            *y += b;
+        }
+    }
+    y
+}
+
 /// The fewest multiply-adds per column (`I * U`) for which [`Dense::forward`]
 /// leaves nalgebra's inlined static product for kiln's run-time-dispatched kernels. Below
 /// it, the call and `y` going through memory cost more than the wider vectors save
 /// (measured in `benches/dense.rs`, group `dispatch threshold`, and BENCHMARKS.md,
 /// "Performance (issue 11)").
 pub const DISPATCH_MIN: usize = 2048;
+
+/// The most multiply-adds (`I * U`) for which [`Dense::forward`] of one sample stays
+/// inlined: the generated `predict` is compiled for the CPU's best instruction set
+/// (`crate::isa::dispatch`), so the inlined product is as wide as the dispatched kernel, and
+/// keeps `y` in registers without a call. Above it (W3's first layers), the dispatched
+/// kernel's cache-line-aligned reads win (BENCHMARKS.md, "Performance (issue 11)").
+pub const INLINE_SAMPLE_MAX: usize = 16384;
 
 impl<const I: usize, const U: usize> Dense<I, U> {
     /// The layer on row-major slices holding whole `I`-vectors (`x`) and `U`-vectors (`y`,
@@ -386,8 +419,9 @@ mod tests {
         }
     }
 
-    /// Every route `forward` can take — nalgebra's inlined product below `DISPATCH_MIN`,
-    /// the one-vector kernel and the GEMM above it, batches of 0, 1 and many — and
+    /// Every route `forward` can take — the inlined product below `DISPATCH_MIN` (and for
+    /// one sample up to `INLINE_SAMPLE_MAX`), the one-vector kernel and the GEMM above
+    /// them, batches of 0, 1 and many — and
     /// `forward_slices` (what `predict_into` runs) agree with an f64 reference, with and
     /// without a bias, on this process's instruction set (`KILN_ISA` picks another).
     #[test]
@@ -420,7 +454,7 @@ mod tests {
                 assert_near(&format!("{what}, slices {n}"), &y, &want);
             }
         }
-        check::<3, 2>(true); // nalgebra inlined, column by column
+        check::<3, 2>(true); // inlined, column by column
         check::<8, 16>(false);
         check::<32, 32>(true);
         check::<64, 64>(true); // dispatched from one column on
@@ -428,6 +462,7 @@ mod tests {
         check::<100, 37>(true); // vector tails
         check::<37, 130>(false); // more outputs than one block of the one-vector kernel
         check::<300, 1>(true); // one output: a dot product
+        check::<128, 136>(false); // one sample dispatched (above `INLINE_SAMPLE_MAX`)
     }
 
     /// Both ways of computing `kernel · dz` (dot products below a batch of 8, a transposed

@@ -1,10 +1,10 @@
-//! Keras's `GRU`: [`Gru::new`] / [`Gru::baked`] build it, [`Gru::forward`] runs it on whole
-//! samples, [`Gru::forward_train`] and [`Gru::backward`] train it (the recurrence is
-//! [`super::recurrent::Sequence`]'s).
+//! Keras's `GRU`: [`Gru`] is [`Rnn`] around a [`GruCell`]; [`Gru::new`] / [`Gru::baked`]
+//! build it, [`Gru::step`] streams it, and [`Rnn::forward`], [`Rnn::forward_train`] and
+//! [`Rnn::backward`] run and train it on whole samples.
 
 #[cfg(feature = "alloc")]
 use super::recurrent::Grads;
-use super::recurrent::{activate, add_outer, mat_vec, vec_mat, Cell, GateDropout, Sequence};
+use super::recurrent::{activate, add_outer, mat_vec, vec_mat, Cell, Rnn, Sequence};
 use super::Weights;
 use crate::activations::Activation;
 #[cfg(feature = "alloc")]
@@ -26,17 +26,22 @@ use alloc::vec;
 /// # Weights
 /// Keras's `gru/gru_cell/...`: `kernel` `(features, 3 * units)`, `recurrent_kernel`
 /// `(units, 3 * units)`, `bias` `(2, 3 * units)` with `reset_after` (row 0 the input bias,
-/// row 1 the recurrent one) or `(3 * units,)` without; row-major.
+/// row 1 the recurrent one) or `(3 * units,)` without; row-major; the fields of [`GruCell`].
+///
+/// [`Rnn`]'s methods run it on whole samples ([`Rnn::forward`]) and train it
+/// ([`Rnn::forward_train`], [`Rnn::backward`]); [`Gru::step`] streams it one timestep at a
+/// time.
+pub type Gru = Rnn<GruCell>;
+
+/// [`Gru`]'s weights and gate arithmetic (Keras's `GRUCell`).
 #[derive(Debug, Clone)]
-pub struct Gru {
+pub struct GruCell {
     /// `(features, 3 * units)`, row-major.
     pub kernel: Param<[f32]>,
     /// `(units, 3 * units)`, row-major.
     pub recurrent_kernel: Param<[f32]>,
     /// `(2, 3 * units)` or `(3 * units,)`.
     pub bias: Option<Param<[f32]>>,
-    /// Timesteps, features and direction.
-    pub sequence: Sequence,
     units: usize,
     activation: Activation,
     recurrent_activation: Activation,
@@ -81,16 +86,16 @@ impl Gru {
             };
             Param::heap(bias.into_boxed_slice())
         });
-        Gru {
+        let cell = GruCell {
             kernel: Param::heap(kernel.into_boxed_slice()),
             recurrent_kernel: Param::heap(recurrent.into_boxed_slice()),
             bias,
-            sequence,
             units,
             activation,
             recurrent_activation,
             reset_after,
-        }
+        };
+        Rnn { cell, sequence }
     }
 
     /// A layer whose weights stay in static memory (a model's `pretrained()`).
@@ -105,53 +110,44 @@ impl Gru {
         recurrent_kernel: &'static [f32],
         bias: Option<&'static [f32]>,
     ) -> Self {
-        Gru {
+        let cell = GruCell {
             kernel: Param::baked(kernel),
             recurrent_kernel: Param::baked(recurrent_kernel),
             bias: match bias {
                 Some(b) => Some(Param::baked(b)),
                 None => None,
             },
-            sequence,
             units,
             activation,
             recurrent_activation,
             reset_after,
-        }
-    }
-
-    /// Scratch [`Gru::forward`] needs (see [`Sequence::work_len`]).
-    pub fn work_len(&self, precompute: bool) -> usize {
-        self.sequence.work_len(self, precompute)
-    }
-
-    /// Values [`Gru::step`] carries from one timestep to the next (`h`, then the rest).
-    pub fn state_len(&self) -> usize {
-        Cell::state_len(self)
+        };
+        Rnn { cell, sequence }
     }
 
     /// Scratch [`Gru::step`] needs: the input projection and the recurrent term
     /// (`3 * units` each), and `r * h` without `reset_after`.
     pub fn step_work_len(&self) -> usize {
-        7 * self.units
+        7 * self.cell.units
     }
 
     /// One timestep for streaming (`kiln::Streaming`): `x` the timestep's features, `keep`
-    /// its mask, `state` ([`Gru::state_len`] values, zeros at the start) carried between
+    /// its mask, `state` ([`Rnn::state_len`] values, zeros at the start) carried between
     /// calls, `y` the output `h`. The numbers of [`super::recurrent::stream_step`], with
     /// each activation on its gates where they lie (no copies).
     pub fn step(&self, x: &[f32], keep: bool, state: &mut [f32], work: &mut [f32], y: &mut [f32]) {
-        let u = self.units;
+        let cell = &self.cell;
+        let u = cell.units;
         let g = 3 * u;
         if keep {
             let (p, rest) = work.split_at_mut(g);
             let (rec, rest) = rest.split_at_mut(g);
             let rh = &mut rest[..u];
-            super::recurrent::project_step(self, x, p);
+            super::recurrent::project_step(cell, x, p);
             let h = &mut state[..u];
-            let r_kernel: &[f32] = &self.recurrent_kernel;
-            let width = if self.reset_after { g } else { 2 * u };
-            match self.recurrent_bias() {
+            let r_kernel: &[f32] = &cell.recurrent_kernel;
+            let width = if cell.reset_after { g } else { 2 * u };
+            match cell.recurrent_bias() {
                 Some(b) => crate::gemm::vec_mat_from(b, h, r_kernel, g, 0, &mut rec[..width]),
                 None => vec_mat(h, r_kernel, g, 0, 0.0, &mut rec[..width]),
             }
@@ -159,10 +155,10 @@ impl Gru {
             for k in 0..2 * u {
                 p[k] += rec[k];
             }
-            self.recurrent_activation.apply(&mut p[..2 * u], u);
+            cell.recurrent_activation.apply(&mut p[..2 * u], u);
             let (zr, ph) = p.split_at_mut(2 * u);
             let (z, r) = zr.split_at(u);
-            if self.reset_after {
+            if cell.reset_after {
                 for k in 0..u {
                     ph[k] += r[k] * rec[2 * u + k];
                 }
@@ -172,117 +168,17 @@ impl Gru {
                 }
                 vec_mat(rh, r_kernel, g, 2 * u, 1.0, ph);
             }
-            self.activation.apply(ph, u);
+            cell.activation.apply(ph, u);
             for k in 0..u {
                 h[k] = z[k] * h[k] + (1.0 - z[k]) * ph[k];
             }
         }
         y[..u].copy_from_slice(&state[..u]);
     }
+}
 
-    /// Values [`Gru::forward_train`] keeps per sample.
-    pub fn cache_len(&self) -> usize {
-        self.sequence.cache_len(self)
-    }
-
-    /// The layer on whole samples (`x` row-major `(timesteps, features)` each, `mask` one
-    /// `bool` per timestep), into `y`; `work` as [`Gru::work_len`].
-    pub fn forward(&self, x: &[f32], mask: Option<&[bool]>, y: &mut [f32], work: &mut [f32]) {
-        self.sequence
-            .forward(self, x, mask, GateDropout::default(), y, work, None);
-    }
-
-    /// [`Gru::forward`] keeping what the backward pass needs in `cache`
-    /// ([`Gru::cache_len`] per sample).
-    pub fn forward_train(
-        &self,
-        x: &[f32],
-        mask: Option<&[bool]>,
-        y: &mut [f32],
-        work: &mut [f32],
-        cache: &mut [f32],
-    ) {
-        self.forward_train_dropout(x, mask, GateDropout::default(), y, work, cache);
-    }
-
-    /// Scratch [`Gru::forward_train_dropout`] and [`Gru::backward_dropout`] need beyond
-    /// `work_len` (see [`Sequence::dropout_work_len`]).
-    pub fn dropout_work_len(&self) -> usize {
-        self.sequence.dropout_work_len(self)
-    }
-
-    /// [`Gru::forward_train`] with `recurrent_dropout`'s masks (and `dropout`'s with it;
-    /// see [`GateDropout`]); `work` holds [`Gru::dropout_work_len`] more values.
-    pub fn forward_train_dropout(
-        &self,
-        x: &[f32],
-        mask: Option<&[bool]>,
-        dropout: GateDropout<'_>,
-        y: &mut [f32],
-        work: &mut [f32],
-        cache: &mut [f32],
-    ) {
-        self.sequence
-            .forward(self, x, mask, dropout, y, work, Some(cache));
-    }
-
-    /// Backpropagation through time: adds the weight gradients (`grads[0..3]` in Keras's
-    /// order) and writes the input gradient into `dx` when given. `dp` holds
-    /// `timesteps * 3 * units` values per sample, `work` `work_len(false)`.
-    #[cfg(feature = "alloc")]
-    #[allow(clippy::too_many_arguments)]
-    pub fn backward(
-        &self,
-        x: &[f32],
-        mask: Option<&[bool]>,
-        cache: &[f32],
-        dy: &[f32],
-        dp: &mut [f32],
-        work: &mut [f32],
-        grads: &mut [alloc::vec::Vec<f32>],
-        dx: Option<&mut [f32]>,
-    ) {
-        let none = GateDropout::default();
-        self.backward_dropout(x, mask, none, cache, dy, dp, work, grads, dx);
-    }
-
-    /// [`Gru::backward`] for [`Gru::forward_train_dropout`]: the same `dropout` masks;
-    /// `work` holds [`Gru::dropout_work_len`] more values.
-    #[cfg(feature = "alloc")]
-    #[allow(clippy::too_many_arguments)]
-    pub fn backward_dropout(
-        &self,
-        x: &[f32],
-        mask: Option<&[bool]>,
-        dropout: GateDropout<'_>,
-        cache: &[f32],
-        dy: &[f32],
-        dp: &mut [f32],
-        work: &mut [f32],
-        grads: &mut [alloc::vec::Vec<f32>],
-        dx: Option<&mut [f32]>,
-    ) {
-        let g = 3 * self.units;
-        let (kernel, rest) = grads.split_at_mut(1);
-        let (recurrent, bias) = rest.split_at_mut(1);
-        let (input_bias, recurrent_bias) = match bias.first_mut() {
-            Some(b) if self.reset_after => {
-                let (i, r) = b.split_at_mut(g);
-                (Some(i), Some(r))
-            }
-            Some(b) => (Some(&mut b[..]), None),
-            None => (None, None),
-        };
-        let grads = Grads {
-            kernel: &mut kernel[0],
-            recurrent: &mut recurrent[0],
-            input_bias,
-            recurrent_bias,
-        };
-        self.sequence
-            .backward(self, x, mask, dropout, cache, dy, dp, work, grads, dx);
-    }
-
+impl GruCell {
+    /// The bias of the recurrent projection (`reset_after`): row 1 of `bias`.
     fn recurrent_bias(&self) -> Option<&[f32]> {
         match &self.bias {
             Some(b) if self.reset_after => Some(&b[3 * self.units..]),
@@ -291,7 +187,7 @@ impl Gru {
     }
 }
 
-impl Cell for Gru {
+impl Cell for GruCell {
     fn units(&self) -> usize {
         self.units
     }
@@ -315,6 +211,26 @@ impl Cell for Gru {
     }
     fn input_bias(&self) -> Option<&[f32]> {
         self.bias.as_deref().map(|b| &b[..3 * self.units])
+    }
+    #[cfg(feature = "alloc")]
+    fn grads<'a>(&self, grads: &'a mut [alloc::vec::Vec<f32>]) -> Grads<'a> {
+        let g = 3 * self.units;
+        let (kernel, rest) = grads.split_at_mut(1);
+        let (recurrent, bias) = rest.split_at_mut(1);
+        let (input_bias, recurrent_bias) = match bias.first_mut() {
+            Some(b) if self.reset_after => {
+                let (i, r) = b.split_at_mut(g);
+                (Some(i), Some(r))
+            }
+            Some(b) => (Some(&mut b[..]), None),
+            None => (None, None),
+        };
+        Grads {
+            kernel: &mut kernel[0],
+            recurrent: &mut recurrent[0],
+            input_bias,
+            recurrent_bias,
+        }
     }
 
     fn step(
@@ -436,7 +352,7 @@ impl Cell for Gru {
     }
 }
 
-impl Weights for Gru {
+impl Weights for GruCell {
     fn weight(&self, index: usize) -> &[f32] {
         match index {
             0 => &self.kernel,

@@ -1,10 +1,8 @@
-//! Keras's `LSTM`: [`Lstm::new`] / [`Lstm::baked`] build it, [`Lstm::forward`] runs it on
-//! whole samples, [`Lstm::forward_train`] and [`Lstm::backward`] train it (the recurrence is
-//! [`super::recurrent::Sequence`]'s).
+//! Keras's `LSTM`: [`Lstm`] is [`Rnn`] around an [`LstmCell`]; [`Lstm::new`] /
+//! [`Lstm::baked`] build it, [`Lstm::step`] streams it, and [`Rnn::forward`],
+//! [`Rnn::forward_train`] and [`Rnn::backward`] run and train it on whole samples.
 
-#[cfg(feature = "alloc")]
-use super::recurrent::Grads;
-use super::recurrent::{activate, add_outer, mat_vec, vec_mat, Cell, GateDropout, Sequence};
+use super::recurrent::{activate, add_outer, mat_vec, vec_mat, Cell, Rnn, Sequence};
 use super::Weights;
 use crate::activations::Activation;
 #[cfg(feature = "alloc")]
@@ -26,17 +24,22 @@ use alloc::vec;
 /// # Weights
 /// Keras's `lstm/lstm_cell/...`: `kernel` `(features, 4 * units)`, `recurrent_kernel`
 /// `(units, 4 * units)`, `bias` `(4 * units,)` when `use_bias`; row-major, gates `i, f, c, o`
-/// along the last axis.
+/// along the last axis; the fields of [`LstmCell`].
+///
+/// [`Rnn`]'s methods run it on whole samples ([`Rnn::forward`]) and train it
+/// ([`Rnn::forward_train`], [`Rnn::backward`]); [`Lstm::step`] streams it one timestep at a
+/// time.
+pub type Lstm = Rnn<LstmCell>;
+
+/// [`Lstm`]'s weights and gate arithmetic (Keras's `LSTMCell`).
 #[derive(Debug, Clone)]
-pub struct Lstm {
+pub struct LstmCell {
     /// `(features, 4 * units)`, row-major.
     pub kernel: Param<[f32]>,
     /// `(units, 4 * units)`, row-major.
     pub recurrent_kernel: Param<[f32]>,
     /// `(4 * units,)`.
     pub bias: Option<Param<[f32]>>,
-    /// Timesteps, features and direction.
-    pub sequence: Sequence,
     units: usize,
     activation: Activation,
     recurrent_activation: Activation,
@@ -81,15 +84,15 @@ impl Lstm {
             }
             Param::heap(bias.into_boxed_slice())
         });
-        Lstm {
+        let cell = LstmCell {
             kernel: Param::heap(kernel.into_boxed_slice()),
             recurrent_kernel: Param::heap(recurrent.into_boxed_slice()),
             bias,
-            sequence,
             units,
             activation,
             recurrent_activation,
-        }
+        };
+        Rnn { cell, sequence }
     }
 
     /// A layer whose weights stay in static memory (a model's `pretrained()`).
@@ -102,43 +105,34 @@ impl Lstm {
         recurrent_kernel: &'static [f32],
         bias: Option<&'static [f32]>,
     ) -> Self {
-        Lstm {
+        let cell = LstmCell {
             kernel: Param::baked(kernel),
             recurrent_kernel: Param::baked(recurrent_kernel),
             bias: match bias {
                 Some(b) => Some(Param::baked(b)),
                 None => None,
             },
-            sequence,
             units,
             activation,
             recurrent_activation,
-        }
-    }
-
-    /// Scratch [`Lstm::forward`] needs (see [`Sequence::work_len`]).
-    pub fn work_len(&self, precompute: bool) -> usize {
-        self.sequence.work_len(self, precompute)
-    }
-
-    /// Values [`Lstm::step`] carries from one timestep to the next (`h`, then the rest).
-    pub fn state_len(&self) -> usize {
-        Cell::state_len(self)
+        };
+        Rnn { cell, sequence }
     }
 
     /// Scratch [`Lstm::step`] needs: the pre-activations (`4 * units`) and `act(c)`.
     pub fn step_work_len(&self) -> usize {
-        5 * self.units
+        5 * self.cell.units
     }
 
     /// One timestep for streaming (`kiln::Streaming`): `x` the timestep's features, `keep`
-    /// its mask, `state` ([`Lstm::state_len`] values, `h` then `c`, zeros at the start)
+    /// its mask, `state` ([`Rnn::state_len`] values, `h` then `c`, zeros at the start)
     /// carried between calls, `y` the output `h`. The numbers of
     /// [`super::recurrent::stream_step`] with the gates computed in place: the projection
     /// and the recurrent product go into one buffer, and each activation runs on its gates
     /// where they lie (no copies; this is the real-time audio step).
     pub fn step(&self, x: &[f32], keep: bool, state: &mut [f32], work: &mut [f32], y: &mut [f32]) {
-        let u = self.units;
+        let cell = &self.cell;
+        let u = cell.units;
         let g = 4 * u;
         if keep {
             let (z, rest) = work.split_at_mut(g);
@@ -146,12 +140,12 @@ impl Lstm {
             let (h, c) = state.split_at_mut(u);
             // `bias + x · kernel + h · recurrent_kernel` in one pass.
             crate::gemm::vec_mat2(
-                self.bias.as_deref(),
-                (x, &self.kernel),
-                (h, &self.recurrent_kernel),
+                cell.bias.as_deref(),
+                (x, &cell.kernel),
+                (h, &cell.recurrent_kernel),
                 z,
             );
-            let (rec, act) = (self.recurrent_activation, self.activation);
+            let (rec, act) = (cell.recurrent_activation, cell.activation);
             rec.apply(&mut z[..2 * u], u);
             act.apply(&mut z[2 * u..3 * u], u);
             rec.apply(&mut z[3 * u..], u);
@@ -169,103 +163,9 @@ impl Lstm {
         }
         y[..u].copy_from_slice(&state[..u]);
     }
-
-    /// Values [`Lstm::forward_train`] keeps per sample.
-    pub fn cache_len(&self) -> usize {
-        self.sequence.cache_len(self)
-    }
-
-    /// The layer on whole samples (`x` row-major `(timesteps, features)` each, `mask` one
-    /// `bool` per timestep), into `y`; `work` as [`Lstm::work_len`].
-    pub fn forward(&self, x: &[f32], mask: Option<&[bool]>, y: &mut [f32], work: &mut [f32]) {
-        self.sequence
-            .forward(self, x, mask, GateDropout::default(), y, work, None);
-    }
-
-    /// [`Lstm::forward`] keeping what the backward pass needs in `cache`
-    /// ([`Lstm::cache_len`] per sample).
-    pub fn forward_train(
-        &self,
-        x: &[f32],
-        mask: Option<&[bool]>,
-        y: &mut [f32],
-        work: &mut [f32],
-        cache: &mut [f32],
-    ) {
-        self.forward_train_dropout(x, mask, GateDropout::default(), y, work, cache);
-    }
-
-    /// Scratch [`Lstm::forward_train_dropout`] and [`Lstm::backward_dropout`] need beyond
-    /// `work_len` (see [`Sequence::dropout_work_len`]).
-    pub fn dropout_work_len(&self) -> usize {
-        self.sequence.dropout_work_len(self)
-    }
-
-    /// [`Lstm::forward_train`] with `recurrent_dropout`'s masks (and `dropout`'s with it;
-    /// see [`GateDropout`]); `work` holds [`Lstm::dropout_work_len`] more values.
-    pub fn forward_train_dropout(
-        &self,
-        x: &[f32],
-        mask: Option<&[bool]>,
-        dropout: GateDropout<'_>,
-        y: &mut [f32],
-        work: &mut [f32],
-        cache: &mut [f32],
-    ) {
-        self.sequence
-            .forward(self, x, mask, dropout, y, work, Some(cache));
-    }
-
-    /// Backpropagation through time: adds the weight gradients (`grads[0..3]` in Keras's
-    /// order, the bias only with `use_bias`) and writes the input gradient into `dx` when
-    /// given. `dp` holds `timesteps * 4 * units` values per sample, `work` `work_len(false)`.
-    #[cfg(feature = "alloc")]
-    #[allow(clippy::too_many_arguments)]
-    pub fn backward(
-        &self,
-        x: &[f32],
-        mask: Option<&[bool]>,
-        cache: &[f32],
-        dy: &[f32],
-        dp: &mut [f32],
-        work: &mut [f32],
-        grads: &mut [alloc::vec::Vec<f32>],
-        dx: Option<&mut [f32]>,
-    ) {
-        let none = GateDropout::default();
-        self.backward_dropout(x, mask, none, cache, dy, dp, work, grads, dx);
-    }
-
-    /// [`Lstm::backward`] for [`Lstm::forward_train_dropout`]: the same `dropout` masks;
-    /// `work` holds [`Lstm::dropout_work_len`] more values.
-    #[cfg(feature = "alloc")]
-    #[allow(clippy::too_many_arguments)]
-    pub fn backward_dropout(
-        &self,
-        x: &[f32],
-        mask: Option<&[bool]>,
-        dropout: GateDropout<'_>,
-        cache: &[f32],
-        dy: &[f32],
-        dp: &mut [f32],
-        work: &mut [f32],
-        grads: &mut [alloc::vec::Vec<f32>],
-        dx: Option<&mut [f32]>,
-    ) {
-        let (kernel, rest) = grads.split_at_mut(1);
-        let (recurrent, bias) = rest.split_at_mut(1);
-        let grads = Grads {
-            kernel: &mut kernel[0],
-            recurrent: &mut recurrent[0],
-            input_bias: bias.first_mut().map(|b| &mut b[..]),
-            recurrent_bias: None,
-        };
-        self.sequence
-            .backward(self, x, mask, dropout, cache, dy, dp, work, grads, dx);
-    }
 }
 
-impl Cell for Lstm {
+impl Cell for LstmCell {
     fn units(&self) -> usize {
         self.units
     }
@@ -375,7 +275,7 @@ impl Cell for Lstm {
     }
 }
 
-impl Weights for Lstm {
+impl Weights for LstmCell {
     fn weight(&self, index: usize) -> &[f32] {
         match index {
             0 => &self.kernel,

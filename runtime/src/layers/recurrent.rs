@@ -1,7 +1,9 @@
-//! The recurrence shared by `SimpleRNN`, `LSTM` and `GRU`: [`Sequence::forward`] runs a
-//! [`Cell`] over whole samples (inference and training), [`Sequence::backward`] is
-//! backpropagation through time, both with `recurrent_dropout`'s per-sample masks when
-//! given a [`GateDropout`]. Each layer's file holds only its cell.
+//! The recurrence shared by `SimpleRNN`, `LSTM` and `GRU`: [`Rnn`] is the layer (Keras's
+//! `RNN` around a [`Cell`]), whose [`Rnn::forward`], [`Rnn::forward_train`] and
+//! [`Rnn::backward`] every recurrent layer shares; [`Sequence::forward`] runs the cell over
+//! whole samples (inference and training), [`Sequence::backward`] is backpropagation through
+//! time, both with `recurrent_dropout`'s per-sample masks when given a [`GateDropout`]. Each
+//! layer's file holds only its cell, its constructors and its streaming step.
 //!
 //! Keras's rules, from `keras/src/backend/jax/rnn.py` and `layers/rnn/rnn.py`:
 //! - the initial state is zeros;
@@ -14,6 +16,7 @@
 //! (when `work` has room for it, see [`Sequence::work_len`]); each step then adds
 //! `h · recurrent_kernel` and applies the gates.
 
+use super::Weights;
 use crate::activations::Activation;
 use crate::gemm::{gemm, Strided};
 
@@ -64,6 +67,146 @@ pub trait Cell {
         grad_bias: Option<&mut [f32]>,
         work: &mut [f32],
     );
+    /// Where [`Sequence::backward`] adds the weight gradients, from `grads` in Keras's order
+    /// (kernel, recurrent kernel, then the bias when there is one): the bias is the input
+    /// projection's, unless the cell splits it (GRU's `reset_after`).
+    #[cfg(feature = "alloc")]
+    fn grads<'a>(&self, grads: &'a mut [alloc::vec::Vec<f32>]) -> Grads<'a> {
+        let (kernel, rest) = grads.split_at_mut(1);
+        let (recurrent, bias) = rest.split_at_mut(1);
+        Grads {
+            kernel: &mut kernel[0],
+            recurrent: &mut recurrent[0],
+            input_bias: bias.first_mut().map(|b| &mut b[..]),
+            recurrent_bias: None,
+        }
+    }
+}
+
+/// A recurrent layer, Keras's `RNN` around a [`Cell`] (Keras's `LSTM` is `RNN(LSTMCell)`):
+/// [`super::Lstm`], [`super::Gru`] and [`super::SimpleRnn`] are this type with their cells,
+/// which build it and stream it one timestep at a time; running and training it on whole
+/// samples is the same for all of them, here.
+#[derive(Debug, Clone)]
+pub struct Rnn<C> {
+    /// The weights and the per-step arithmetic.
+    pub cell: C,
+    /// Timesteps, features and direction.
+    pub sequence: Sequence,
+}
+
+impl<C: Cell> Rnn<C> {
+    /// Scratch [`Rnn::forward`] needs (see [`Sequence::work_len`]).
+    pub fn work_len(&self, precompute: bool) -> usize {
+        self.sequence.work_len(&self.cell, precompute)
+    }
+
+    /// Values the layer's streaming `step` carries from one timestep to the next (`h`, then
+    /// the rest: LSTM's `c`).
+    pub fn state_len(&self) -> usize {
+        self.cell.state_len()
+    }
+
+    /// Values [`Rnn::forward_train`] keeps per sample.
+    pub fn cache_len(&self) -> usize {
+        self.sequence.cache_len(&self.cell)
+    }
+
+    /// The layer on whole samples (`x` row-major `(timesteps, features)` each, `mask` one
+    /// `bool` per timestep), into `y`; `work` as [`Rnn::work_len`].
+    pub fn forward(&self, x: &[f32], mask: Option<&[bool]>, y: &mut [f32], work: &mut [f32]) {
+        let none = GateDropout::default();
+        self.sequence
+            .forward(&self.cell, x, mask, none, y, work, None);
+    }
+
+    /// [`Rnn::forward`] keeping what the backward pass needs in `cache`
+    /// ([`Rnn::cache_len`] per sample).
+    pub fn forward_train(
+        &self,
+        x: &[f32],
+        mask: Option<&[bool]>,
+        y: &mut [f32],
+        work: &mut [f32],
+        cache: &mut [f32],
+    ) {
+        self.forward_train_dropout(x, mask, GateDropout::default(), y, work, cache);
+    }
+
+    /// Scratch [`Rnn::forward_train_dropout`] and [`Rnn::backward_dropout`] need beyond
+    /// `work_len` (see [`Sequence::dropout_work_len`]).
+    pub fn dropout_work_len(&self) -> usize {
+        self.sequence.dropout_work_len(&self.cell)
+    }
+
+    /// [`Rnn::forward_train`] with `recurrent_dropout`'s masks (and `dropout`'s with it;
+    /// see [`GateDropout`]); `work` holds [`Rnn::dropout_work_len`] more values.
+    pub fn forward_train_dropout(
+        &self,
+        x: &[f32],
+        mask: Option<&[bool]>,
+        dropout: GateDropout<'_>,
+        y: &mut [f32],
+        work: &mut [f32],
+        cache: &mut [f32],
+    ) {
+        self.sequence
+            .forward(&self.cell, x, mask, dropout, y, work, Some(cache));
+    }
+
+    /// Backpropagation through time: adds the weight gradients (`grads[0..3]` in Keras's
+    /// order, the bias only with `use_bias`; see [`Cell::grads`]) and writes the input
+    /// gradient into `dx` when given. `dp` holds `timesteps * gates` values per sample
+    /// ([`Cell::gates`]: `units` times 1 for SimpleRNN, 4 for LSTM, 3 for GRU), `work`
+    /// `work_len(false)`.
+    #[cfg(feature = "alloc")]
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &self,
+        x: &[f32],
+        mask: Option<&[bool]>,
+        cache: &[f32],
+        dy: &[f32],
+        dp: &mut [f32],
+        work: &mut [f32],
+        grads: &mut [alloc::vec::Vec<f32>],
+        dx: Option<&mut [f32]>,
+    ) {
+        let none = GateDropout::default();
+        self.backward_dropout(x, mask, none, cache, dy, dp, work, grads, dx);
+    }
+
+    /// [`Rnn::backward`] for [`Rnn::forward_train_dropout`]: the same `dropout` masks;
+    /// `work` holds [`Rnn::dropout_work_len`] more values.
+    #[cfg(feature = "alloc")]
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_dropout(
+        &self,
+        x: &[f32],
+        mask: Option<&[bool]>,
+        dropout: GateDropout<'_>,
+        cache: &[f32],
+        dy: &[f32],
+        dp: &mut [f32],
+        work: &mut [f32],
+        grads: &mut [alloc::vec::Vec<f32>],
+        dx: Option<&mut [f32]>,
+    ) {
+        let grads = self.cell.grads(grads);
+        self.sequence
+            .backward(&self.cell, x, mask, dropout, cache, dy, dp, work, grads, dx);
+    }
+}
+
+/// The cell's weights, in Keras's order.
+impl<C: Weights> Weights for Rnn<C> {
+    fn weight(&self, index: usize) -> &[f32] {
+        self.cell.weight(index)
+    }
+    #[cfg(feature = "alloc")]
+    fn weight_mut(&mut self, index: usize) -> &mut [f32] {
+        self.cell.weight_mut(index)
+    }
 }
 
 /// How a recurrent layer walks its sequences.
@@ -662,45 +805,38 @@ mod tests {
         );
     }
 
-    macro_rules! train {
-        ($ty:ty) => {
-            impl Train for $ty {
-                fn sizes(&self) -> [usize; 7] {
-                    let u = Cell::units(self);
-                    let s = self.sequence;
-                    let w = if self.bias.is_some() { 3 } else { 2 };
-                    let (g, c) = (Cell::gates(self), self.cache_len());
-                    [u, g, s.timesteps, s.features, c, s.output_len(u), w]
-                }
-                fn extra(&self) -> usize {
-                    self.dropout_work_len()
-                }
-                fn fwd(&self, x: &[f32], m: &[bool], d: GateDropout, y: &mut [f32], c: &mut [f32]) {
-                    let mut work = vec![0.0; self.work_len(true) + self.extra()];
-                    self.forward_train_dropout(x, Some(m), d, y, &mut work, c);
-                }
-                fn bwd(
-                    &self,
-                    x: &[f32],
-                    m: &[bool],
-                    d: GateDropout,
-                    c: &[f32],
-                    dy: &[f32],
-                    g: &mut [Vec<f32>],
-                    dx: &mut [f32],
-                ) {
-                    let (t, gates) = (self.sequence.timesteps, Cell::gates(self));
-                    let n = x.len() / (t * self.sequence.features);
-                    let mut dp = vec![0.0; n * t * gates];
-                    let mut work = vec![0.0; self.work_len(false) + self.extra()];
-                    self.backward_dropout(x, Some(m), d, c, dy, &mut dp, &mut work, g, Some(dx));
-                }
-            }
-        };
+    impl<C: Cell + crate::layers::Weights> Train for Rnn<C> {
+        fn sizes(&self) -> [usize; 7] {
+            let u = self.cell.units();
+            let s = self.sequence;
+            let w = if self.weight(2).is_empty() { 2 } else { 3 };
+            let (g, c) = (self.cell.gates(), self.cache_len());
+            [u, g, s.timesteps, s.features, c, s.output_len(u), w]
+        }
+        fn extra(&self) -> usize {
+            self.dropout_work_len()
+        }
+        fn fwd(&self, x: &[f32], m: &[bool], d: GateDropout, y: &mut [f32], c: &mut [f32]) {
+            let mut work = vec![0.0; self.work_len(true) + self.extra()];
+            self.forward_train_dropout(x, Some(m), d, y, &mut work, c);
+        }
+        fn bwd(
+            &self,
+            x: &[f32],
+            m: &[bool],
+            d: GateDropout,
+            c: &[f32],
+            dy: &[f32],
+            g: &mut [Vec<f32>],
+            dx: &mut [f32],
+        ) {
+            let (t, gates) = (self.sequence.timesteps, self.cell.gates());
+            let n = x.len() / (t * self.sequence.features);
+            let mut dp = vec![0.0; n * t * gates];
+            let mut work = vec![0.0; self.work_len(false) + self.extra()];
+            self.backward_dropout(x, Some(m), d, c, dy, &mut dp, &mut work, g, Some(dx));
+        }
     }
-    train!(SimpleRnn);
-    train!(Lstm);
-    train!(Gru);
 
     /// With `GateDropout` masks (per sample, per gate block, zeros among them), the
     /// gradients of `Σ y · w` from `backward_dropout` (kernels, biases and the input) equal

@@ -1,10 +1,9 @@
-//! Keras's `SimpleRNN`: [`SimpleRnn::new`] / [`SimpleRnn::baked`] build it,
-//! [`SimpleRnn::forward`] runs it on whole samples, [`SimpleRnn::forward_train`] and
-//! [`SimpleRnn::backward`] train it (the recurrence is [`super::recurrent::Sequence`]'s).
+//! Keras's `SimpleRNN`: [`SimpleRnn`] is [`Rnn`] around a [`SimpleRnnCell`];
+//! [`SimpleRnn::new`] / [`SimpleRnn::baked`] build it, [`SimpleRnn::step`] streams it, and
+//! [`Rnn::forward`], [`Rnn::forward_train`] and [`Rnn::backward`] run and train it on whole
+//! samples.
 
-#[cfg(feature = "alloc")]
-use super::recurrent::Grads;
-use super::recurrent::{activate, add_outer, mat_vec, vec_mat, Cell, GateDropout, Sequence};
+use super::recurrent::{activate, add_outer, mat_vec, vec_mat, Cell, Rnn, Sequence};
 use super::Weights;
 use crate::activations::Activation;
 #[cfg(feature = "alloc")]
@@ -21,17 +20,23 @@ use alloc::vec;
 ///
 /// # Weights
 /// Keras's `simple_rnn/simple_rnn_cell/...`: `kernel` `(features, units)`,
-/// `recurrent_kernel` `(units, units)`, `bias` `(units,)` when `use_bias`; row-major.
+/// `recurrent_kernel` `(units, units)`, `bias` `(units,)` when `use_bias`; row-major; the
+/// fields of [`SimpleRnnCell`].
+///
+/// [`Rnn`]'s methods run it on whole samples ([`Rnn::forward`]) and train it
+/// ([`Rnn::forward_train`], [`Rnn::backward`]); [`SimpleRnn::step`] streams it one timestep at a
+/// time.
+pub type SimpleRnn = Rnn<SimpleRnnCell>;
+
+/// [`SimpleRnn`]'s weights and step arithmetic (Keras's `SimpleRNNCell`).
 #[derive(Debug, Clone)]
-pub struct SimpleRnn {
+pub struct SimpleRnnCell {
     /// `(features, units)`, row-major.
     pub kernel: Param<[f32]>,
     /// `(units, units)`, row-major.
     pub recurrent_kernel: Param<[f32]>,
     /// `(units,)`.
     pub bias: Option<Param<[f32]>>,
-    /// Timesteps, features and direction.
-    pub sequence: Sequence,
     units: usize,
     activation: Activation,
 }
@@ -67,14 +72,14 @@ impl SimpleRnn {
             initializers[2].fill(&mut bias, &[units], &mut weight_rng(seed, first_weight + 2));
             Param::heap(bias.into_boxed_slice())
         });
-        SimpleRnn {
+        let cell = SimpleRnnCell {
             kernel: Param::heap(kernel.into_boxed_slice()),
             recurrent_kernel: Param::heap(recurrent.into_boxed_slice()),
             bias,
-            sequence,
             units,
             activation,
-        }
+        };
+        Rnn { cell, sequence }
     }
 
     /// A layer whose weights stay in static memory (a model's `pretrained()`).
@@ -86,137 +91,33 @@ impl SimpleRnn {
         recurrent_kernel: &'static [f32],
         bias: Option<&'static [f32]>,
     ) -> Self {
-        SimpleRnn {
+        let cell = SimpleRnnCell {
             kernel: Param::baked(kernel),
             recurrent_kernel: Param::baked(recurrent_kernel),
             bias: match bias {
                 Some(b) => Some(Param::baked(b)),
                 None => None,
             },
-            sequence,
             units,
             activation,
-        }
-    }
-
-    /// Scratch [`SimpleRnn::forward`] needs (see [`Sequence::work_len`]).
-    pub fn work_len(&self, precompute: bool) -> usize {
-        self.sequence.work_len(self, precompute)
-    }
-
-    /// Values [`SimpleRnn::step`] carries from one timestep to the next (`h`, then the rest).
-    pub fn state_len(&self) -> usize {
-        Cell::state_len(self)
+        };
+        Rnn { cell, sequence }
     }
 
     /// Scratch [`SimpleRnn::step`] needs.
     pub fn step_work_len(&self) -> usize {
-        super::recurrent::stream_work_len(self)
+        super::recurrent::stream_work_len(&self.cell)
     }
 
     /// One timestep for streaming (`kiln::Streaming`): `x` the timestep's features, `keep`
-    /// its mask, `state` ([`SimpleRnn::state_len`] values, zeros at the start) carried between
+    /// its mask, `state` ([`Rnn::state_len`] values, zeros at the start) carried between
     /// calls, `y` the output `h`; see [`super::recurrent::stream_step`].
     pub fn step(&self, x: &[f32], keep: bool, state: &mut [f32], work: &mut [f32], y: &mut [f32]) {
-        super::recurrent::stream_step(self, x, keep, state, work, y);
-    }
-
-    /// Values [`SimpleRnn::forward_train`] keeps per sample.
-    pub fn cache_len(&self) -> usize {
-        self.sequence.cache_len(self)
-    }
-
-    /// The layer on whole samples (`x` row-major `(timesteps, features)` each, `mask` one
-    /// `bool` per timestep), into `y`; `work` as [`SimpleRnn::work_len`].
-    pub fn forward(&self, x: &[f32], mask: Option<&[bool]>, y: &mut [f32], work: &mut [f32]) {
-        self.sequence
-            .forward(self, x, mask, GateDropout::default(), y, work, None);
-    }
-
-    /// [`SimpleRnn::forward`] keeping what the backward pass needs in `cache`
-    /// ([`SimpleRnn::cache_len`] per sample).
-    pub fn forward_train(
-        &self,
-        x: &[f32],
-        mask: Option<&[bool]>,
-        y: &mut [f32],
-        work: &mut [f32],
-        cache: &mut [f32],
-    ) {
-        self.forward_train_dropout(x, mask, GateDropout::default(), y, work, cache);
-    }
-
-    /// Scratch [`SimpleRnn::forward_train_dropout`] and [`SimpleRnn::backward_dropout`] need beyond
-    /// `work_len` (see [`Sequence::dropout_work_len`]).
-    pub fn dropout_work_len(&self) -> usize {
-        self.sequence.dropout_work_len(self)
-    }
-
-    /// [`SimpleRnn::forward_train`] with `recurrent_dropout`'s masks (and `dropout`'s with it;
-    /// see [`GateDropout`]); `work` holds [`SimpleRnn::dropout_work_len`] more values.
-    pub fn forward_train_dropout(
-        &self,
-        x: &[f32],
-        mask: Option<&[bool]>,
-        dropout: GateDropout<'_>,
-        y: &mut [f32],
-        work: &mut [f32],
-        cache: &mut [f32],
-    ) {
-        self.sequence
-            .forward(self, x, mask, dropout, y, work, Some(cache));
-    }
-
-    /// Backpropagation through time: adds the weight gradients (`grads[0..3]` in Keras's
-    /// order) and writes the input gradient into `dx` when given. `dp` holds
-    /// `timesteps * units` values per sample, `work` `work_len(false)`.
-    #[cfg(feature = "alloc")]
-    #[allow(clippy::too_many_arguments)]
-    pub fn backward(
-        &self,
-        x: &[f32],
-        mask: Option<&[bool]>,
-        cache: &[f32],
-        dy: &[f32],
-        dp: &mut [f32],
-        work: &mut [f32],
-        grads: &mut [alloc::vec::Vec<f32>],
-        dx: Option<&mut [f32]>,
-    ) {
-        let none = GateDropout::default();
-        self.backward_dropout(x, mask, none, cache, dy, dp, work, grads, dx);
-    }
-
-    /// [`SimpleRnn::backward`] for [`SimpleRnn::forward_train_dropout`]: the same `dropout` masks;
-    /// `work` holds [`SimpleRnn::dropout_work_len`] more values.
-    #[cfg(feature = "alloc")]
-    #[allow(clippy::too_many_arguments)]
-    pub fn backward_dropout(
-        &self,
-        x: &[f32],
-        mask: Option<&[bool]>,
-        dropout: GateDropout<'_>,
-        cache: &[f32],
-        dy: &[f32],
-        dp: &mut [f32],
-        work: &mut [f32],
-        grads: &mut [alloc::vec::Vec<f32>],
-        dx: Option<&mut [f32]>,
-    ) {
-        let (kernel, rest) = grads.split_at_mut(1);
-        let (recurrent, bias) = rest.split_at_mut(1);
-        let grads = Grads {
-            kernel: &mut kernel[0],
-            recurrent: &mut recurrent[0],
-            input_bias: bias.first_mut().map(|b| &mut b[..]),
-            recurrent_bias: None,
-        };
-        self.sequence
-            .backward(self, x, mask, dropout, cache, dy, dp, work, grads, dx);
+        super::recurrent::stream_step(&self.cell, x, keep, state, work, y);
     }
 }
 
-impl Cell for SimpleRnn {
+impl Cell for SimpleRnnCell {
     fn units(&self) -> usize {
         self.units
     }
@@ -285,7 +186,7 @@ impl Cell for SimpleRnn {
     }
 }
 
-impl Weights for SimpleRnn {
+impl Weights for SimpleRnnCell {
     fn weight(&self, index: usize) -> &[f32] {
         match index {
             0 => &self.kernel,

@@ -51,8 +51,13 @@ impl Default for Adadelta {
 impl Adadelta {
     /// This step's rule.
     pub fn rule(&self) -> ElementwiseRule {
+        self.rule_at(self.state.iterations().max(1))
+    }
+
+    /// Step `t`'s rule (from 1): the learning rate is the schedule's at `t - 1`.
+    fn rule_at(&self, t: u64) -> ElementwiseRule {
         ElementwiseRule::Adadelta {
-            learning_rate: super::step_rate(self.learning_rate, &self.schedule, &self.state),
+            learning_rate: super::scheduled(self.learning_rate, &self.schedule, t - 1),
             rho: self.rho,
             epsilon: self.epsilon,
             weight_decay: self.weight_decay,
@@ -66,6 +71,8 @@ impl Optimizer for Adadelta {
     }
 
     super::elementwise_update!();
+
+    super::next_elementwise!();
 
     super::bookkeeping!("adadelta");
 }

@@ -43,8 +43,13 @@ impl Default for Adagrad {
 impl Adagrad {
     /// This step's rule.
     pub fn rule(&self) -> ElementwiseRule {
+        self.rule_at(self.state.iterations().max(1))
+    }
+
+    /// Step `t`'s rule (from 1): the learning rate is the schedule's at `t - 1`.
+    fn rule_at(&self, t: u64) -> ElementwiseRule {
         ElementwiseRule::Adagrad {
-            learning_rate: super::step_rate(self.learning_rate, &self.schedule, &self.state),
+            learning_rate: super::scheduled(self.learning_rate, &self.schedule, t - 1),
             epsilon: self.epsilon,
             initial_accumulator_value: self.initial_accumulator_value,
             weight_decay: self.weight_decay,
@@ -58,6 +63,8 @@ impl Optimizer for Adagrad {
     }
 
     super::elementwise_update!();
+
+    super::next_elementwise!();
 
     super::bookkeeping!("adagrad");
 }

@@ -63,8 +63,13 @@ impl Adam {
     /// This step's rule (after `step_begin`). `t = 0` would divide by `1 - beta_1^0 = 0`: a
     /// missing `step_begin` counts as step 1.
     pub fn rule(&self) -> ElementwiseRule {
-        let t = self.state.iterations().max(1) as f32;
-        let lr = super::step_rate(self.learning_rate, &self.schedule, &self.state);
+        self.rule_at(self.state.iterations().max(1))
+    }
+
+    /// Step `t`'s rule (from 1): the learning rate is the schedule's at `t - 1`.
+    pub(super) fn rule_at(&self, t: u64) -> ElementwiseRule {
+        let lr = super::scheduled(self.learning_rate, &self.schedule, t - 1);
+        let t = t as f32;
         let (beta_1, beta_2) = (self.beta_1, self.beta_2);
         ElementwiseRule::Adam {
             learning_rate: lr,
@@ -84,6 +89,8 @@ impl Optimizer for Adam {
     }
 
     super::elementwise_update!();
+
+    super::next_elementwise!();
 
     super::bookkeeping!("adam");
 }

@@ -53,9 +53,15 @@ impl Default for Adamax {
 impl Adamax {
     /// This step's rule (after `step_begin`; a missing one counts as step 1).
     pub fn rule(&self) -> ElementwiseRule {
-        let t = self.state.iterations().max(1) as f32;
+        self.rule_at(self.state.iterations().max(1))
+    }
+
+    /// Step `t`'s rule (from 1): the learning rate is the schedule's at `t - 1`.
+    fn rule_at(&self, t: u64) -> ElementwiseRule {
+        let learning_rate = super::scheduled(self.learning_rate, &self.schedule, t - 1);
+        let t = t as f32;
         ElementwiseRule::Adamax {
-            learning_rate: super::step_rate(self.learning_rate, &self.schedule, &self.state),
+            learning_rate,
             beta_1: self.beta_1,
             beta_2: self.beta_2,
             epsilon: self.epsilon,
@@ -71,6 +77,8 @@ impl Optimizer for Adamax {
     }
 
     super::elementwise_update!();
+
+    super::next_elementwise!();
 
     super::bookkeeping!("adamax");
 }

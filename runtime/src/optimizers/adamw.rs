@@ -45,6 +45,17 @@ impl Optimizer for AdamW {
         Some((rule, &mut self.adam.state))
     }
 
+    fn next_elementwise(&mut self) -> Option<(ElementwiseRule, &mut Slots)> {
+        if self.adam.ema.is_some() {
+            return None;
+        }
+        let mut rule = self.adam.rule_at(self.adam.state.iterations() + 1);
+        if let ElementwiseRule::Adam { weight_decay, .. } = &mut rule {
+            *weight_decay = Some(self.weight_decay);
+        }
+        Some((rule, &mut self.adam.state))
+    }
+
     fn iterations(&self) -> u64 {
         self.adam.iterations()
     }

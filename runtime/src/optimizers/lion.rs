@@ -51,8 +51,13 @@ impl Default for Lion {
 impl Lion {
     /// This step's rule.
     pub fn rule(&self) -> ElementwiseRule {
+        self.rule_at(self.state.iterations().max(1))
+    }
+
+    /// Step `t`'s rule (from 1): the learning rate is the schedule's at `t - 1`.
+    fn rule_at(&self, t: u64) -> ElementwiseRule {
         ElementwiseRule::Lion {
-            learning_rate: super::step_rate(self.learning_rate, &self.schedule, &self.state),
+            learning_rate: super::scheduled(self.learning_rate, &self.schedule, t - 1),
             beta_1: self.beta_1,
             beta_2: self.beta_2,
             weight_decay: self.weight_decay,
@@ -66,6 +71,8 @@ impl Optimizer for Lion {
     }
 
     super::elementwise_update!();
+
+    super::next_elementwise!();
 
     super::bookkeeping!("lion");
 }

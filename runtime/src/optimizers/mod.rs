@@ -55,6 +55,7 @@ pub use lamb::Lamb;
 pub use lion::Lion;
 pub use nadam::Nadam;
 pub use rmsprop::RmsProp;
+pub(crate) use rule::{bound_of, magnitude, Magnitudes, LIMIT, NON_FINITE};
 pub use rule::{ElementwiseRule, MAX_STATE_PARTS};
 pub use sgd::Sgd;
 
@@ -153,6 +154,22 @@ macro_rules! elementwise_update {
 }
 pub(crate) use elementwise_update;
 
+/// `next_elementwise` of an optimizer whose inherent `rule_at(t)` gives step `t`'s
+/// [`ElementwiseRule`] (and `rule()` is `rule_at` of the current step): the rule of the step
+/// the next `step_begin` starts, for `fit`'s overflow guard. `None` with an `ema` (its
+/// averages are not bounded: the guard copies and checks instead).
+macro_rules! next_elementwise {
+    () => {
+        fn next_elementwise(&mut self) -> Option<(ElementwiseRule, &mut Slots)> {
+            if self.ema.is_some() {
+                return None;
+            }
+            Some((self.rule_at(self.state.iterations() + 1), &mut self.state))
+        }
+    };
+}
+pub(crate) use next_elementwise;
+
 /// The learning rate after `iterations` completed steps: the schedule's value there, or the
 /// constant (Keras's `optimizer.learning_rate`).
 fn scheduled(constant: f32, schedule: &Option<Schedule>, iterations: u64) -> f32 {
@@ -212,6 +229,17 @@ pub trait Optimizer {
     /// [`Slots`] keeps for kiln's optimizers. `None` (the default, for optimizers outside
     /// kiln) keeps the update on one thread through [`Optimizer::update`].
     fn elementwise(&mut self) -> Option<(ElementwiseRule, &mut Slots)> {
+        None
+    }
+
+    /// The [`ElementwiseRule`] the *next* step will use (the one the next
+    /// [`Optimizer::step_begin`] starts) and the state table, asked before that step
+    /// begins: `fit`'s overflow guard bounds the step with it before anything is written
+    /// (see `Trainer::fit`). `None` (the default, and every optimizer whose next rule kiln
+    /// does not bound) makes the guard copy the weights and the state before the step and
+    /// check them after it instead.
+    #[doc(hidden)]
+    fn next_elementwise(&mut self) -> Option<(ElementwiseRule, &mut Slots)> {
         None
     }
 
@@ -434,7 +462,7 @@ impl Slots {
     /// The state of `slot`, `parts * len` values, created on first use with the first
     /// buffer filled with `init` and the others with 0 (Ftrl: its accumulator starts at
     /// `initial_accumulator_value`, its linear term at 0).
-    fn get(&mut self, slot: usize, len: usize, parts: usize, init: f32) -> &mut [f32] {
+    pub(crate) fn get(&mut self, slot: usize, len: usize, parts: usize, init: f32) -> &mut [f32] {
         if self.buffers.len() <= slot {
             self.buffers.resize_with(slot + 1, Vec::new);
         }
@@ -477,6 +505,25 @@ impl Slots {
 
     fn step_begin(&mut self) {
         self.iterations += 1;
+    }
+
+    /// The largest magnitude of each of `rule`'s state parts over every buffer, as
+    /// [`Magnitudes`] keeps it (infinity for a value that is not finite, or negative where
+    /// the rule needs it non-negative), counting the value a buffer not yet created starts
+    /// from.
+    pub(crate) fn magnitudes(&self, rule: &ElementwiseRule) -> [f64; MAX_STATE_PARTS] {
+        let (parts, init) = rule.state_parts();
+        let mut top = [0; MAX_STATE_PARTS];
+        if parts > 0 {
+            top[0] = rule.part_magnitude(0, &[init]);
+        }
+        for buffer in self.buffers.iter().filter(|b| !b.is_empty()) {
+            let len = buffer.len() / parts.max(1);
+            for (part, values) in buffer.chunks(len.max(1)).enumerate().take(parts) {
+                top[part] = top[part].max(rule.part_magnitude(part, values));
+            }
+        }
+        top.map(bound_of)
     }
 
     /// Shows the step count, the number of buffers (after which the table resizes to what

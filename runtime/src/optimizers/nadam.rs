@@ -64,17 +64,23 @@ impl Nadam {
 
     /// This step's rule (after `step_begin`; a missing one counts as step 1).
     pub fn rule(&self) -> ElementwiseRule {
-        let t = self.state.iterations().max(1) as f32;
+        self.rule_at(self.state.iterations().max(1), self.u_product)
+    }
+
+    /// Step `t`'s rule (from 1) with `u_product` the product of `u` over steps `1..=t`.
+    fn rule_at(&self, t: u64, u_product: f32) -> ElementwiseRule {
+        let learning_rate = super::scheduled(self.learning_rate, &self.schedule, t - 1);
+        let t = t as f32;
         let u_t_1 = self.u(t + 1.0);
         ElementwiseRule::Nadam {
-            learning_rate: super::step_rate(self.learning_rate, &self.schedule, &self.state),
+            learning_rate,
             beta_1: self.beta_1,
             beta_2: self.beta_2,
             epsilon: self.epsilon,
             u_t: self.u(t),
             u_t_1,
-            u_product_t: self.u_product,
-            u_product_t_1: self.u_product * u_t_1,
+            u_product_t: u_product,
+            u_product_t_1: u_product * u_t_1,
             beta_2_power: math::powf(self.beta_2, t),
             weight_decay: self.weight_decay,
         }
@@ -91,6 +97,16 @@ impl Optimizer for Nadam {
     }
 
     super::elementwise_update!();
+
+    fn next_elementwise(&mut self) -> Option<(ElementwiseRule, &mut Slots)> {
+        if self.ema.is_some() {
+            return None;
+        }
+        // What `step_begin` will make of `u_product`, by the same operations.
+        let t = self.state.iterations() + 1;
+        let u_product = self.u_product * self.beta_1 * (1.0 - 0.5 * math::powf(0.96, t as f32));
+        Some((self.rule_at(t, u_product), &mut self.state))
+    }
 
     super::bookkeeping!(
         "nadam",

@@ -59,8 +59,13 @@ impl Default for RmsProp {
 impl RmsProp {
     /// This step's rule.
     pub fn rule(&self) -> ElementwiseRule {
+        self.rule_at(self.state.iterations().max(1))
+    }
+
+    /// Step `t`'s rule (from 1): the learning rate is the schedule's at `t - 1`.
+    fn rule_at(&self, t: u64) -> ElementwiseRule {
         ElementwiseRule::RmsProp {
-            learning_rate: super::step_rate(self.learning_rate, &self.schedule, &self.state),
+            learning_rate: super::scheduled(self.learning_rate, &self.schedule, t - 1),
             rho: self.rho,
             momentum: self.momentum,
             epsilon: self.epsilon,
@@ -76,6 +81,8 @@ impl Optimizer for RmsProp {
     }
 
     super::elementwise_update!();
+
+    super::next_elementwise!();
 
     super::bookkeeping!("rmsprop");
 }

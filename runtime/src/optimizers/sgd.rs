@@ -46,8 +46,13 @@ impl Default for Sgd {
 impl Sgd {
     /// This step's rule.
     pub fn rule(&self) -> ElementwiseRule {
+        self.rule_at(self.state.iterations().max(1))
+    }
+
+    /// Step `t`'s rule (from 1): the learning rate is the schedule's at `t - 1`.
+    fn rule_at(&self, t: u64) -> ElementwiseRule {
         ElementwiseRule::Sgd {
-            learning_rate: super::step_rate(self.learning_rate, &self.schedule, &self.state),
+            learning_rate: super::scheduled(self.learning_rate, &self.schedule, t - 1),
             momentum: self.momentum,
             nesterov: self.nesterov,
             weight_decay: self.weight_decay,
@@ -61,6 +66,8 @@ impl Optimizer for Sgd {
     }
 
     super::elementwise_update!();
+
+    super::next_elementwise!();
 
     super::bookkeeping!("sgd");
 }

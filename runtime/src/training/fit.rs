@@ -1,6 +1,6 @@
 //! `fit`'s loop, shared by arrays and datasets: [`run`] drives the epochs and steps of a
 //! [`Source`] of batches through [`Steps`], calling the callbacks' hooks in Keras 3's order
-//! and stopping on a non-finite loss, gradient or weight.
+//! and stopping on a non-finite loss, gradient, weight or optimizer state.
 
 use super::callbacks::{Callback, LogValues, ModelAccess, Training};
 use super::progress::Progress;
@@ -308,7 +308,8 @@ fn epochs(
                 what: "an epoch of the dataset",
             });
         }
-        // Backstop of the per-step check: an update that overflowed with finite gradients.
+        // Backstop of the per-step checks: every update that overflows is refused at its
+        // step (`step::Guard`), but a callback may still write a non-finite weight.
         if let Some((index, value)) = non_finite_weight(&*steps.access().0) {
             return Err(Error::Diverged {
                 epoch,
@@ -358,15 +359,42 @@ fn epochs(
 
 /// [`Error::Diverged`] for a refused step.
 pub(super) fn diverged(d: Divergence, epoch: usize, step: usize, model: &dyn ModelAccess) -> Error {
+    let name = |weight: usize| model.names().get(weight).copied().unwrap_or("?");
     let (quantity, value) = match d {
         Divergence::Loss(value) => ("the loss".into(), value),
-        Divergence::Gradient { weight, value } => (
-            alloc::format!(
-                "the gradient of `{}`",
-                model.names().get(weight).copied().unwrap_or("?")
-            ),
+        Divergence::Gradient { weight, value } => {
+            (alloc::format!("the gradient of `{}`", name(weight)), value)
+        }
+        Divergence::Weight {
+            weight,
             value,
-        ),
+            kept,
+        } => {
+            return Error::Diverged {
+                epoch,
+                step,
+                quantity: alloc::format!("weight `{}`", name(weight)),
+                value,
+                weights_kept: kept,
+            }
+        }
+        Divergence::State {
+            weight,
+            value,
+            kept,
+        } => {
+            let quantity = match weight {
+                Some(weight) => alloc::format!("the optimizer state of `{}`", name(weight)),
+                None => "the optimizer state".into(),
+            };
+            return Error::Diverged {
+                epoch,
+                step,
+                quantity,
+                value,
+                weights_kept: kept,
+            };
+        }
     };
     Error::Diverged {
         epoch,

@@ -23,7 +23,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use callbacks::{Callback, LogValues};
 use fit::{Arrays, Buffers, Run, Shuffle, Source};
-use step::{Objective, OneThread, StepState, Steps};
+use step::{Guard, Objective, OneThread, StepState, Steps};
 
 pub mod callbacks;
 #[cfg(feature = "std")]
@@ -174,10 +174,13 @@ fn has_moving_averages<M: Trainable>() -> bool {
 }
 
 /// A model whose every layer has a backward pass. `model!` implements it; a model with a
-/// `Lambda` that has no `backward` function does not get it, so training it does not compile.
+/// `Lambda` that has no `backward` function, or with a `stateful = True` recurrent layer
+/// (whose state Keras's `fit` carries from batch to batch), does not get it, so training it
+/// does not compile.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be trained: one of its layers has no backward pass",
-    note = "a `Lambda` layer is trainable only when it is given `backward = ...` (its vector-Jacobian product)"
+    message = "`{Self}` cannot be trained: one of its layers has no backward pass, or is `stateful`",
+    note = "a `Lambda` layer is trainable only when it is given `backward = ...` (its vector-Jacobian product)",
+    note = "training with `stateful = True` (Keras carries each sample's state from batch to batch) is not supported yet: train the same layers without `stateful = True` and load the weights (same names) into the stateful model"
 )]
 pub trait Trainable: Model {
     /// The regularizer of each weight (`kernel_regularizer = ...`), in weight order.
@@ -518,7 +521,8 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
 
     /// One gradient step on a batch (Keras's `train_on_batch`); returns the batch's loss
     /// (with regularization) and metrics, computed before the update as Keras does. As in
-    /// Keras, a NaN loss is returned, not refused (only `fit` stops on one).
+    /// Keras, a NaN loss is returned, not refused, and an update that overflows is applied
+    /// (only `fit` stops on them).
     pub fn train_on_batch(&mut self, x: &[f32], y: &[f32]) -> Result<Logs, Error> {
         let n = self.samples(x, y)?;
         if n == 0 {
@@ -567,6 +571,7 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
             state: &mut self.state,
             step: &mut self.step,
             check_finite: true,
+            guard: Guard::default(),
         }
     }
 
@@ -596,12 +601,23 @@ impl<M: Trainable, O: Optimizer> Trainer<M, O> {
     /// # Errors
     /// Bad data or options ([`Error::EmptyData`], [`Error::LabelLength`],
     /// [`Error::LabelOutOfRange`], [`Error::InvalidOption`] for a `batch_size` of 0, ...),
-    /// checked before any step. A step whose loss or gradient is NaN or infinite stops
-    /// training with [`Error::Diverged`], naming the epoch and step, before its update: the
-    /// weights and the optimizer state are those from before it (kiln's default, Keras's
-    /// `TerminateOnNaN(raise_error = True)` checked before the update rather than after). A
-    /// weight found non-finite at the end of an epoch (an update that overflowed) is the
-    /// same error, with the weights as they are.
+    /// checked before any step. A step whose loss or gradient is NaN or infinite, or whose
+    /// update would leave a weight or a value of the optimizer state NaN or infinite (an
+    /// overflow from finite gradients: a huge learning rate, Adam's `g²`, a weight near
+    /// `f32::MAX`, a constraint's norm), stops training with [`Error::Diverged`] naming the
+    /// epoch, the step and what became non-finite, and `weights_kept: true`: the weights
+    /// and the optimizer state are those from before the step, so `Trainer::save` and
+    /// training on stay coherent (kiln's default, Keras's `TerminateOnNaN(raise_error =
+    /// True)` applied to the step's values rather than to its logged loss). The same holds
+    /// on several threads and for [`Trainer::fit_with`] and [`Trainer::fit_dataset`].
+    /// For SGD, Adam, AdamW, RMSprop (not centered), Adagrad, Adadelta, Nadam, Adamax and
+    /// Lion a bound on the step's values proves ordinary updates finite before they run, at
+    /// no measurable cost (constraints after the update included); Ftrl, centered RMSprop,
+    /// Lamb, an `Ema` and moving averages copy the weights and the optimizer state before
+    /// each step instead (up to 12 % of a small model's epoch; `training::step::Guard`
+    /// explains the choice).
+    /// A weight found non-finite at the end of an epoch (one a callback wrote) is the same
+    /// error with `weights_kept: false`.
     pub fn fit(&mut self, x: &[f32], y: &[f32], options: &FitOptions) -> Result<History, Error>
     where
         M: Send + Sync,

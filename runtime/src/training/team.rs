@@ -47,7 +47,9 @@
 //! share waits for its row counts. A worker that cannot be started is a `kiln::Error`.
 
 use super::callbacks::ModelAccess;
-use super::step::{apply_update, divergence, run_pass, Divergence, Objective, StepState, Steps};
+use super::step::{
+    apply_update, run_pass, scan_gradients, Divergence, Guard, Objective, StepState, Steps,
+};
 use super::{Logs, Trainable};
 use crate::error::Error;
 use crate::optimizers::{ElementwiseRule, GradientClip, Optimizer, MAX_STATE_PARTS};
@@ -134,6 +136,8 @@ struct Board {
     metrics: Vec<f32>,
     /// A non-finite loss or gradient of this share (the step is refused).
     bad: Option<Divergence>,
+    /// The largest gradient magnitude of this share's trainable weights (for the guard).
+    grad: u32,
 }
 
 // SAFETY: as for `Orders`; the gradient pointers point into the owning thread's
@@ -181,6 +185,7 @@ impl<'a, M: Trainable + Send + Sync> Shared<'a, M> {
                 activity_loss: 0.0,
                 metrics: Vec::new(),
                 bad: None,
+                grad: 0,
             })
         };
         Shared {
@@ -310,7 +315,12 @@ unsafe fn pass_share<M: Trainable>(
         } else {
             shared.arrive(0, 0);
         }
-        board.bad = if lo < hi { divergence(state) } else { None };
+        let trainable = |i: usize| M::UPDATES.get(i).is_none_or(|u| u.is_trainable());
+        (board.bad, board.grad) = match (lo < hi).then(|| scan_gradients(state, trainable)) {
+            Some(Err(bad)) => (Some(bad), 0),
+            Some(Ok(grad)) => (None, grad),
+            None => (None, 0),
+        };
         board.loss = state.loss;
         board.activity_loss = state.activity_loss;
         board.metrics.clear();
@@ -458,6 +468,8 @@ pub(super) struct Team<'a, 'm, M, O> {
     workers: Vec<Thread>,
     /// A phase was started and not yet waited for (the drop waits before stopping).
     in_phase: bool,
+    /// The overflow guard of the updates.
+    guard: Guard,
 }
 
 impl<'a, 'm, M: Trainable + Send + Sync, O: Optimizer> Team<'a, 'm, M, O> {
@@ -485,6 +497,7 @@ impl<'a, 'm, M: Trainable + Send + Sync, O: Optimizer> Team<'a, 'm, M, O> {
             step,
             workers: Vec::new(),
             in_phase: false,
+            guard: Guard::default(),
         };
         for t in 1..shared.threads {
             #[cfg(feature = "fault-injection")]
@@ -660,6 +673,19 @@ impl<M: Trainable + Send + Sync, O: Optimizer> Steps for Team<'_, '_, M, O> {
             }
         }
 
+        // The guard (see `step::Guard`): the batch's gradient is a mean of the shares', so
+        // no larger than the largest of theirs.
+        // SAFETY: between phases: only thread 0 runs, no reference to the model is held.
+        let grad = unsafe { shared.boards.iter().map(|b| b.get().grad).max() }.unwrap_or(0);
+        // SAFETY: as above.
+        let proven = unsafe {
+            self.guard
+                .proves_finite(&*shared.model, self.optimizer, grad)
+        };
+        if !proven {
+            // SAFETY: as above.
+            unsafe { self.guard.save(&*shared.model, self.optimizer) };
+        }
         self.optimizer.step_begin();
         // SAFETY: between phases.
         let piecewise = unsafe { self.publish_update() };
@@ -681,6 +707,11 @@ impl<M: Trainable + Send + Sync, O: Optimizer> Steps for Team<'_, '_, M, O> {
                 loss += apply_update(&mut *shared.model, self.optimizer, &mut self.state.grads);
             }
         }
+        if !proven {
+            // SAFETY: after the update, between phases: only thread 0 runs.
+            let model = unsafe { &mut *shared.model };
+            self.guard.check(model, self.optimizer)?;
+        }
         *self.step += 1;
         Ok(loss)
     }
@@ -696,6 +727,9 @@ impl<M: Trainable + Send + Sync, O: Optimizer> Steps for Team<'_, '_, M, O> {
     }
 
     fn access(&mut self) -> (&mut dyn ModelAccess, &mut dyn Optimizer) {
+        // A callback may write the weights or the optimizer state: the guard measures them
+        // again.
+        self.guard.forget();
         // SAFETY: between steps the workers wait for the next phase and hold no reference
         // to the model (each phase takes its own and drops it; phase B's weight pointers
         // are published afresh at every step, after callbacks may have written weights).

@@ -6,9 +6,11 @@ use crate::error::Error;
 /// Stops training after a step whose logged loss is NaN or infinite (Keras 3's
 /// `TerminateOnNaN`; with `raise_error`, `fit` ends with an error instead).
 ///
-/// kiln's `fit` already refuses such a step before its update and returns
-/// [`Error::Diverged`] (the weights are those from before it); this callback is for
-/// losses a callback earlier in the list rewrites, and for scripts translated from Keras.
+/// kiln's `fit` already refuses a step whose loss or gradient is not finite, or whose
+/// update would make a weight or the optimizer's state non-finite, and returns
+/// [`Error::Diverged`] with the weights and the optimizer state from before that step;
+/// this callback is for losses a callback earlier in the list rewrites, and for scripts
+/// translated from Keras.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TerminateOnNaN {
     /// Return an error rather than stop quietly. Keras default false.

@@ -1,5 +1,6 @@
 fn main() {}
 
+// Keras: "When using `stateful=True` in a RNN, the batch size must be static".
 kiln::model! {
     Streaming = Sequential([
         Input(shape = (10, 3)),
