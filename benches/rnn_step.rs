@@ -431,6 +431,86 @@ fn bench_cell(
     });
 }
 
+/// With `RNN_STEP_DUMP=<dir>` set, writes `<dir>/<model>.txt` for the RTNeural harness
+/// (`benches/rtneural/`): each weight as the models get it (rounded to `f32`), the input
+/// signal, and kiln's and the `f64` cell's outputs over it, one `name count values...` line
+/// each. The `f32` values are written through `f64`, so they read back exactly. Then times
+/// `kiln` the harness's way, for a like-for-like row: after 10^5 warm-up steps, three rounds
+/// of 10^6 steps, the state carried and the input cycling, by wall clock and thread CPU time.
+fn dump(
+    model: &str,
+    weights: &[(&str, &[f64])],
+    input: &[f64],
+    mut kiln: impl Cell,
+    mut exact: impl FnMut(f64) -> f64,
+) {
+    let Some(dir) = std::env::var_os("RNN_STEP_DUMP") else {
+        return;
+    };
+    let f32_through_f64 = |v: &[f64]| v.iter().map(|&v| f64::from(v as f32)).collect();
+    let mut lines: Vec<(&str, Vec<f64>)> = weights
+        .iter()
+        .map(|(name, values)| (*name, f32_through_f64(values)))
+        .collect();
+    lines.push(("input", f32_through_f64(input)));
+    let input32: Vec<f32> = input.iter().map(|&x| x as f32).collect();
+    let outputs = input32.iter().map(|&x| f64::from(kiln.step(x))).collect();
+    lines.push(("kiln", outputs));
+    lines.push(("exact", input.iter().map(|&x| exact(x)).collect()));
+    let mut text = String::new();
+    for (name, values) in lines {
+        text += &format!("{name} {}", values.len());
+        values.iter().for_each(|v| text += &format!(" {v:e}"));
+        text.push('\n');
+    }
+    let path = std::path::Path::new(&dir).join(format!("{model}.txt"));
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut t = 0;
+    let mut steps = |n: u32| {
+        let (wall, cpu) = (std::time::Instant::now(), thread_cpu_ns());
+        let mut sum = 0.0;
+        for _ in 0..n {
+            t = if t + 1 == input32.len() { 0 } else { t + 1 };
+            sum += kiln.step(black_box(input32[t]));
+        }
+        black_box(sum);
+        let cpu = (thread_cpu_ns() - cpu) / f64::from(n);
+        (wall.elapsed().as_nanos() as f64 / f64::from(n), cpu)
+    };
+    steps(100_000);
+    let rounds: Vec<(f64, f64)> = (0..3).map(|_| steps(1_000_000)).collect();
+    let show = |ns: Vec<f64>| {
+        let mut sorted = ns.clone();
+        sorted.sort_by(f64::total_cmp);
+        let ns: Vec<String> = ns.iter().map(|ns| format!("{ns:.1}")).collect();
+        format!("{} (median {:.1})", ns.join(" "), sorted[1])
+    };
+    eprintln!(
+        "{model}: kiln Streaming::step, ns per step over 3 rounds of 1000000 steps: wall {}; \
+         thread CPU {}",
+        show(rounds.iter().map(|r| r.0).collect()),
+        show(rounds.iter().map(|r| r.1).collect())
+    );
+}
+
+/// This thread's CPU time in ns (`CLOCK_THREAD_CPUTIME_ID`), less disturbed than the wall
+/// clock by other processes on a shared machine; NaN off 64-bit Linux.
+fn thread_cpu_ns() -> f64 {
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+    {
+        extern "C" {
+            fn clock_gettime(clock: i32, time: *mut [i64; 2]) -> i32;
+        }
+        let mut time = [0i64; 2];
+        // SAFETY: `time` is a valid `timespec` (two 64-bit fields on 64-bit Linux), and 3
+        // is `CLOCK_THREAD_CPUTIME_ID`.
+        if unsafe { clock_gettime(3, &mut time) } == 0 {
+            return time[0] as f64 * 1e9 + time[1] as f64;
+        }
+    }
+    f64::NAN
+}
+
 /// The `kiln::model!` row.
 const KILN_LABEL: &str = "kiln model!, Streaming::step";
 
@@ -460,13 +540,21 @@ fn lstm(c: &mut Criterion) {
     let cell = Lstm::<SIMD_GEMM>::new(&keras);
     bench_cell(&mut g, model, LABELS[2], cell, exact(), &input);
     let dense_bias = [keras.dense_bias];
-    let cell = KilnStep::<KilnLstm>::new(&[
+    let weights: [(&str, &[f64]); 5] = [
         ("lstm/lstm_cell/kernel", &keras.kernel),
         ("lstm/lstm_cell/recurrent_kernel", &keras.recurrent),
         ("lstm/lstm_cell/bias", &keras.bias),
         ("dense/kernel", &keras.dense),
         ("dense/bias", &dense_bias),
-    ]);
+    ];
+    let cell = KilnStep::<KilnLstm>::new(&weights);
+    dump(
+        "lstm",
+        &weights,
+        &input,
+        KilnStep::<KilnLstm>::new(&weights),
+        exact(),
+    );
     bench_cell(&mut g, model, KILN_LABEL, cell, exact(), &input);
     g.finish();
 }
@@ -490,13 +578,21 @@ fn gru(c: &mut Criterion) {
     let cell = Gru::<SIMD_GEMM>::new(&keras);
     bench_cell(&mut g, model, LABELS[2], cell, exact(), &input);
     let dense_bias = [keras.dense_bias];
-    let cell = KilnStep::<KilnGru>::new(&[
+    let weights: [(&str, &[f64]); 5] = [
         ("gru/gru_cell/kernel", &keras.kernel),
         ("gru/gru_cell/recurrent_kernel", &keras.recurrent),
         ("gru/gru_cell/bias", &keras.bias),
         ("dense/kernel", &keras.dense),
         ("dense/bias", &dense_bias),
-    ]);
+    ];
+    let cell = KilnStep::<KilnGru>::new(&weights);
+    dump(
+        "gru",
+        &weights,
+        &input,
+        KilnStep::<KilnGru>::new(&weights),
+        exact(),
+    );
     bench_cell(&mut g, model, KILN_LABEL, cell, exact(), &input);
     g.finish();
 }

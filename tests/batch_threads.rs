@@ -1,9 +1,10 @@
 //! `predict_batch` split across threads (issue 11): on a Dense model, a convolutional model
 //! and a masked recurrent model (`tools/oracle/batch_threads.py`), every split of a batch
-//! into runs of rows — 2 to 5 runs, over batches of 2 to 37 samples, most not divisible by
-//! the run count — gives each row exactly the bits (and mask) of the one-thread pass, and
-//! Keras's outputs; a batch large enough to pass the work threshold is split by
-//! `predict_batch` itself, with the same bits on 1, 2 and 3 threads.
+//! into runs of rows — 2 to 5 threads, two runs each, over batches of 2 to 37 samples, most
+//! not divisible by the run count — gives each row exactly the bits (and mask) of the
+//! one-thread pass, and Keras's outputs; a batch large enough to pass the work threshold is
+//! split by `predict_batch` itself, with the same bits on 1, 2 and 3 threads. Also: a panic
+//! in a run reaches the caller and leaves the pool usable, and concurrent callers share it.
 
 mod common;
 
@@ -79,7 +80,7 @@ fn bits(values: &[f32]) -> Vec<u32> {
     values.iter().map(|v| v.to_bits()).collect()
 }
 
-/// Every prefix batch of 2 to 37 samples, split into 2 to 5 runs: the outputs and masks
+/// Every prefix batch of 2 to 37 samples, on 2 to 5 threads: the outputs and masks
 /// equal the one-thread pass's bit for bit, and Keras's within tolerance.
 fn every_split_has_the_one_thread_bits<M: Model>(name: &str, rtol: f32, atol: f32) {
     let (model, case) = load::<M>(name);

@@ -35,7 +35,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 /// The multiply-adds each thread beyond the calling one must get before `predict_batch`
 /// wakes it (measured: `benches/dense.rs`, group `W3 batches, threads`; BENCHMARKS.md,
 /// "Performance (issue 11)").
-pub const MIN_WORK_PER_THREAD: usize = 4_000_000;
+pub const MIN_WORK_PER_THREAD: usize = 5_000_000;
 
 /// The most threads the default ([`std::thread::available_parallelism`]) gives; more cores
 /// than this need `KILN_THREADS` or [`set_max_threads`].
@@ -119,8 +119,8 @@ pub(crate) fn forward_batch<M: Model>(model: &M, xs: &[f32]) -> (Vec<f32>, Optio
 /// (the calling one and `threads - 1` of the pool's): `2 * threads` runs as [`run_start`]
 /// cuts them (at most one per two samples), claimed one at a time, so a thread that starts
 /// late takes fewer; the outputs and masks concatenated in order. `predict_batch` calls it
-/// with [`threads_for`]'s count; tests call it with any count to check that the rows' bits do not
-/// depend on the split.
+/// with [`threads_for`]'s count; tests call it with any count to check that the rows' bits
+/// do not depend on the split.
 #[doc(hidden)]
 pub fn forward_in_parts<M: Model>(
     model: &M,
@@ -273,8 +273,7 @@ fn share(job: &Job<'_>, helpers: usize) {
         state.offer = Some(Offer(erased.cast()));
         state.seats = helpers.min(state.workers);
     }
-    POOL.offered.notify_all();
-    // Withdraws the offer and waits for the workers inside, even if a run panics and
+    // Withdraws the offer and waits for the workers inside when dropped, even if something
     // unwinds through here: until then they may read `job`.
     struct Withdraw;
     impl Drop for Withdraw {
@@ -291,6 +290,7 @@ fn share(job: &Job<'_>, helpers: usize) {
         }
     }
     let _withdraw = Withdraw;
+    POOL.offered.notify_all();
     job.claim();
 }
 
@@ -459,6 +459,40 @@ mod tests {
             class,
             output_shape,
             params,
+        }
+    }
+
+    /// The pool hand-off itself, as CI runs it under Valgrind memcheck: every run of a job
+    /// is claimed exactly once, by the caller or a worker, and the job's borrowed data is
+    /// read only while `share` has not returned; callers on several threads at once (one
+    /// gets the pool, the others run alone) included.
+    #[test]
+    fn every_run_of_a_shared_job_runs_once() {
+        use std::sync::atomic::AtomicU32;
+        let callers: Vec<_> = (0..3)
+            .map(|caller| {
+                std::thread::spawn(move || {
+                    for round in 0..40 {
+                        let runs = 1 + (round * 7 + caller) % 23;
+                        let counts: Vec<AtomicU32> = (0..runs).map(|_| AtomicU32::new(0)).collect();
+                        let run = |i: usize| {
+                            counts[i].fetch_add(1, Ordering::Relaxed);
+                        };
+                        share(
+                            &Job {
+                                next: AtomicUsize::new(0),
+                                runs,
+                                run: &run,
+                            },
+                            2,
+                        );
+                        assert!(counts.iter().all(|c| c.load(Ordering::Relaxed) == 1));
+                    }
+                })
+            })
+            .collect();
+        for caller in callers {
+            caller.join().expect("caller thread");
         }
     }
 

@@ -184,12 +184,11 @@ impl ElementwiseRule {
     /// buffers of these values (each as long as `params`; unused entries empty).
     ///
     /// Runs compiled for AVX2 + FMA where the CPU has them (`crate::isa`), whatever the
-    /// build's target: a default x86-64 build would otherwise take Adam's square roots and
-    /// divisions four at a time (SSE2), 23 % of a one-thread digits epoch. Not AVX-512:
-    /// on the Zen 4 of BENCHMARKS.md ("Training: one epoch against the peak") the 16-lane
-    /// loop made the epoch slower than SSE2's (2.15 against 1.98 ms, median of 300 epochs)
-    /// and the 8-lane one faster (1.79 ms). Same bits on every path: square root and
-    /// division are correctly rounded, and nothing is reordered or fused.
+    /// build's target: a default x86-64 build would otherwise run these loops on SSE2's four
+    /// lanes (RMSprop's digits epoch: 1.96 ms that way, 1.74 ms this way; BENCHMARKS.md,
+    /// "Training: one epoch against the peak"). Adam's usual rule runs its own 8-lane loop
+    /// (`AdamStep`). Same bits on every path: square root and division are correctly
+    /// rounded, and nothing is reordered or fused.
     pub fn apply(&self, params: &mut [f32], grads: &[f32], state: [&mut [f32]; MAX_STATE_PARTS]) {
         #[cfg(target_arch = "x86_64")]
         if crate::isa::isa() >= crate::isa::Isa::Avx2Fma
