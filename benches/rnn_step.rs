@@ -25,7 +25,9 @@
 //!
 //! Run with `cargo bench --bench rnn_step` (default build) and
 //! `RUSTFLAGS="-C target-cpu=native" cargo bench --bench rnn_step`; results are in
-//! BENCHMARKS.md ("Streaming RNN step").
+//! BENCHMARKS.md ("Streaming RNN step"). With `RNN_STEP_DUMP=<dir>` it also writes the kiln
+//! row's weights, input and outputs for the RTNeural harness (`benches/rtneural/run.sh`)
+//! and times that row the harness's way.
 
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion};
