@@ -635,7 +635,10 @@ fn streaming(model: &Model) -> TokenStream {
                 #vis fn predict_chunk(&self, state: &mut #state_ty, xs: &[f32]) -> ::core::result::Result<::kiln::__private::Vec<f32>, ::kiln::Error> {
                     let state = state.values_mut();
                     ::kiln::streaming::run_sequence(xs, #features, #out_len, #last_only, #ids_tokens, |x, y, tail| {
-                        self.__stream_step(state, x, y, tail)
+                        ::kiln::__private::dispatch(
+                            #[inline(always)]
+                            || self.__stream_step(state, x, y, tail),
+                        )
                     })
                 }
             }
@@ -698,7 +701,10 @@ fn stateful(
                 #[doc = #doc]
                 #vis fn predict_stateful(&self, states: &mut [#state_ty; #batch], xs: &[f32]) -> ::core::result::Result<::kiln::__private::Vec<f32>, ::kiln::Error> {
                     ::kiln::streaming::run_stateful(xs, #batch, #timesteps, #features, #out_len, #last_only, #ids, |b, x, y, tail| {
-                        self.__stream_step(states[b].values_mut(), x, y, tail)
+                        ::kiln::__private::dispatch(
+                            #[inline(always)]
+                            || self.__stream_step(states[b].values_mut(), x, y, tail),
+                        )
                     })
                 }
             }

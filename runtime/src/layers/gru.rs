@@ -10,6 +10,7 @@ use crate::activations::Activation;
 #[cfg(feature = "alloc")]
 use crate::initializers::{weight_rng, Initializer};
 use crate::param::Param;
+use crate::simd_math::{sigmoid, tanh};
 #[cfg(feature = "alloc")]
 use alloc::vec;
 
@@ -135,6 +136,7 @@ impl Gru {
     /// its mask, `state` ([`Rnn::state_len`] values, zeros at the start) carried between
     /// calls, `y` the output `h`. The numbers of [`super::recurrent::stream_step`], with
     /// each activation on its gates where they lie (no copies).
+    #[inline(always)]
     pub fn step(&self, x: &[f32], keep: bool, state: &mut [f32], work: &mut [f32], y: &mut [f32]) {
         let cell = &self.cell;
         let u = cell.units;
@@ -150,6 +152,28 @@ impl Gru {
             match cell.recurrent_bias() {
                 Some(b) => crate::gemm::vec_mat_from(b, h, r_kernel, g, 0, &mut rec[..width]),
                 None => vec_mat(h, r_kernel, g, 0, 0.0, &mut rec[..width]),
+            }
+            let defaults = (cell.recurrent_activation, cell.activation);
+            if cell.reset_after && matches!(defaults, (Activation::Sigmoid, Activation::Tanh)) {
+                // Keras's default gates in one pass over the units, the values staying in
+                // registers: the same functions on the same values in the same order as
+                // the general path below (same bits), vectorised for the instruction set
+                // of the code this is inlined into (`crate::isa::dispatch`).
+                let (pz, rest) = p.split_at(u);
+                let (pr, ph) = rest.split_at(u);
+                let (rz, rest) = rec.split_at(u);
+                let (rr, rh) = rest.split_at(u);
+                let zs = pz.iter().zip(rz);
+                let rs = pr.iter().zip(rr);
+                let hs = ph.iter().zip(&rh[..u]);
+                for (h, ((z, r), hh)) in h.iter_mut().zip(zs.zip(rs).zip(hs)) {
+                    let z = sigmoid(z.0 + z.1);
+                    let r = sigmoid(r.0 + r.1);
+                    let hh = tanh(hh.0 + r * hh.1);
+                    *h = z * *h + (1.0 - z) * hh;
+                }
+                y[..u].copy_from_slice(&state[..u]);
+                return;
             }
             // z and r: into `p`'s first two thirds, in place.
             for k in 0..2 * u {

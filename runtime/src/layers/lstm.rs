@@ -8,6 +8,7 @@ use crate::activations::Activation;
 #[cfg(feature = "alloc")]
 use crate::initializers::{weight_rng, Initializer};
 use crate::param::Param;
+use crate::simd_math::{sigmoid, tanh};
 #[cfg(feature = "alloc")]
 use alloc::vec;
 
@@ -130,6 +131,7 @@ impl Lstm {
     /// [`super::recurrent::stream_step`] with the gates computed in place: the projection
     /// and the recurrent product go into one buffer, and each activation runs on its gates
     /// where they lie (no copies; this is the real-time audio step).
+    #[inline(always)]
     pub fn step(&self, x: &[f32], keep: bool, state: &mut [f32], work: &mut [f32], y: &mut [f32]) {
         let cell = &self.cell;
         let u = cell.units;
@@ -146,6 +148,23 @@ impl Lstm {
                 z,
             );
             let (rec, act) = (cell.recurrent_activation, cell.activation);
+            if matches!((rec, act), (Activation::Sigmoid, Activation::Tanh)) {
+                // Keras's default gates in one pass over the units, the values staying in
+                // registers: the same functions, applied to the same values in the same
+                // order as the general path below, so the same bits, and vectorised for
+                // the instruction set of the code this is inlined into (`predict` and
+                // `Streaming::step` run on the CPU's best one, `crate::isa::dispatch`).
+                let (i, rest) = z.split_at(u);
+                let (f, rest) = rest.split_at(u);
+                let (gc, o) = rest.split_at(u);
+                let gates = i.iter().zip(f).zip(gc).zip(o);
+                for ((c, h), (((&i, &f), &gc), &o)) in c.iter_mut().zip(h.iter_mut()).zip(gates) {
+                    *c = sigmoid(f) * *c + sigmoid(i) * tanh(gc);
+                    *h = sigmoid(o) * tanh(*c);
+                }
+                y[..u].copy_from_slice(&state[..u]);
+                return;
+            }
             rec.apply(&mut z[..2 * u], u);
             act.apply(&mut z[2 * u..3 * u], u);
             rec.apply(&mut z[3 * u..], u);

@@ -978,6 +978,113 @@ mod tests {
         }
     }
 
+    /// The one-pass steps of Keras's default gates (LSTM and GRU with `reset_after`, tanh
+    /// and sigmoid) give the bits of the general path: the activations applied slice by
+    /// slice (`Activation::apply`, the block kernels of this process's instruction set),
+    /// then the gate arithmetic, written out here as the general path computes it.
+    #[test]
+    fn default_gate_steps_give_the_general_paths_bits() {
+        let (f, u) = (3, 37);
+        let v = |n: usize, k: f32| -> Vec<f32> {
+            (0..n)
+                .map(|i| ((i as f32 * 0.61 + k).sin()) * 1.7)
+                .collect()
+        };
+        let leak = |v: Vec<f32>| -> &'static [f32] { Box::leak(v.into_boxed_slice()) };
+        let seq = Sequence {
+            timesteps: 1,
+            features: f,
+            return_sequences: true,
+            go_backwards: false,
+        };
+        let x = v(f, 0.3);
+        let (sig, th) = (Activation::Sigmoid, Activation::Tanh);
+
+        let g = 4 * u;
+        let lstm = Lstm::baked(
+            seq,
+            u,
+            th,
+            sig,
+            leak(v(f * g, 0.2)),
+            leak(v(u * g, 0.4)),
+            Some(leak(v(g, 0.5))),
+        );
+        let mut state = v(2 * u, 0.9);
+        let mut want_state = state.clone();
+        let mut y = vec![0.0; u];
+        lstm.step(&x, true, &mut state, &mut vec![0.0; 5 * u], &mut y);
+        let mut z = vec![0.0; g];
+        let cell = &lstm.cell;
+        let (h, c) = want_state.split_at_mut(u);
+        crate::gemm::vec_mat2(
+            cell.bias.as_deref(),
+            (&x, &cell.kernel),
+            (h, &cell.recurrent_kernel),
+            &mut z,
+        );
+        sig.apply(&mut z[..2 * u], u);
+        th.apply(&mut z[2 * u..3 * u], u);
+        sig.apply(&mut z[3 * u..], u);
+        let mut tc = vec![0.0; u];
+        for k in 0..u {
+            c[k] = z[u + k] * c[k] + z[k] * z[2 * u + k];
+            tc[k] = c[k];
+        }
+        th.apply(&mut tc, u);
+        for k in 0..u {
+            h[k] = z[3 * u + k] * tc[k];
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(&state),
+            bits(&want_state),
+            "lstm ({:?})",
+            crate::isa::isa()
+        );
+        assert_eq!(bits(&y), bits(&want_state[..u]));
+
+        let g = 3 * u;
+        let gru = Gru::baked(
+            seq,
+            u,
+            th,
+            sig,
+            true,
+            leak(v(f * g, 0.6)),
+            leak(v(u * g, 0.7)),
+            Some(leak(v(2 * g, 0.8))),
+        );
+        let mut state = v(u, 0.1);
+        let mut want = state.clone();
+        gru.step(&x, true, &mut state, &mut vec![0.0; 7 * u], &mut y);
+        let cell = &gru.cell;
+        let mut p = vec![0.0; g];
+        project_step(cell, &x, &mut p);
+        let bias = cell.bias.as_deref().map(|b| &b[g..]);
+        let mut rec = vec![0.0; g];
+        crate::gemm::vec_mat_from(
+            bias.unwrap_or(&[]),
+            &want,
+            &cell.recurrent_kernel,
+            g,
+            0,
+            &mut rec,
+        );
+        for k in 0..2 * u {
+            p[k] += rec[k];
+        }
+        sig.apply(&mut p[..2 * u], u);
+        for k in 0..u {
+            p[2 * u + k] += p[u + k] * rec[2 * u + k];
+        }
+        th.apply(&mut p[2 * u..], u);
+        for k in 0..u {
+            want[k] = p[k] * want[k] + (1.0 - p[k]) * p[2 * u + k];
+        }
+        assert_eq!(bits(&state), bits(&want), "gru ({:?})", crate::isa::isa());
+    }
+
     /// Streaming steps (each cell's `step`, with a mask) give the rows of the whole
     /// sequence's `return_sequences` output; the scratch sizes are the macro's formulas
     /// (`macros/src/layers/recurrent.rs`, `Cell::step_len`: 2u, 5u, 7u).
