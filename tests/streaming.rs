@@ -107,8 +107,8 @@ impl<T: Streaming> Probe<T> {
 }
 
 macro_rules! sequences {
-    ($model:ty, $case:expr, |$m:ident, $x:ident, $features:ident| $run:expr) => {{
-        let file = golden("streaming");
+    ($file:literal, $model:ty, $case:expr, |$m:ident, $x:ident, $features:ident| $run:expr) => {{
+        let file = golden($file);
         let case = find(&file["cases"], $case);
         let $features = case["features"].as_u64().expect("features") as usize;
         let $m: $model = load(case);
@@ -121,25 +121,33 @@ macro_rules! sequences {
             assert_close(&what, &$run, &expected, RTOL, ATOL);
         }
     }};
+    ($model:ty, $case:expr, |$m:ident, $x:ident, $features:ident| $run:expr) => {
+        sequences!("streaming", $model, $case, |$m, $x, $features| $run)
+    };
 }
 
+/// `predict_sequence`, then `Streaming::step` one timestep at a time from a reset state,
+/// against the golden file's sequences (tests/golden/streaming.json unless named).
 macro_rules! streaming_case {
-    ($test:ident, $model:ty, $case:literal) => {
+    ($file:literal, $test:ident, $model:ty, $case:literal) => {
         #[test]
         fn $test() {
             // The whole sequence at once, any length.
-            sequences!($model, $case, |m, x, _f| m
+            sequences!($file, $model, $case, |m, x, _f| m
                 .predict_sequence(&x)
                 .expect("predict_sequence"));
             // One timestep at a time: one state across the sequence, reset between them.
             let mut state: Option<<$model as Streaming>::State> = None;
-            sequences!($model, $case, |m, x, f| {
+            sequences!($file, $model, $case, |m, x, f| {
                 let state = state.get_or_insert_with(|| m.new_state());
                 state.reset();
                 stream(&m, state, &x, f)
             });
             assert!(Probe::<$model>(PhantomData).streams());
         }
+    };
+    ($test:ident, $model:ty, $case:literal) => {
+        streaming_case!("streaming", $test, $model, $case);
     };
 }
 
@@ -517,70 +525,38 @@ kiln::model! {
     ]);
 }
 
-/// `sequences!` on tests/golden/streaming_more.json.
-macro_rules! more_sequences {
-    ($model:ty, $case:expr, |$m:ident, $x:ident, $features:ident| $run:expr) => {{
-        let file = golden("streaming_more");
-        let case = find(&file["cases"], $case);
-        let $features = case["features"].as_u64().expect("features") as usize;
-        let $m: $model = load(case);
-        let sequences = case["sequences"].as_array().expect("sequences");
-        assert!(!sequences.is_empty());
-        for (n, s) in sequences.iter().enumerate() {
-            let $x = floats(&s["x"]);
-            let expected = floats(&s["y"]);
-            let what = format!("{} sequence {n} ({} timesteps)", $case, s["timesteps"]);
-            assert_close(&what, &$run, &expected, RTOL, ATOL);
-        }
-    }};
-}
-
-/// `streaming_case!` on tests/golden/streaming_more.json: `predict_sequence`, then
-/// `Streaming::step` one timestep at a time from a reset state.
-macro_rules! more_streaming_case {
-    ($test:ident, $model:ty, $case:literal) => {
-        #[test]
-        fn $test() {
-            more_sequences!($model, $case, |m, x, _f| m
-                .predict_sequence(&x)
-                .expect("predict_sequence"));
-            let mut state: Option<<$model as Streaming>::State> = None;
-            more_sequences!($model, $case, |m, x, f| {
-                let state = state.get_or_insert_with(|| m.new_state());
-                state.reset();
-                stream(&m, state, &x, f)
-            });
-            assert!(Probe::<$model>(PhantomData).streams());
-        }
-    };
-}
-
-more_streaming_case!(
+streaming_case!(
+    "streaming_more",
     a_dilated_causal_conv1d_into_an_lstm_steps_like_keras,
     CausalConvDilatedLstmDense,
     "causal_conv_dilated_lstm_dense"
 );
-more_streaming_case!(
+streaming_case!(
+    "streaming_more",
     grouped_causal_and_one_timestep_conv1ds_step_like_keras,
     CausalConvGroupsPointwise,
     "causal_conv_groups_pointwise"
 );
-more_streaming_case!(
+streaming_case!(
+    "streaming_more",
     layer_norm_prelu_and_softmax_per_timestep_step_like_keras,
     LstmLayerNormPreluSoftmax,
     "lstm_layer_norm_prelu_softmax"
 );
-more_streaming_case!(
+streaming_case!(
+    "streaming_more",
     embedding_ids_and_their_zero_mask_step_like_keras,
     EmbeddingMaskLstmSeq,
     "embedding_mask_lstm_seq"
 );
-more_streaming_case!(
+streaming_case!(
+    "streaming_more",
     time_distributed_per_timestep_layers_step_like_keras,
     TimeDistributedDenseGruNorm,
     "time_distributed_dense_gru_norm"
 );
-more_streaming_case!(
+streaming_case!(
+    "streaming_more",
     a_masked_timestep_is_all_zeros_after_softmax,
     MaskingLstmSoftmax,
     "masking_lstm_softmax"
@@ -619,14 +595,18 @@ fn fixed_length_convolutions_and_normalisations_stream_one_timestep() {
 /// only (no `Streaming`), ids included.
 #[test]
 fn last_output_models_with_ids_and_normalisations_predict_whole_sequences() {
-    more_sequences!(
+    sequences!(
+        "streaming_more",
         LstmLastLayerNormPrelu,
         "lstm_last_layer_norm_prelu",
         |m, x, _f| m.predict_sequence(&x).expect("predict_sequence")
     );
-    more_sequences!(EmbeddingGruLast, "embedding_gru_last", |m, x, _f| m
-        .predict_sequence(&x)
-        .expect("predict_sequence"));
+    sequences!(
+        "streaming_more",
+        EmbeddingGruLast,
+        "embedding_gru_last",
+        |m, x, _f| m.predict_sequence(&x).expect("predict_sequence")
+    );
     assert!(!Probe::<LstmLastLayerNormPrelu>(PhantomData).streams());
     assert!(!Probe::<EmbeddingGruLast>(PhantomData).streams());
 }
