@@ -7,7 +7,7 @@
 
 mod common;
 use common::{assert_close, floats, golden, load};
-use kiln::{Model, Reset, StreamState, Streaming, Tensor};
+use kiln::{Model, Reset, Streaming, Tensor};
 use serde_json::Value;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -231,13 +231,13 @@ fn chunks_carry_the_state_like_keras_stateful() {
             );
         }
     }
-    let state = std::cell::RefCell::new(StreamState::<8>::new());
+    let state = std::cell::RefCell::new(StatefulLstmSeq::new(0).new_state());
     run::<StatefulLstmSeq>(
         "stateful_lstm_seq",
         |m, x| m.predict_chunk(&mut state.borrow_mut(), x).expect("chunk"),
         || state.borrow_mut().reset(),
     );
-    let state = std::cell::RefCell::new(StreamState::<3>::new());
+    let state = std::cell::RefCell::new(StatefulGruLast::new(0).new_state());
     run::<StatefulGruLast>(
         "stateful_gru_last",
         |m, x| m.predict_chunk(&mut state.borrow_mut(), x).expect("chunk"),
@@ -354,14 +354,16 @@ fn stateful_batches_carry_a_state_per_sample_like_keras() {
 /// GRU and SimpleRNN `h`; its size is a compile-time constant.
 #[test]
 fn the_state_size_is_known_at_compile_time() {
-    const LSTM: usize = std::mem::size_of::<<LstmSeqDense as Streaming>::State>();
-    assert_eq!(LSTM, 2 * 4 * 4);
-    const STACK: usize = std::mem::size_of::<<SimpleRnnLstmStackChain as Streaming>::State>();
-    assert_eq!(STACK, (5 + 2 * 4) * 4);
-    assert_eq!(
-        std::mem::size_of::<<MaskingGruSeqDense as Streaming>::State>(),
-        4 * 4
-    );
+    // The carried values: an LSTM's `h` and `c`, a stack's states side by side, a GRU's `h`.
+    type LstmState = <LstmSeqDense as Streaming>::State;
+    assert_eq!(LstmState::LEN, 2 * 4);
+    type StackState = <SimpleRnnLstmStackChain as Streaming>::State;
+    assert_eq!(StackState::LEN, 5 + 2 * 4);
+    assert_eq!(<MaskingGruSeqDense as Streaming>::State::LEN, 4);
+    // Its size, scratch included, is a constant: whole cache lines, no heap.
+    const LSTM: usize = std::mem::size_of::<LstmState>();
+    const { assert!(LSTM >= 4 * LstmState::LEN && LSTM.is_multiple_of(64)) };
+    assert_eq!(LstmSeqDense::new(0).new_state().values().len(), 8);
     // `Input(shape = (None, f))`: the `Model` impl sees sequences of one timestep.
     assert_eq!(LstmSeqDense::INPUT_SHAPE, &[1, 2]);
     assert_eq!(LstmSeqDense::OUTPUT_SHAPE, &[1, 3]);

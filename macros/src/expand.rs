@@ -499,6 +499,12 @@ fn streaming(model: &Model) -> TokenStream {
         .max()
         .unwrap_or(1)
         .max(features);
+    // The step's scratch (`StreamState`'s): the largest layer scratch, then the two
+    // buffers, each rounded up to whole cache lines.
+    let lines = |n: usize| n.div_ceil(16).saturating_mul(16);
+    let layer_scratch = lines(codes.iter().map(|c| c.scratch_len).max().unwrap_or(0));
+    let width = lines(width);
+    let scratch_len = layer_scratch.saturating_add(width.saturating_mul(2));
     let buf = |b: usize| if b == 0 { quote!(buf_a) } else { quote!(buf_b) };
     let mut current = 0usize;
     let mut offset = 0usize;
@@ -548,7 +554,7 @@ fn streaming(model: &Model) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     let last_only = last_only_at.is_some();
-    let state_ty = quote!(::kiln::StreamState<#state_len>);
+    let state_ty = quote!(::kiln::StreamState<#state_len, #scratch_len>);
     let sizes = StepSizes {
         features,
         out_len,
@@ -575,8 +581,10 @@ fn streaming(model: &Model) -> TokenStream {
                         #[inline(always)]
                         move || {
                             let mut y = <#step_out>::zeros();
+                            let (state, scratch) = state.values_and_scratch_mut();
                             self.__stream_step(
-                                state.values_mut(),
+                                state,
+                                scratch,
                                 x.as_slice(),
                                 y.as_mut_slice(),
                                 true,
@@ -608,9 +616,9 @@ fn streaming(model: &Model) -> TokenStream {
             #[doc(hidden)]
             #[inline(always)]
             #[allow(unused_variables, unused_mut, clippy::let_unit_value)]
-            #vis fn __stream_step(&self, state: &mut [f32], input: &[f32], output: &mut [f32], tail: bool) {
-                let mut buf_a = [0.0f32; #width];
-                let mut buf_b = [0.0f32; #width];
+            #vis fn __stream_step(&self, state: &mut [f32], scratch: &mut [f32], input: &[f32], output: &mut [f32], tail: bool) {
+                let (scratch, buffers) = scratch.split_at_mut(#layer_scratch);
+                let (buf_a, buf_b) = buffers.split_at_mut(#width);
                 buf_a[..#features].copy_from_slice(&input[..#features]);
                 #(#steps)*
                 if tail {
@@ -633,11 +641,11 @@ fn streaming(model: &Model) -> TokenStream {
                 /// concatenation gives (Keras's `stateful = True` `predict` over
                 /// consecutive batches; reset with `kiln::Reset::reset`).
                 #vis fn predict_chunk(&self, state: &mut #state_ty, xs: &[f32]) -> ::core::result::Result<::kiln::__private::Vec<f32>, ::kiln::Error> {
-                    let state = state.values_mut();
+                    let (state, scratch) = state.values_and_scratch_mut();
                     ::kiln::streaming::run_sequence(xs, #features, #out_len, #last_only, #ids_tokens, |x, y, tail| {
                         ::kiln::__private::dispatch(
                             #[inline(always)]
-                            || self.__stream_step(state, x, y, tail),
+                            || self.__stream_step(state, scratch, x, y, tail),
                         )
                     })
                 }
@@ -703,7 +711,10 @@ fn stateful(
                     ::kiln::streaming::run_stateful(xs, #batch, #timesteps, #features, #out_len, #last_only, #ids, |b, x, y, tail| {
                         ::kiln::__private::dispatch(
                             #[inline(always)]
-                            || self.__stream_step(states[b].values_mut(), x, y, tail),
+                            || {
+                                let (state, scratch) = states[b].values_and_scratch_mut();
+                                self.__stream_step(state, scratch, x, y, tail)
+                            },
                         )
                     })
                 }

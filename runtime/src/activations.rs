@@ -16,8 +16,9 @@
 //!
 //! `tanh` and `sigmoid` are [`crate::simd_math`]'s branch-free element functions (libm's
 //! accuracy, about 2 ulp), so one formula serves a single value and a whole slice: `apply`
-//! runs them vectorised ([`tanh_in_place`], [`sigmoid_in_place`]) and gives bit for bit what
-//! `scalar` gives.
+//! runs them vectorised ([`tanh_in_place`], [`sigmoid_in_place`]). On the portable path it
+//! gives bit for bit what `scalar` gives; on AVX2 and AVX-512 its multiply-adds are fused
+//! (one rounding), which can move the last bit or two (`crate::simd_math::MulAdd`).
 //!
 //! Functions are written to stay finite where the true value is finite: sigmoid and softplus
 //! never overflow, softmax subtracts the maximum, log-softmax goes through log-sum-exp, and

@@ -17,6 +17,13 @@ pub enum Isa {
 }
 
 impl Isa {
+    /// Whether kiln's kernels on this instruction set fuse multiply-adds (one rounding, an
+    /// FMA instruction): the AVX2 and AVX-512 paths do, the portable one does not
+    /// (`crate::simd_math::MulAdd`).
+    pub fn fuses_multiply_add(self) -> bool {
+        self != Isa::Portable
+    }
+
     /// The `KILN_ISA` spelling.
     pub fn name(self) -> &'static str {
         match self {
@@ -72,7 +79,9 @@ pub fn choose(requested: Option<&str>, available: &[Isa]) -> Isa {
         .unwrap_or(Isa::Portable)
 }
 
-/// The instruction set the kernels use in this process (read once).
+/// The instruction set the kernels use in this process (read once). Inlined: after the
+/// first call it is one load and compare, and a streaming step asks several times.
+#[inline]
 pub fn isa() -> Isa {
     #[cfg(feature = "std")]
     {
@@ -96,9 +105,11 @@ pub fn isa() -> Isa {
 /// chosen once per process. Builds whose target already has AVX-512 (`-C
 /// target-cpu=native` on such a CPU) call `f` directly.
 ///
-/// Same bits on every path: without fast-math flags, the compiler may vectorise but not
-/// reorder or fuse floating-point operations, so each value is computed by the same
-/// operations in the same order (the parity tests run under each `KILN_ISA`).
+/// Same bits in every copy: without fast-math flags, the compiler may vectorise but not
+/// reorder or fuse floating-point operations, so `f` computes each value by the same
+/// operations in the same order wherever it is inlined. (Code that fuses multiply-adds on
+/// purpose asks [`isa`] first: `crate::simd_math::MulAdd`. The parity tests run under each
+/// `KILN_ISA`.)
 #[inline(always)]
 pub fn dispatch<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(all(target_arch = "x86_64", not(target_feature = "avx512f")))]

@@ -3,13 +3,22 @@
 //! `#[weights = "..."]`). Layers read both the same way; writing a baked weight copies it to
 //! the heap first (needs the `alloc` feature).
 //!
+//! Heap weights sit at a 64-byte (cache-line) boundary ([`Aligned`]): a kernel's 512-bit loads
+//! of a row then never split a cache line, which otherwise costs up to 45 % of a recurrent
+//! step's product (BENCHMARKS.md, "Streaming RNN step"), depending on where the allocator
+//! happened to put the weight.
+//!
 //! [`BakedBytes`] holds a weight file included at compile time and hands out its tensors as
 //! `&'static [f32]`, checked in `const` evaluation, so a baked model is built by a `const fn`.
 
 #[cfg(feature = "alloc")]
-use alloc::boxed::Box;
+use core::alloc::Layout;
 use core::fmt;
 use core::ops::Deref;
+#[cfg(feature = "alloc")]
+use core::ops::DerefMut;
+#[cfg(feature = "alloc")]
+use core::ptr::NonNull;
 use nalgebra::SMatrix;
 
 /// One weight of a layer, readable as a `T` (a fixed-size matrix, or `[f32]`).
@@ -17,7 +26,7 @@ pub struct Param<T: ?Sized + 'static>(Storage<T>);
 
 enum Storage<T: ?Sized + 'static> {
     #[cfg(feature = "alloc")]
-    Heap(Box<T>),
+    Heap(Aligned<T>),
     Baked(&'static T),
 }
 
@@ -35,16 +44,16 @@ impl<T: ?Sized + 'static> Param<T> {
 
 #[cfg(feature = "alloc")]
 impl<T: ?Sized + Values + 'static> Param<T> {
-    /// A weight owned on the heap.
-    pub fn heap(values: Box<T>) -> Param<T> {
-        Param(Storage::Heap(values))
+    /// A weight owned on the heap: a copy of `values` at a 64-byte boundary.
+    pub fn heap(values: &T) -> Param<T> {
+        Param(Storage::Heap(values.aligned_copy()))
     }
 
     /// The values, writable: a baked weight is first copied to the heap, so writing never
     /// touches read-only memory.
     pub fn make_mut(&mut self) -> &mut T {
         if let Storage::Baked(values) = self.0 {
-            self.0 = Storage::Heap(values.boxed_copy());
+            self.0 = Storage::Heap(values.aligned_copy());
         }
         match &mut self.0 {
             Storage::Heap(values) => values,
@@ -70,7 +79,7 @@ impl<T: ?Sized + Values + 'static> Clone for Param<T> {
     fn clone(&self) -> Self {
         match &self.0 {
             #[cfg(feature = "alloc")]
-            Storage::Heap(values) => Param(Storage::Heap(values.boxed_copy())),
+            Storage::Heap(values) => Param(Storage::Heap(values.aligned_copy())),
             Storage::Baked(values) => Param(Storage::Baked(values)),
         }
     }
@@ -87,9 +96,10 @@ impl<T: ?Sized + Values + 'static> fmt::Debug for Param<T> {
 pub trait Values {
     /// The values, in storage order.
     fn as_values(&self) -> &[f32];
-    /// A heap copy that never passes through the stack (large matrices overflow it).
+    /// A 64-byte-aligned heap copy, never passing through the stack (large matrices
+    /// overflow it).
     #[cfg(feature = "alloc")]
-    fn boxed_copy(&self) -> Box<Self>;
+    fn aligned_copy(&self) -> Aligned<Self>;
 }
 
 impl<const R: usize, const C: usize> Values for SMatrix<f32, R, C> {
@@ -97,10 +107,19 @@ impl<const R: usize, const C: usize> Values for SMatrix<f32, R, C> {
         self.as_slice()
     }
     #[cfg(feature = "alloc")]
-    fn boxed_copy(&self) -> Box<Self> {
-        let mut copy = crate::heap::zeroed::<Self>();
-        copy.copy_from(self);
-        copy
+    fn aligned_copy(&self) -> Aligned<Self> {
+        let ptr = Aligned::<Self>::allocate(R * C).cast::<Self>();
+        // SAFETY: `allocate` returned room for `R * C` `f32`s at a 64-byte boundary (or a
+        // dangling aligned pointer when that is 0), which is `Self`'s layout (`repr(C)` over
+        // `[[f32; R]; C]`); the copy initialises every value before the pointer is used as
+        // a `Self`.
+        unsafe {
+            core::ptr::copy_nonoverlapping(self.as_slice().as_ptr(), ptr.as_ptr().cast(), R * C);
+            Aligned {
+                ptr: NonNull::new_unchecked(ptr.as_ptr()),
+                layout: Aligned::<Self>::layout(R * C),
+            }
+        }
     }
 }
 
@@ -109,8 +128,91 @@ impl Values for [f32] {
         self
     }
     #[cfg(feature = "alloc")]
-    fn boxed_copy(&self) -> Box<Self> {
-        Box::from(self)
+    fn aligned_copy(&self) -> Aligned<Self> {
+        let ptr = Aligned::<Self>::allocate(self.len());
+        // SAFETY: as for matrices: room for `self.len()` `f32`s, all written before use.
+        unsafe {
+            core::ptr::copy_nonoverlapping(self.as_ptr(), ptr.as_ptr(), self.len());
+            let slice = core::ptr::slice_from_raw_parts_mut(ptr.as_ptr(), self.len());
+            Aligned {
+                ptr: NonNull::new_unchecked(slice),
+                layout: Aligned::<Self>::layout(self.len()),
+            }
+        }
+    }
+}
+
+/// Where heap weights start: one cache line, the width of a 512-bit load.
+#[cfg(feature = "alloc")]
+pub const WEIGHT_ALIGN: usize = 64;
+
+/// A heap-owned `T` (`f32` values) starting at a [`WEIGHT_ALIGN`]-byte boundary; what
+/// `Box<T>` would be with that alignment.
+#[cfg(feature = "alloc")]
+pub struct Aligned<T: ?Sized> {
+    ptr: NonNull<T>,
+    /// What `ptr` was allocated with (size 0: nothing allocated).
+    layout: Layout,
+}
+
+// SAFETY: `Aligned<T>` owns its `T` as a `Box<T>` does, and `T` holds only `f32`s.
+#[cfg(feature = "alloc")]
+unsafe impl<T: ?Sized + Send> Send for Aligned<T> {}
+// SAFETY: as above; shared access only reads.
+#[cfg(feature = "alloc")]
+unsafe impl<T: ?Sized + Sync> Sync for Aligned<T> {}
+
+#[cfg(feature = "alloc")]
+impl<T: ?Sized> Aligned<T> {
+    /// The layout of `n` `f32`s at a [`WEIGHT_ALIGN`] boundary.
+    fn layout(n: usize) -> Layout {
+        match Layout::array::<f32>(n).and_then(|l| l.align_to(WEIGHT_ALIGN)) {
+            Ok(layout) => layout,
+            // More bytes than `isize::MAX`: no value of `T` can be that large either.
+            Err(_) => panic!("weight of {n} values exceeds the address space"),
+        }
+    }
+
+    /// Uninitialised room for `n` `f32`s at a [`WEIGHT_ALIGN`] boundary (a dangling,
+    /// aligned pointer when `n` is 0).
+    fn allocate(n: usize) -> NonNull<f32> {
+        let layout = Self::layout(n);
+        if layout.size() == 0 {
+            // SAFETY: `WEIGHT_ALIGN` is not 0; the pointer is never read through (no values).
+            return unsafe { NonNull::new_unchecked(WEIGHT_ALIGN as *mut f32) };
+        }
+        // SAFETY: the layout's size is not 0.
+        let ptr = unsafe { alloc::alloc::alloc(layout) }.cast::<f32>();
+        NonNull::new(ptr).unwrap_or_else(|| alloc::alloc::handle_alloc_error(layout))
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<T: ?Sized> Deref for Aligned<T> {
+    type Target = T;
+    #[inline(always)]
+    fn deref(&self) -> &T {
+        // SAFETY: the pointer is to an initialised `T` this value owns (`aligned_copy`).
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<T: ?Sized> DerefMut for Aligned<T> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as for `deref`, and `&mut self` makes the access unique.
+        unsafe { self.ptr.as_mut() }
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<T: ?Sized> Drop for Aligned<T> {
+    fn drop(&mut self) {
+        if self.layout.size() != 0 {
+            // SAFETY: allocated by `allocate` with this layout; `f32`s need no drop.
+            unsafe { alloc::alloc::dealloc(self.ptr.as_ptr().cast(), self.layout) }
+        }
     }
 }
 
@@ -184,5 +286,25 @@ mod tests {
         let mut m: Param<SMatrix<f32, 2, 2>> = Param::baked(MATRIX);
         m.make_mut()[(0, 0)] = -1.0;
         assert_eq!(m.as_slice(), &[-1.0, 2.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn heap_weights_start_at_a_cache_line() {
+        let aligned = |p: *const f32| (p as usize).is_multiple_of(WEIGHT_ALIGN);
+        for n in [0, 1, 3, 17, 1000] {
+            let values: Vec<f32> = (0..n).map(|v| v as f32).collect();
+            let p: Param<[f32]> = Param::heap(&values[..]);
+            assert!(aligned(p.as_ptr()), "{n} values");
+            assert_eq!(p.len(), n);
+            assert!(p.iter().enumerate().all(|(i, &v)| v == i as f32));
+            let copy = p.clone();
+            assert!(aligned(copy.as_ptr()));
+            assert_eq!(&*copy, &*p);
+        }
+        let mut m: Param<SMatrix<f32, 3, 5>> = Param::baked(matrix::<3, 5>(&[1.5; 15]));
+        m.make_mut()[(2, 4)] = 0.0;
+        assert!(aligned(m.as_ptr()), "a baked weight written lands aligned");
+        assert_eq!(m.as_slice()[14], 0.0);
+        assert_eq!(m.as_slice()[13], 1.5);
     }
 }

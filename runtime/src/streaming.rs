@@ -37,20 +37,32 @@ pub trait Reset {
 /// The recurrent state of a streaming model: `N` values, every layer's carried state side
 /// by side (an LSTM's `h` and `c`, a GRU's or SimpleRNN's `h`, a causal `Conv1D`'s last
 /// `(kernel_size - 1) * dilation_rate` input timesteps), zeros at the start of a
-/// sequence. Its size is known at compile time (`core::mem::size_of::<StreamState<N>>()`);
-/// it lives wherever the caller puts it (stack, `static`, heap).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct StreamState<const N: usize> {
+/// sequence. Its size is known at compile time (`core::mem::size_of::<StreamState<N,
+/// W>>()`); it lives wherever the caller puts it (stack, `static`, heap).
+///
+/// It also holds the step's `W` values of scratch (the gates of its recurrent layers, the
+/// values passed between layers), so that a step does not clear fresh stack memory for them
+/// each call: that clearing cost an LSTM(1 -> 32) step about a tenth of its time
+/// (BENCHMARKS.md, "Streaming RNN step"). The scratch is not part of the state: a step
+/// writes it before reading it, and [`StreamState::values`], `==`, `Debug` and
+/// [`Reset::reset`] ignore it.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+pub struct StreamState<const N: usize, const W: usize = 0> {
+    scratch: [f32; W],
     values: [f32; N],
 }
 
-impl<const N: usize> StreamState<N> {
+impl<const N: usize, const W: usize> StreamState<N, W> {
     /// Values in the state.
     pub const LEN: usize = N;
 
     /// The state at the start of a sequence: zeros.
     pub const fn new() -> Self {
-        StreamState { values: [0.0; N] }
+        StreamState {
+            scratch: [0.0; W],
+            values: [0.0; N],
+        }
     }
 
     /// The state's values, layer by layer in model order.
@@ -62,15 +74,37 @@ impl<const N: usize> StreamState<N> {
     pub fn values_mut(&mut self) -> &mut [f32] {
         &mut self.values
     }
+
+    /// The values and the step's scratch, for the generated step.
+    #[doc(hidden)]
+    #[inline(always)]
+    pub fn values_and_scratch_mut(&mut self) -> (&mut [f32], &mut [f32]) {
+        (&mut self.values, &mut self.scratch)
+    }
 }
 
-impl<const N: usize> Default for StreamState<N> {
+impl<const N: usize, const W: usize> Default for StreamState<N, W> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<const N: usize> Reset for StreamState<N> {
+/// Equal carried values (the scratch is not compared).
+impl<const N: usize, const W: usize> PartialEq for StreamState<N, W> {
+    fn eq(&self, other: &Self) -> bool {
+        self.values == other.values
+    }
+}
+
+impl<const N: usize, const W: usize> core::fmt::Debug for StreamState<N, W> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("StreamState")
+            .field("values", &self.values)
+            .finish()
+    }
+}
+
+impl<const N: usize, const W: usize> Reset for StreamState<N, W> {
     fn reset(&mut self) {
         self.values = [0.0; N];
     }

@@ -1255,6 +1255,7 @@ impl Layer for Conv {
         let apply = self.activation.apply_slice(&quote!(y), filters);
         Some(super::StepCode {
             state_len: (span - 1).saturating_mul(self.geometry.channels),
+            scratch_len: 0,
             code: SliceForward::Map(quote!(
                 #w.step(x, state, y);
                 #apply

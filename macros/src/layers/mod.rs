@@ -287,6 +287,10 @@ pub struct Step {
 /// `keep`.
 pub struct StepCode {
     pub state_len: usize,
+    /// Scratch the code uses, as `scratch: &mut [f32]` (at least this many values, at a
+    /// cache-line boundary, holding whatever the last step left: the code writes before it
+    /// reads).
+    pub scratch_len: usize,
     pub code: SliceForward,
     /// The layer's output for a whole sequence is its output at the last timestep only
     /// (a recurrent layer without `return_sequences`): the layers after it see one vector,
@@ -299,6 +303,7 @@ impl StepCode {
     pub fn stateless(code: SliceForward) -> StepCode {
         StepCode {
             state_len: 0,
+            scratch_len: 0,
             code,
             last_only: false,
         }

@@ -584,9 +584,9 @@ impl Layer for Recurrent {
         let keep = s.mask.clone().unwrap_or_else(|| quote!(true));
         Some(super::StepCode {
             state_len: self.cell.state_len(self.units),
+            scratch_len: len,
             code: SliceForward::Map(quote!({
-                let mut work = [0.0f32; #len];
-                #w.step(x, #keep, state, &mut work, y);
+                #w.step(x, #keep, state, &mut scratch[..#len], y);
             })),
             last_only: !self.return_sequences,
         })

@@ -20,15 +20,33 @@ use crate::isa::Isa;
 /// One product's operands: `x` (one value per row of `w`), `w` row-major with `cols`
 /// values per row, read from column `col0`.
 #[derive(Clone, Copy)]
-struct Rows<'a> {
+pub(crate) struct Rows<'a> {
     x: &'a [f32],
     w: &'a [f32],
     cols: usize,
     col0: usize,
 }
 
-impl Rows<'_> {
+impl<'a> Rows<'a> {
+    /// `x` times the rows of `w` (row-major, `cols` values per row) from column 0,
+    /// checked to hold `n` columns.
+    ///
+    /// # Panics
+    /// As [`vec_mat`]: if a row of `w` lacks one of those columns.
+    #[inline(always)]
+    pub(crate) fn new(x: &'a [f32], w: &'a [f32], cols: usize, n: usize) -> Self {
+        let rows = Rows {
+            x,
+            w,
+            cols,
+            col0: 0,
+        };
+        rows.check(n);
+        rows
+    }
+
     /// Every row's `col0..col0 + n` inside `w`.
+    #[inline(always)]
     fn check(&self, n: usize) {
         let rows = self.x.len();
         assert!(
@@ -50,7 +68,7 @@ impl Rows<'_> {
 /// # Panics
 /// If `col0 + y.len() > cols` or `w` is shorter than the rows it must hold: internal errors,
 /// never user input (layer shapes are fixed at compile time).
-#[inline]
+#[inline(always)]
 pub fn vec_mat(x: &[f32], w: &[f32], cols: usize, col0: usize, accumulate: bool, y: &mut [f32]) {
     let rows = Rows { x, w, cols, col0 };
     rows.check(y.len());
@@ -60,6 +78,12 @@ pub fn vec_mat(x: &[f32], w: &[f32], cols: usize, col0: usize, accumulate: bool,
         y[0] = if accumulate { y[0] + value } else { value };
         return;
     }
+    vec_mat_rows(rows, accumulate, y);
+}
+
+/// [`vec_mat`] past its one-output case, out of line: inlined `vec_mat` stays small.
+#[inline(never)]
+fn vec_mat_rows(rows: Rows, accumulate: bool, y: &mut [f32]) {
     run(crate::isa::isa(), None, &[rows], accumulate, y);
 }
 
@@ -85,7 +109,7 @@ pub fn vec_mat_from(init: &[f32], x: &[f32], w: &[f32], cols: usize, col0: usize
 ///
 /// # Panics
 /// As [`vec_mat`] for each product, and if `init` is shorter than `y`.
-#[inline]
+#[inline(always)]
 pub fn vec_mat2(
     init: Option<&[f32]>,
     (x1, w1): (&[f32], &[f32]),
@@ -117,7 +141,11 @@ pub fn vec_mat2(
 
 /// The kernels on a chosen instruction set (which the caller has checked the CPU has):
 /// sums start from `init` (at least `y.len()` values) or 0, add every part's rows in
-/// order, and the old `y` last when `accumulate`. Each part is checked.
+/// order, and the old `y` last when `accumulate`. Each part is checked. Inlined, so that a
+/// caller compiled for the same instruction set (a streaming step under
+/// `crate::isa::dispatch`) gets the kernel inline: a call and its spills cost a tenth of a
+/// recurrent step's product.
+#[inline(always)]
 fn run(isa: Isa, init: Option<&[f32]>, parts: &[Rows], accumulate: bool, y: &mut [f32]) {
     if y.is_empty() {
         return;
@@ -186,10 +214,65 @@ fn portable(init: Option<&[f32]>, parts: &[Rows], accumulate: bool, y: &mut [f32
 use core::arch::x86_64::*;
 
 /// Generates an x86 kernel: `$block` vectors of `$lanes` outputs per register block (`$v`
-/// down to 1), then `$tail` for the rest.
+/// down to 1), then `$tail` for the rest. Each row's `x` value is broadcast from a vector
+/// of `$lanes` of them loaded at once (`$lane`, a register shuffle), not loaded alone: a
+/// recurrent step's `x` is the `h` the last step just stored as whole vectors, and a
+/// one-value load from the middle of such a store waits for it to reach the cache (about 8
+/// ns of an LSTM(1 -> 32) step), where a whole-vector load is forwarded.
 macro_rules! kernel {
-    ($(#[$doc:meta])* $name:ident, $feature:literal, $lanes:literal, $vec:ty, $zero:ident,
-     $load:ident, $store:ident, $set1:ident, $fma:ident, $add:ident, [$($v:literal),*], $tail:ident) => {
+    ($(#[$doc:meta])* $name:ident, $sums:ident, $feature:literal, $lanes:literal, $vec:ty,
+     $zero:ident, $load:ident, $store:ident, $set1:ident, $lane:ident, $fma:ident, $add:ident,
+     [$($v:literal),*], $tail:ident) => {
+        /// `V` vectors of `$lanes` sums in registers, for outputs `j0..j0 + $lanes V`: each
+        /// starts from `init` (or 0) and adds every part's rows in order, one fused
+        /// multiply-add per row. The register block of the kernel beside it, and of the
+        /// fused recurrent steps (`crate::layers::lstm`, `gru`).
+        ///
+        /// # Safety
+        /// The CPU has the instruction set; every part's rows hold `col0 + j0 .. col0 + j0
+        /// + $lanes V`, and `init` (if any) `j0 + $lanes V` values.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $feature)]
+        #[inline]
+        pub(crate) unsafe fn $sums<const V: usize>(
+            init: Option<&[f32]>,
+            parts: &[Rows],
+            j0: usize,
+        ) -> [$vec; V] {
+            // SAFETY: the caller's contract: every load lies within a part's row block or
+            // `init`'s `j0..j0 + lanes V`.
+            unsafe {
+                let mut acc = [$zero(); V];
+                if let Some(init) = init {
+                    for (v, a) in acc.iter_mut().enumerate() {
+                        *a = $load(init.as_ptr().add(j0 + $lanes * v));
+                    }
+                }
+                for part in parts {
+                    let w = part.w.as_ptr().add(part.col0 + j0);
+                    let (whole, rest) = part.x.as_chunks::<$lanes>();
+                    for (c, xs) in whole.iter().enumerate() {
+                        let xs = $load(xs.as_ptr());
+                        for r in 0..$lanes {
+                            let row = w.add(($lanes * c + r) * part.cols);
+                            let xv = $lane(xs, r as i32);
+                            for (v, a) in acc.iter_mut().enumerate() {
+                                *a = $fma(xv, $load(row.add($lanes * v)), *a);
+                            }
+                        }
+                    }
+                    for (r, &xi) in rest.iter().enumerate() {
+                        let row = w.add(($lanes * whole.len() + r) * part.cols);
+                        let xv = $set1(xi);
+                        for (v, a) in acc.iter_mut().enumerate() {
+                            *a = $fma(xv, $load(row.add($lanes * v)), *a);
+                        }
+                    }
+                }
+                acc
+            }
+        }
+
         $(#[$doc])*
         ///
         /// # Safety
@@ -197,8 +280,9 @@ macro_rules! kernel {
         /// and `init` (if any) `y.len()` values.
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = $feature)]
+        #[inline]
         unsafe fn $name(init: Option<&[f32]>, parts: &[Rows], accumulate: bool, y: &mut [f32]) {
-            /// `V` vectors of outputs from output `j0`.
+            /// `V` vectors of outputs from output `j0`, written (or added) to `y`.
             ///
             /// # Safety
             /// As the kernel's, with `j0 + lanes * V <= y.len()`.
@@ -210,25 +294,10 @@ macro_rules! kernel {
                 accumulate: bool,
                 y: *mut f32,
             ) {
-                // SAFETY: the caller's contract: every load lies within a part's row block,
-                // `init`'s `j0..j0 + lanes V` or `y`'s, every store within `y`'s.
+                // SAFETY: the caller's contract covers the sums' loads; every store lies
+                // within `y`'s `j0..j0 + lanes V`.
                 unsafe {
-                    let mut acc = [$zero(); V];
-                    if let Some(init) = init {
-                        for (v, a) in acc.iter_mut().enumerate() {
-                            *a = $load(init.as_ptr().add(j0 + $lanes * v));
-                        }
-                    }
-                    for part in parts {
-                        let w = part.w.as_ptr().add(part.col0 + j0);
-                        for (i, &xi) in part.x.iter().enumerate() {
-                            let row = w.add(i * part.cols);
-                            let xv = $set1(xi);
-                            for (v, a) in acc.iter_mut().enumerate() {
-                                *a = $fma(xv, $load(row.add($lanes * v)), *a);
-                            }
-                        }
-                    }
+                    let acc = $sums::<V>(init, parts, j0);
                     for (v, a) in acc.iter().enumerate() {
                         let out = y.add(j0 + $lanes * v);
                         let value = if accumulate { $add($load(out), *a) } else { *a };
@@ -265,16 +334,46 @@ kernel!(
     /// AVX-512: blocks of 8, 6, 4, 2 and 1 vectors of 16 outputs, then a masked vector (a
     /// GRU's 96 gates of 32 units are one pass of six independent chains, not a pass of
     /// four and a latency-bound pass of two).
-    avx512, "avx512f", 16, __m512, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_storeu_ps,
-    _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps, [6, 4, 2, 1], avx512_tail
+    avx512, sums_avx512, "avx512f", 16, __m512, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_storeu_ps,
+    _mm512_set1_ps, lane_avx512, _mm512_fmadd_ps, _mm512_add_ps, [6, 4, 2, 1], avx512_tail
 );
 
 kernel!(
     /// AVX2 + FMA: blocks of 8, 6, 4, 2 and 1 vectors of 8 outputs, then one output at a
     /// time.
-    avx2, "avx2,fma", 8, __m256, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_storeu_ps,
-    _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps, [6, 4, 2, 1], fma_tail
+    avx2, sums_avx2, "avx2,fma", 8, __m256, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_storeu_ps,
+    _mm256_set1_ps, lane_avx2, _mm256_fmadd_ps, _mm256_add_ps, [6, 4, 2, 1], fma_tail
 );
+
+/// Stores `V` vectors of sums ([`sums_avx512`]) at `out[j0..j0 + 16 V]`.
+///
+/// # Safety
+/// The CPU has AVX-512F; `j0 + 16 V <= out.len()`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(crate) unsafe fn store_avx512<const V: usize>(sums: [__m512; V], out: &mut [f32], j0: usize) {
+    for (v, s) in sums.iter().enumerate() {
+        // SAFETY: the caller's: `j0 + 16 V <= out.len()`.
+        unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(j0 + 16 * v), *s) };
+    }
+}
+
+/// Lane `r` of `v` in every lane.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn lane_avx512(v: __m512, r: i32) -> __m512 {
+    _mm512_permutexvar_ps(_mm512_set1_epi32(r), v)
+}
+
+/// Lane `r` of `v` in every lane.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn lane_avx2(v: __m256, r: i32) -> __m256 {
+    _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(r))
+}
 
 /// The last `y.len() - j0` (fewer than 16) outputs in one masked vector.
 ///

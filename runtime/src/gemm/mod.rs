@@ -21,6 +21,9 @@ mod avx512;
 mod matvec;
 mod portable;
 
+pub(crate) use matvec::Rows;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use matvec::{store_avx512, sums_avx512};
 pub use matvec::{vec_mat, vec_mat2, vec_mat_from};
 
 use crate::isa::Isa;

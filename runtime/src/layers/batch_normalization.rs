@@ -92,7 +92,7 @@ impl BatchNormalization {
             let mut values = vec![0.0; channels];
             initializer.fill(&mut values, &weight_shape, &mut weight_rng(seed, stream));
             stream += 1;
-            Param::heap(values.into_boxed_slice())
+            Param::heap(&values[..])
         };
         let [gamma, beta, mean, variance] = initializers;
         let gamma = gamma.map(&mut make);

@@ -266,10 +266,10 @@ impl Conv {
                 &[geometry.filters],
                 &mut weight_rng(seed, first_weight + 1),
             );
-            Param::heap(bias.into_boxed_slice())
+            Param::heap(&bias[..])
         });
         Conv {
-            kernel: Param::heap(kernel.into_boxed_slice()),
+            kernel: Param::heap(&kernel[..]),
             bias,
             geometry,
         }

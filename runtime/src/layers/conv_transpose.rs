@@ -93,7 +93,7 @@ impl ConvTranspose {
                 &[geometry.channels],
                 &mut weight_rng(seed, first_weight + 1),
             );
-            Param::heap(bias.into_boxed_slice())
+            Param::heap(&bias[..])
         });
         ConvTranspose { conv, bias }
     }

@@ -81,10 +81,10 @@ impl<const I: usize, const U: usize> Dense<I, U> {
                 &Self::BIAS_SHAPE,
                 &mut weight_rng(seed, first_weight + 1),
             );
-            Param::heap(bias)
+            Param::heap(&*bias)
         });
         Dense {
-            kernel: Param::heap(kernel),
+            kernel: Param::heap(&*kernel),
             bias,
         }
     }

@@ -49,7 +49,7 @@ impl Embedding {
             &mut weight_rng(seed, first_weight),
         );
         Embedding {
-            embeddings: Param::heap(table.into_boxed_slice()),
+            embeddings: Param::heap(&table[..]),
             input_dim,
             output_dim,
         }

@@ -10,7 +10,7 @@ use crate::activations::Activation;
 #[cfg(feature = "alloc")]
 use crate::initializers::{weight_rng, Initializer};
 use crate::param::Param;
-use crate::simd_math::{sigmoid, tanh};
+use crate::simd_math::{mul_add_in_place, sigmoid_with, tanh_with, Fused, MulAdd, Unfused};
 #[cfg(feature = "alloc")]
 use alloc::vec;
 
@@ -85,11 +85,11 @@ impl Gru {
                 initializers[2].fill(&mut bias, &[g], rng);
                 bias
             };
-            Param::heap(bias.into_boxed_slice())
+            Param::heap(&bias[..])
         });
         let cell = GruCell {
-            kernel: Param::heap(kernel.into_boxed_slice()),
-            recurrent_kernel: Param::heap(recurrent.into_boxed_slice()),
+            kernel: Param::heap(&kernel[..]),
+            recurrent_kernel: Param::heap(&recurrent[..]),
             bias,
             units,
             activation,
@@ -141,6 +141,18 @@ impl Gru {
         let cell = &self.cell;
         let u = cell.units;
         let g = 3 * u;
+        let defaults = cell.reset_after
+            && matches!(
+                (cell.recurrent_activation, cell.activation),
+                (Activation::Sigmoid, Activation::Tanh)
+            );
+        #[cfg(target_arch = "x86_64")]
+        if keep && defaults && g.is_multiple_of(16) && crate::isa::isa() == crate::isa::Isa::Avx512
+        {
+            // SAFETY: the CPU has AVX-512F (`crate::isa`).
+            unsafe { fused_step_avx512(cell, x, &mut state[..u], work, &mut y[..u]) };
+            return;
+        }
         if keep {
             let (p, rest) = work.split_at_mut(g);
             let (rec, rest) = rest.split_at_mut(g);
@@ -153,26 +165,19 @@ impl Gru {
                 Some(b) => crate::gemm::vec_mat_from(b, h, r_kernel, g, 0, &mut rec[..width]),
                 None => vec_mat(h, r_kernel, g, 0, 0.0, &mut rec[..width]),
             }
-            let defaults = (cell.recurrent_activation, cell.activation);
-            if cell.reset_after && matches!(defaults, (Activation::Sigmoid, Activation::Tanh)) {
+            if defaults {
                 // Keras's default gates in one pass over the units, the values staying in
                 // registers: the same functions on the same values in the same order as
-                // the general path below (same bits), vectorised for the instruction set
-                // of the code this is inlined into (`crate::isa::dispatch`).
-                let (pz, rest) = p.split_at(u);
-                let (pr, ph) = rest.split_at(u);
-                let (rz, rest) = rec.split_at(u);
-                let (rr, rh) = rest.split_at(u);
-                let zs = pz.iter().zip(rz);
-                let rs = pr.iter().zip(rr);
-                let hs = ph.iter().zip(&rh[..u]);
-                for (h, ((z, r), hh)) in h.iter_mut().zip(zs.zip(rs).zip(hs)) {
-                    let z = sigmoid(z.0 + z.1);
-                    let r = sigmoid(r.0 + r.1);
-                    let hh = tanh(hh.0 + r * hh.1);
-                    *h = z * *h + (1.0 - z) * hh;
+                // the general path below, with the multiply-adds rounded as the slice
+                // kernels round them on this instruction set (same bits), vectorised for
+                // the instruction set of the code this is inlined into
+                // (`crate::isa::dispatch`).
+                let y = &mut y[..u];
+                if crate::isa::isa().fuses_multiply_add() {
+                    default_gates::<Fused>(p, rec, h, y);
+                } else {
+                    default_gates::<Unfused>(p, rec, h, y);
                 }
-                y[..u].copy_from_slice(&state[..u]);
                 return;
             }
             // z and r: into `p`'s first two thirds, in place.
@@ -194,8 +199,9 @@ impl Gru {
             }
             cell.activation.apply(ph, u);
             for k in 0..u {
-                h[k] = z[k] * h[k] + (1.0 - z[k]) * ph[k];
+                ph[k] *= 1.0 - z[k];
             }
+            mul_add_in_place(z, h, ph);
         }
         y[..u].copy_from_slice(&state[..u]);
     }
@@ -209,6 +215,73 @@ impl GruCell {
             _ => None,
         }
     }
+}
+
+/// `h = z h + (1 - z) hh` with `z = sigmoid(p_z + rec_z)`, `r = sigmoid(p_r + rec_r)`,
+/// `hh = tanh(p_h + r rec_h)` (`reset_after`, Keras's default activations): `p` the input
+/// projection, `rec` the recurrent one, `h.len()` units per gate; `y` gets `h` too.
+#[inline(always)]
+fn default_gates<A: MulAdd>(p: &[f32], rec: &[f32], h: &mut [f32], y: &mut [f32]) {
+    let u = h.len();
+    let (pz, rest) = p.split_at(u);
+    let (pr, ph) = rest.split_at(u);
+    let (rz, rest) = rec.split_at(u);
+    let (rr, rh) = rest.split_at(u);
+    let zs = pz.iter().zip(rz);
+    let rs = pr.iter().zip(rr);
+    let hs = ph.iter().zip(&rh[..u]);
+    for ((h, y), ((z, r), hh)) in h.iter_mut().zip(y.iter_mut()).zip(zs.zip(rs).zip(hs)) {
+        let z = sigmoid_with::<A>(z.0 + z.1);
+        let r = sigmoid_with::<A>(r.0 + r.1);
+        let hh = tanh_with::<A>(hh.0 + r * hh.1);
+        *h = A::mul_add(z, *h, (1.0 - z) * hh);
+        *y = *h;
+    }
+}
+
+/// [`Gru::step`] with the default gates on AVX-512, in one function: both projections' sums
+/// in registers, 96 (or 48) gates at a time, stored once, then [`default_gates`]. The
+/// same operations in the same order as the path through `vec_mat` (so the same bits),
+/// without its calls, checks and the stores and loads between them, which cost a quarter of
+/// a GRU(1 -> 32) step (BENCHMARKS.md, "Streaming RNN step").
+///
+/// # Safety
+/// The CPU has AVX-512F; `3 * h.len()` is the cell's gate count and a multiple of 16;
+/// `work` holds at least twice that.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn fused_step_avx512(
+    cell: &GruCell,
+    x: &[f32],
+    h: &mut [f32],
+    work: &mut [f32],
+    y: &mut [f32],
+) {
+    use crate::gemm::{store_avx512 as store, sums_avx512, Rows};
+    let g = 3 * h.len();
+    let (p, rest) = work.split_at_mut(g);
+    let rec = &mut rest[..g];
+    {
+        let input = [Rows::new(x, &cell.kernel, g, g)];
+        let recurrent = [Rows::new(h, &cell.recurrent_kernel, g, g)];
+        let (b_in, b_rec) = (cell.input_bias(), cell.recurrent_bias());
+        let mut j0 = 0;
+        // SAFETY: AVX-512F (the caller's); `Rows::new` checked every row's `g` columns, the
+        // biases hold `g` values, and each block's columns `j0..j0 + 16 V` lie within `g`
+        // (a multiple of 48), as do the stores into `p` and `rec` (`g` values each).
+        unsafe {
+            while g - j0 >= 96 {
+                store(sums_avx512::<6>(b_in, &input, j0), p, j0);
+                store(sums_avx512::<6>(b_rec, &recurrent, j0), rec, j0);
+                j0 += 96;
+            }
+            if j0 < g {
+                store(sums_avx512::<3>(b_in, &input, j0), p, j0);
+                store(sums_avx512::<3>(b_rec, &recurrent, j0), rec, j0);
+            }
+        }
+    }
+    default_gates::<Fused>(p, rec, h, y);
 }
 
 impl Cell for GruCell {
@@ -311,10 +384,12 @@ impl Cell for GruCell {
             vec_mat(rh, r_kernel, g, 2 * u, 1.0, &mut pre[2 * u..]);
         }
         activate(self.activation, &pre[2 * u..], &mut post[2 * u..]);
+        // `h = z h + (1 - z) hh`, the multiply-add rounded as the streaming step rounds it.
+        let t = &mut rec[..u];
         for k in 0..u {
-            let z = post[k];
-            h[k] = z * h[k] + (1.0 - z) * post[2 * u + k];
+            t[k] = (1.0 - post[k]) * post[2 * u + k];
         }
+        mul_add_in_place(&post[..u], h, t);
     }
 
     fn step_backward(

@@ -72,7 +72,7 @@ impl LayerNormalization {
             let mut values = vec![0.0; len];
             initializer.fill(&mut values, weight_shape, &mut weight_rng(seed, stream));
             stream += 1;
-            Param::heap(values.into_boxed_slice())
+            Param::heap(&values[..])
         };
         let [gamma, beta] = initializers;
         let gamma = gamma.map(&mut make);
@@ -375,10 +375,10 @@ mod tests {
                 0,
                 0,
             );
-            ln.gamma = Some(Param::heap(
-                (0..weights).map(|p| 0.5 + p as f32 * 0.3).collect(),
-            ));
-            ln.beta = Some(Param::heap((0..weights).map(|p| p as f32 * 0.1).collect()));
+            let gamma: Vec<f32> = (0..weights).map(|p| 0.5 + p as f32 * 0.3).collect();
+            let beta: Vec<f32> = (0..weights).map(|p| p as f32 * 0.1).collect();
+            ln.gamma = Some(Param::heap(&gamma[..]));
+            ln.beta = Some(Param::heap(&beta[..]));
             let len = 3 * shape.iter().product::<usize>();
             let x: Vec<f32> = (0..len)
                 .map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.3)

@@ -8,7 +8,7 @@ use crate::activations::Activation;
 #[cfg(feature = "alloc")]
 use crate::initializers::{weight_rng, Initializer};
 use crate::param::Param;
-use crate::simd_math::{sigmoid, tanh};
+use crate::simd_math::{mul_add_in_place, sigmoid_with, tanh_with, Fused, MulAdd, Unfused};
 #[cfg(feature = "alloc")]
 use alloc::vec;
 
@@ -83,11 +83,11 @@ impl Lstm {
             } else {
                 initializers[2].fill(&mut bias, &[g], rng);
             }
-            Param::heap(bias.into_boxed_slice())
+            Param::heap(&bias[..])
         });
         let cell = LstmCell {
-            kernel: Param::heap(kernel.into_boxed_slice()),
-            recurrent_kernel: Param::heap(recurrent.into_boxed_slice()),
+            kernel: Param::heap(&kernel[..]),
+            recurrent_kernel: Param::heap(&recurrent[..]),
             bias,
             units,
             activation,
@@ -136,6 +136,16 @@ impl Lstm {
         let cell = &self.cell;
         let u = cell.units;
         let g = 4 * u;
+        let (rec, act) = (cell.recurrent_activation, cell.activation);
+        let defaults = matches!((rec, act), (Activation::Sigmoid, Activation::Tanh));
+        #[cfg(target_arch = "x86_64")]
+        if keep && defaults && g.is_multiple_of(16) && crate::isa::isa() == crate::isa::Isa::Avx512
+        {
+            let (h, c) = state.split_at_mut(u);
+            // SAFETY: the CPU has AVX-512F (`crate::isa`).
+            unsafe { fused_step_avx512(cell, x, h, &mut c[..u], work, &mut y[..u]) };
+            return;
+        }
         if keep {
             let (z, rest) = work.split_at_mut(g);
             let tc = &mut rest[..u];
@@ -147,22 +157,20 @@ impl Lstm {
                 (h, &cell.recurrent_kernel),
                 z,
             );
-            let (rec, act) = (cell.recurrent_activation, cell.activation);
-            if matches!((rec, act), (Activation::Sigmoid, Activation::Tanh)) {
+            if defaults {
                 // Keras's default gates in one pass over the units, the values staying in
                 // registers: the same functions, applied to the same values in the same
-                // order as the general path below, so the same bits, and vectorised for
-                // the instruction set of the code this is inlined into (`predict` and
-                // `Streaming::step` run on the CPU's best one, `crate::isa::dispatch`).
-                let (i, rest) = z.split_at(u);
-                let (f, rest) = rest.split_at(u);
-                let (gc, o) = rest.split_at(u);
-                let gates = i.iter().zip(f).zip(gc).zip(o);
-                for ((c, h), (((&i, &f), &gc), &o)) in c.iter_mut().zip(h.iter_mut()).zip(gates) {
-                    *c = sigmoid(f) * *c + sigmoid(i) * tanh(gc);
-                    *h = sigmoid(o) * tanh(*c);
+                // order as the general path below, with the multiply-adds rounded as the
+                // slice kernels round them on this instruction set, so the same bits; and
+                // vectorised for the instruction set of the code this is inlined into
+                // (`predict` and `Streaming::step` run on the CPU's best one,
+                // `crate::isa::dispatch`).
+                let y = &mut y[..u];
+                if crate::isa::isa().fuses_multiply_add() {
+                    default_gates::<Fused>(z, h, c, y);
+                } else {
+                    default_gates::<Unfused>(z, h, c, y);
                 }
-                y[..u].copy_from_slice(&state[..u]);
                 return;
             }
             rec.apply(&mut z[..2 * u], u);
@@ -172,9 +180,10 @@ impl Lstm {
             let (f, rest) = rest.split_at(u);
             let (gc, o) = rest.split_at(u);
             for k in 0..u {
-                c[k] = f[k] * c[k] + i[k] * gc[k];
-                tc[k] = c[k];
+                tc[k] = i[k] * gc[k];
             }
+            mul_add_in_place(f, c, tc);
+            tc.copy_from_slice(c);
             act.apply(tc, u);
             for k in 0..u {
                 h[k] = o[k] * tc[k];
@@ -182,6 +191,79 @@ impl Lstm {
         }
         y[..u].copy_from_slice(&state[..u]);
     }
+}
+
+/// `c = f c + i g`, `h = o tanh(c)` from the pre-activations `z` (`i, f, c, o`, `h.len()`
+/// units each), with Keras's default activations (sigmoid gates, tanh); `y` gets `h` too.
+#[inline(always)]
+fn default_gates<A: MulAdd>(z: &[f32], h: &mut [f32], c: &mut [f32], y: &mut [f32]) {
+    let u = h.len();
+    let (i, rest) = z.split_at(u);
+    let (f, rest) = rest.split_at(u);
+    let (gc, o) = rest.split_at(u);
+    let gates = i.iter().zip(f).zip(gc).zip(o);
+    let states = c.iter_mut().zip(h.iter_mut()).zip(y.iter_mut());
+    for (((c, h), y), (((&i, &f), &gc), &o)) in states.zip(gates) {
+        *c = A::mul_add(
+            sigmoid_with::<A>(f),
+            *c,
+            sigmoid_with::<A>(i) * tanh_with::<A>(gc),
+        );
+        *h = sigmoid_with::<A>(o) * tanh_with::<A>(*c);
+        *y = *h;
+    }
+}
+
+/// [`Lstm::step`] with the default gates on AVX-512, in one function: the sums of `bias + x
+/// · kernel + h · recurrent_kernel` in registers, 128 (or 64, 32, 16) gates at a time,
+/// stored once, then [`default_gates`]. The same operations in the same order as the path
+/// through `vec_mat2` (so the same bits), without its call, checks and dispatch.
+///
+/// # Safety
+/// The CPU has AVX-512F; `4 * h.len()` is the cell's gate count and a multiple of 16;
+/// `c` holds `h.len()` values and `work` at least `4 * h.len()`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn fused_step_avx512(
+    cell: &LstmCell,
+    x: &[f32],
+    h: &mut [f32],
+    c: &mut [f32],
+    work: &mut [f32],
+    y: &mut [f32],
+) {
+    use crate::gemm::{store_avx512 as store, sums_avx512, Rows};
+    let g = 4 * h.len();
+    let z = &mut work[..g];
+    {
+        let parts = [
+            Rows::new(x, &cell.kernel, g, g),
+            Rows::new(h, &cell.recurrent_kernel, g, g),
+        ];
+        let bias = cell.bias.as_deref();
+        let mut j0 = 0;
+        // SAFETY: AVX-512F (the caller's); `Rows::new` checked every row's `g` columns, the
+        // bias holds `g` values, and each block's columns `j0..j0 + 16 V` lie within `g` (a
+        // multiple of 16), as do the stores into `z`.
+        unsafe {
+            while g - j0 >= 128 {
+                store(sums_avx512::<8>(bias, &parts, j0), z, j0);
+                j0 += 128;
+            }
+            if g - j0 >= 64 {
+                store(sums_avx512::<4>(bias, &parts, j0), z, j0);
+                j0 += 64;
+            }
+            if g - j0 >= 32 {
+                store(sums_avx512::<2>(bias, &parts, j0), z, j0);
+                j0 += 32;
+            }
+            if g - j0 >= 16 {
+                store(sums_avx512::<1>(bias, &parts, j0), z, j0);
+            }
+        }
+    }
+    default_gates::<Fused>(z, h, c, y);
 }
 
 impl Cell for LstmCell {
@@ -238,8 +320,10 @@ impl Cell for LstmCell {
         activate(self.activation, &z[2 * u..3 * u], &mut gates[2 * u..3 * u]);
         activate(rec, &z[3 * u..], &mut gates[3 * u..]);
         for k in 0..u {
-            c[k] = gates[u + k] * c[k] + gates[k] * gates[2 * u + k];
+            c_new[k] = gates[k] * gates[2 * u + k];
         }
+        // `c = f c + i g`, the multiply-add rounded as the streaming step rounds it.
+        mul_add_in_place(&gates[u..2 * u], c, c_new);
         c_new.copy_from_slice(c);
         activate(self.activation, c, tc);
         for k in 0..u {

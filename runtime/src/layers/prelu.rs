@@ -50,7 +50,7 @@ impl PReLU {
         let mut alpha = vec![0.0; alpha_shape.iter().product()];
         initializer.fill(&mut alpha, alpha_shape, &mut weight_rng(seed, first_weight));
         PReLU {
-            alpha: Param::heap(alpha.into_boxed_slice()),
+            alpha: Param::heap(&alpha[..]),
             input_shape,
             alpha_shape,
         }

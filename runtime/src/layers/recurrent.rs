@@ -982,9 +982,19 @@ mod tests {
     /// and sigmoid) give the bits of the general path: the activations applied slice by
     /// slice (`Activation::apply`, the block kernels of this process's instruction set),
     /// then the gate arithmetic, written out here as the general path computes it.
+    /// The default-gate steps (one pass; on AVX-512 with `16 | gates` the fused kernels,
+    /// `lstm.rs` and `gru.rs` `fused_step_avx512`) against the general path written out,
+    /// bit for bit, on this process's instruction set (CI runs every `KILN_ISA`): unit
+    /// counts whose gates fill whole 16-lane blocks (32: one 128- or 96-gate block; 48:
+    /// blocks of 128 + 64 or 96 + 48) and one that does not (37).
     #[test]
     fn default_gate_steps_give_the_general_paths_bits() {
-        let (f, u) = (3, 37);
+        for (f, u) in [(3, 37), (1, 32), (3, 48), (17, 16)] {
+            default_gate_step_matches(f, u);
+        }
+    }
+
+    fn default_gate_step_matches(f: usize, u: usize) {
         let v = |n: usize, k: f32| -> Vec<f32> {
             (0..n)
                 .map(|i| ((i as f32 * 0.61 + k).sin()) * 1.7)
@@ -1028,9 +1038,10 @@ mod tests {
         sig.apply(&mut z[3 * u..], u);
         let mut tc = vec![0.0; u];
         for k in 0..u {
-            c[k] = z[u + k] * c[k] + z[k] * z[2 * u + k];
-            tc[k] = c[k];
+            tc[k] = z[k] * z[2 * u + k];
         }
+        crate::simd_math::mul_add_in_place(&z[u..2 * u], c, &tc);
+        tc.copy_from_slice(c);
         th.apply(&mut tc, u);
         for k in 0..u {
             h[k] = z[3 * u + k] * tc[k];
@@ -1039,7 +1050,7 @@ mod tests {
         assert_eq!(
             bits(&state),
             bits(&want_state),
-            "lstm ({:?})",
+            "lstm u {u} ({:?})",
             crate::isa::isa()
         );
         assert_eq!(bits(&y), bits(&want_state[..u]));
@@ -1079,10 +1090,15 @@ mod tests {
             p[2 * u + k] += p[u + k] * rec[2 * u + k];
         }
         th.apply(&mut p[2 * u..], u);
-        for k in 0..u {
-            want[k] = p[k] * want[k] + (1.0 - p[k]) * p[2 * u + k];
-        }
-        assert_eq!(bits(&state), bits(&want), "gru ({:?})", crate::isa::isa());
+        let t: Vec<f32> = (0..u).map(|k| (1.0 - p[k]) * p[2 * u + k]).collect();
+        crate::simd_math::mul_add_in_place(&p[..u], &mut want, &t);
+        assert_eq!(
+            bits(&state),
+            bits(&want),
+            "gru u {u} ({:?})",
+            crate::isa::isa()
+        );
+        assert_eq!(bits(&y), bits(&want));
     }
 
     /// Streaming steps (each cell's `step`, with a mask) give the rows of the whole

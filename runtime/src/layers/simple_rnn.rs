@@ -70,11 +70,11 @@ impl SimpleRnn {
         let bias = use_bias.then(|| {
             let mut bias = vec![0.0; units];
             initializers[2].fill(&mut bias, &[units], &mut weight_rng(seed, first_weight + 2));
-            Param::heap(bias.into_boxed_slice())
+            Param::heap(&bias[..])
         });
         let cell = SimpleRnnCell {
-            kernel: Param::heap(kernel.into_boxed_slice()),
-            recurrent_kernel: Param::heap(recurrent.into_boxed_slice()),
+            kernel: Param::heap(&kernel[..]),
+            recurrent_kernel: Param::heap(&recurrent[..]),
             bias,
             units,
             activation,
