@@ -107,13 +107,22 @@ impl MulAdd for Fused {
     }
 }
 
-/// `exp(y) = 2^n (1 + m)` for `y` in `[-SIGMOID_LIMIT, 0]` (or NaN), as `(2^n m, 2^n)`,
-/// so that callers can combine the exact `2^n` with other terms before adding the rounded
-/// `2^n m` (`1 - exp(y) = (1 - 2^n) - 2^n m` without cancellation). For `n = -127`, `2^n`
-/// comes out as 0.
+/// `exp(y) = 2^n (1 + m)` for `y` in `[-SIGMOID_LIMIT, 0]` (or NaN), as `(m, 2^n)`, so
+/// that callers can combine the exact `2^n` with other terms before adding the rounded
+/// `2^n m` (`1 - exp(y) = (1 - 2^n) - 2^n m` without cancellation), each in one multiply-add.
+/// For `n = -127`, `2^n` comes out as 0.
+///
+/// Takes `a >= 0` and returns the parts of `exp(-a)`, or of `exp(-2a)` when `TWICE`: the
+/// first multiply-add starts from `a` itself (`a (-2 log2 e)` is `(-2a) log2 e` exactly),
+/// so the doubling is not on the chain of dependent operations, and it is an addition.
 #[inline(always)]
-fn exp_parts<A: MulAdd>(y: f32) -> (f32, f32) {
-    let rounded = A::mul_add(y, LOG2_E, ROUND);
+fn exp_parts<A: MulAdd, const TWICE: bool>(a: f32) -> (f32, f32) {
+    let (y, log2_e) = if TWICE {
+        (-(a + a), -2.0 * LOG2_E)
+    } else {
+        (-a, -LOG2_E)
+    };
+    let rounded = A::mul_add(a, log2_e, ROUND);
     let n = rounded - ROUND;
     // `n * LN2_HI` is exact, so `y - n * LN2_HI` is the same either way.
     let r = A::mul_add(n, -LN2_HI, y);
@@ -130,7 +139,7 @@ fn exp_parts<A: MulAdd>(y: f32) -> (f32, f32) {
     // `rounded`'s bits are ROUND's plus n: shift n + 127 into the exponent field.
     let biased = rounded.to_bits().wrapping_sub(ROUND.to_bits() - 127);
     let scale = f32::from_bits(biased << 23);
-    (scale * m, scale)
+    (m, scale)
 }
 
 /// `min(x, limit)` that keeps NaN (`x > limit` is false for NaN): one `minps`.
@@ -156,8 +165,8 @@ pub fn sigmoid(x: f32) -> f32 {
 #[inline(always)]
 pub fn sigmoid_with<A: MulAdd>(x: f32) -> f32 {
     let a = f32::from_bits(x.to_bits() & !SIGN);
-    let (sm, scale) = exp_parts::<A>(-clamp_above(a, SIGMOID_LIMIT));
-    let e = scale + sm;
+    let (m, scale) = exp_parts::<A, false>(clamp_above(a, SIGMOID_LIMIT));
+    let e = A::mul_add(scale, m, scale);
     let num = if x < 0.0 { e } else { 1.0 };
     num / (1.0 + e)
 }
@@ -176,13 +185,13 @@ pub fn tanh(x: f32) -> f32 {
 pub fn tanh_with<A: MulAdd>(x: f32) -> f32 {
     let bits = x.to_bits();
     let a = f32::from_bits(bits & !SIGN);
-    let (sm, scale) = exp_parts::<A>(-2.0 * clamp_above(a, TANH_LIMIT));
+    let (m, scale) = exp_parts::<A, true>(clamp_above(a, TANH_LIMIT));
     // tanh(a) = (1 - e) / (1 + e), e = exp(-2a). Below a = 0.5 (n >= -1), `1 - e` would
     // cancel: there the numerator is `(1 - 2^n) - 2^n m` instead, whose first difference is
     // exact (near 0 it is `-m` itself), so small inputs keep their relative accuracy.
-    let e = scale + sm;
+    let e = A::mul_add(scale, m, scale);
     let num = if a < TANH_SMALL {
-        (1.0 - scale) - sm
+        A::mul_add(-scale, m, 1.0 - scale)
     } else {
         1.0 - e
     };
