@@ -220,7 +220,7 @@ use core::arch::x86_64::*;
 /// one-value load from the middle of such a store waits for it to reach the cache (about 8
 /// ns of an LSTM(1 -> 32) step), where a whole-vector load is forwarded.
 macro_rules! kernel {
-    ($(#[$doc:meta])* $name:ident, $sums:ident, $feature:literal, $lanes:literal, $vec:ty,
+    ($(#[$doc:meta])* $name:ident, $sums:ident, $store_sums:ident, $feature:literal, $lanes:literal, $vec:ty,
      $zero:ident, $load:ident, $store:ident, $set1:ident, $lane:ident, $fma:ident, $add:ident,
      [$($v:literal),*], $tail:ident) => {
         /// `V` vectors of `$lanes` sums in registers, for outputs `j0..j0 + $lanes V`: each
@@ -270,6 +270,20 @@ macro_rules! kernel {
                     }
                 }
                 acc
+            }
+        }
+
+        /// Stores `V` vectors of sums (`$sums`) at `out[j0..j0 + $lanes V]`.
+        ///
+        /// # Safety
+        /// The CPU has the instruction set; `j0 + $lanes V <= out.len()`.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $feature)]
+        #[inline]
+        pub(crate) unsafe fn $store_sums<const V: usize>(sums: [$vec; V], out: &mut [f32], j0: usize) {
+            for (v, s) in sums.iter().enumerate() {
+                // SAFETY: the caller's: `j0 + lanes V <= out.len()`.
+                unsafe { $store(out.as_mut_ptr().add(j0 + $lanes * v), *s) };
             }
         }
 
@@ -334,30 +348,16 @@ kernel!(
     /// AVX-512: blocks of 8, 6, 4, 2 and 1 vectors of 16 outputs, then a masked vector (a
     /// GRU's 96 gates of 32 units are one pass of six independent chains, not a pass of
     /// four and a latency-bound pass of two).
-    avx512, sums_avx512, "avx512f", 16, __m512, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_storeu_ps,
+    avx512, sums_avx512, store_avx512, "avx512f", 16, __m512, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_storeu_ps,
     _mm512_set1_ps, lane_avx512, _mm512_fmadd_ps, _mm512_add_ps, [6, 4, 2, 1], avx512_tail
 );
 
 kernel!(
     /// AVX2 + FMA: blocks of 8, 6, 4, 2 and 1 vectors of 8 outputs, then one output at a
     /// time.
-    avx2, sums_avx2, "avx2,fma", 8, __m256, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_storeu_ps,
+    avx2, sums_avx2, store_avx2, "avx2,fma", 8, __m256, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_storeu_ps,
     _mm256_set1_ps, lane_avx2, _mm256_fmadd_ps, _mm256_add_ps, [6, 4, 2, 1], fma_tail
 );
-
-/// Stores `V` vectors of sums ([`sums_avx512`]) at `out[j0..j0 + 16 V]`.
-///
-/// # Safety
-/// The CPU has AVX-512F; `j0 + 16 V <= out.len()`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-pub(crate) unsafe fn store_avx512<const V: usize>(sums: [__m512; V], out: &mut [f32], j0: usize) {
-    for (v, s) in sums.iter().enumerate() {
-        // SAFETY: the caller's: `j0 + 16 V <= out.len()`.
-        unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(j0 + 16 * v), *s) };
-    }
-}
 
 /// Lane `r` of `v` in every lane.
 #[cfg(target_arch = "x86_64")]

@@ -23,7 +23,7 @@ mod portable;
 
 pub(crate) use matvec::Rows;
 #[cfg(target_arch = "x86_64")]
-pub(crate) use matvec::{store_avx512, sums_avx512};
+pub(crate) use matvec::{store_avx2, store_avx512, sums_avx2, sums_avx512};
 pub use matvec::{vec_mat, vec_mat2, vec_mat_from};
 
 use crate::isa::Isa;

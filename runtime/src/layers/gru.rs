@@ -147,11 +147,20 @@ impl Gru {
                 (Activation::Sigmoid, Activation::Tanh)
             );
         #[cfg(target_arch = "x86_64")]
-        if keep && defaults && g.is_multiple_of(16) && crate::isa::isa() == crate::isa::Isa::Avx512
-        {
-            // SAFETY: the CPU has AVX-512F (`crate::isa`).
-            unsafe { fused_step_avx512(cell, x, &mut state[..u], work, &mut y[..u]) };
-            return;
+        if keep && defaults {
+            use crate::isa::Isa;
+            let (h, y) = (&mut state[..u], &mut y[..u]);
+            match crate::isa::isa() {
+                // SAFETY: the CPU has AVX-512F (`crate::isa`); 16 lanes divide `g`.
+                Isa::Avx512 if g.is_multiple_of(16) => unsafe {
+                    return fused_step_avx512(cell, x, h, work, y);
+                },
+                // SAFETY: the CPU has AVX2 and FMA (`crate::isa`); 8 lanes divide `g`.
+                Isa::Avx2Fma if g.is_multiple_of(8) => unsafe {
+                    return fused_step_avx2(cell, x, h, work, y);
+                },
+                _ => {}
+            }
         }
         if keep {
             let (p, rest) = work.split_at_mut(g);
@@ -239,50 +248,60 @@ fn default_gates<A: MulAdd>(p: &[f32], rec: &[f32], h: &mut [f32], y: &mut [f32]
     }
 }
 
-/// [`Gru::step`] with the default gates on AVX-512, in one function: both projections' sums
-/// in registers, 96 (or 48) gates at a time, stored once, then [`default_gates`]. The
-/// same operations in the same order as the path through `vec_mat` (so the same bits),
-/// without its calls, checks and the stores and loads between them, which cost a quarter of
-/// a GRU(1 -> 32) step (BENCHMARKS.md, "Streaming RNN step").
-///
-/// # Safety
-/// The CPU has AVX-512F; `3 * h.len()` is the cell's gate count and a multiple of 16;
-/// `work` holds at least twice that.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn fused_step_avx512(
-    cell: &GruCell,
-    x: &[f32],
-    h: &mut [f32],
-    work: &mut [f32],
-    y: &mut [f32],
-) {
-    use crate::gemm::{store_avx512 as store, sums_avx512, Rows};
-    let g = 3 * h.len();
-    let (p, rest) = work.split_at_mut(g);
-    let rec = &mut rest[..g];
-    {
-        let input = [Rows::new(x, &cell.kernel, g, g)];
-        let recurrent = [Rows::new(h, &cell.recurrent_kernel, g, g)];
-        let (b_in, b_rec) = (cell.input_bias(), cell.recurrent_bias());
-        let mut j0 = 0;
-        // SAFETY: AVX-512F (the caller's); `Rows::new` checked every row's `g` columns, the
-        // biases hold `g` values, and each block's columns `j0..j0 + 16 V` lie within `g`
-        // (a multiple of 48), as do the stores into `p` and `rec` (`g` values each).
-        unsafe {
-            while g - j0 >= 96 {
-                store(sums_avx512::<6>(b_in, &input, j0), p, j0);
-                store(sums_avx512::<6>(b_rec, &recurrent, j0), rec, j0);
-                j0 += 96;
+/// [`Gru::step`] with the default gates in one function compiled for an instruction set:
+/// both projections' sums in registers, six (then three) vectors of gates at a time,
+/// stored once, then [`default_gates`]. The same operations in the same order as the path
+/// through `vec_mat` (so the same bits), without its calls, checks and the stores and loads
+/// between them, which cost an eighth of a GRU(1 -> 32) step (BENCHMARKS.md, "Streaming RNN
+/// step").
+macro_rules! fused_step {
+    ($name:ident, $feature:literal, $sums:ident, $store:ident, $lanes:literal) => {
+        /// See the macro.
+        ///
+        /// # Safety
+        /// The CPU has the instruction set; `3 * h.len()` is the cell's gate count and a
+        /// multiple of the vector width; `work` holds at least twice that.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $feature)]
+        unsafe fn $name(cell: &GruCell, x: &[f32], h: &mut [f32], work: &mut [f32], y: &mut [f32]) {
+            use crate::gemm::{$store as store, $sums as sums, Rows};
+            let g = 3 * h.len();
+            let (p, rest) = work.split_at_mut(g);
+            let rec = &mut rest[..g];
+            {
+                let input = [Rows::new(x, &cell.kernel, g, g)];
+                let recurrent = [Rows::new(h, &cell.recurrent_kernel, g, g)];
+                let (b_in, b_rec) = (cell.input_bias(), cell.recurrent_bias());
+                let mut j0 = 0;
+                // SAFETY: the instruction set (the caller's); `Rows::new` checked every
+                // row's `g` columns, the biases hold `g` values, and each block's columns
+                // `j0..j0 + lanes V` lie within `g` (a multiple of three vectors), as do the
+                // stores into `p` and `rec` (`g` values each).
+                unsafe {
+                    while g - j0 >= 6 * $lanes {
+                        store(sums::<6>(b_in, &input, j0), p, j0);
+                        store(sums::<6>(b_rec, &recurrent, j0), rec, j0);
+                        j0 += 6 * $lanes;
+                    }
+                    if j0 < g {
+                        store(sums::<3>(b_in, &input, j0), p, j0);
+                        store(sums::<3>(b_rec, &recurrent, j0), rec, j0);
+                    }
+                }
             }
-            if j0 < g {
-                store(sums_avx512::<3>(b_in, &input, j0), p, j0);
-                store(sums_avx512::<3>(b_rec, &recurrent, j0), rec, j0);
-            }
+            default_gates::<Fused>(p, rec, h, y);
         }
-    }
-    default_gates::<Fused>(p, rec, h, y);
+    };
 }
+
+fused_step!(
+    fused_step_avx512,
+    "avx512f,avx2,fma",
+    sums_avx512,
+    store_avx512,
+    16
+);
+fused_step!(fused_step_avx2, "avx2,fma", sums_avx2, store_avx2, 8);
 
 impl Cell for GruCell {
     fn units(&self) -> usize {

@@ -139,12 +139,21 @@ impl Lstm {
         let (rec, act) = (cell.recurrent_activation, cell.activation);
         let defaults = matches!((rec, act), (Activation::Sigmoid, Activation::Tanh));
         #[cfg(target_arch = "x86_64")]
-        if keep && defaults && g.is_multiple_of(16) && crate::isa::isa() == crate::isa::Isa::Avx512
-        {
+        if keep && defaults {
+            use crate::isa::Isa;
             let (h, c) = state.split_at_mut(u);
-            // SAFETY: the CPU has AVX-512F (`crate::isa`).
-            unsafe { fused_step_avx512(cell, x, h, &mut c[..u], work, &mut y[..u]) };
-            return;
+            let (c, y) = (&mut c[..u], &mut y[..u]);
+            match crate::isa::isa() {
+                // SAFETY: the CPU has AVX-512F (`crate::isa`); 16 lanes divide `g`.
+                Isa::Avx512 if g.is_multiple_of(16) => unsafe {
+                    return fused_step_avx512(cell, x, h, c, work, y);
+                },
+                // SAFETY: the CPU has AVX2 and FMA (`crate::isa`); 8 lanes divide `g`.
+                Isa::Avx2Fma if g.is_multiple_of(8) => unsafe {
+                    return fused_step_avx2(cell, x, h, c, work, y);
+                },
+                _ => {}
+            }
         }
         if keep {
             let (z, rest) = work.split_at_mut(g);
@@ -214,57 +223,74 @@ fn default_gates<A: MulAdd>(z: &[f32], h: &mut [f32], c: &mut [f32], y: &mut [f3
     }
 }
 
-/// [`Lstm::step`] with the default gates on AVX-512, in one function: the sums of `bias + x
-/// · kernel + h · recurrent_kernel` in registers, 128 (or 64, 32, 16) gates at a time,
-/// stored once, then [`default_gates`]. The same operations in the same order as the path
-/// through `vec_mat2` (so the same bits), without its call, checks and dispatch.
-///
-/// # Safety
-/// The CPU has AVX-512F; `4 * h.len()` is the cell's gate count and a multiple of 16;
-/// `c` holds `h.len()` values and `work` at least `4 * h.len()`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn fused_step_avx512(
-    cell: &LstmCell,
-    x: &[f32],
-    h: &mut [f32],
-    c: &mut [f32],
-    work: &mut [f32],
-    y: &mut [f32],
-) {
-    use crate::gemm::{store_avx512 as store, sums_avx512, Rows};
-    let g = 4 * h.len();
-    let z = &mut work[..g];
-    {
-        let parts = [
-            Rows::new(x, &cell.kernel, g, g),
-            Rows::new(h, &cell.recurrent_kernel, g, g),
-        ];
-        let bias = cell.bias.as_deref();
-        let mut j0 = 0;
-        // SAFETY: AVX-512F (the caller's); `Rows::new` checked every row's `g` columns, the
-        // bias holds `g` values, and each block's columns `j0..j0 + 16 V` lie within `g` (a
-        // multiple of 16), as do the stores into `z`.
-        unsafe {
-            while g - j0 >= 128 {
-                store(sums_avx512::<8>(bias, &parts, j0), z, j0);
-                j0 += 128;
+/// [`Lstm::step`] with the default gates in one function compiled for an instruction set:
+/// the sums of `bias + x · kernel + h · recurrent_kernel` in registers, eight (then four,
+/// two, one) vectors of gates at a time, stored once, then [`default_gates`]. The same
+/// operations in the same order as the path through `vec_mat2` (so the same bits), without
+/// its call, checks and dispatch.
+macro_rules! fused_step {
+    ($name:ident, $feature:literal, $sums:ident, $store:ident, $lanes:literal) => {
+        /// See the macro.
+        ///
+        /// # Safety
+        /// The CPU has the instruction set; `4 * h.len()` is the cell's gate count and a
+        /// multiple of the vector width; `c` holds `h.len()` values and `work` at least
+        /// `4 * h.len()`.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $feature)]
+        unsafe fn $name(
+            cell: &LstmCell,
+            x: &[f32],
+            h: &mut [f32],
+            c: &mut [f32],
+            work: &mut [f32],
+            y: &mut [f32],
+        ) {
+            use crate::gemm::{$store as store, $sums as sums, Rows};
+            let g = 4 * h.len();
+            let z = &mut work[..g];
+            {
+                let parts = [
+                    Rows::new(x, &cell.kernel, g, g),
+                    Rows::new(h, &cell.recurrent_kernel, g, g),
+                ];
+                let bias = cell.bias.as_deref();
+                let mut j0 = 0;
+                // SAFETY: the instruction set (the caller's); `Rows::new` checked every
+                // row's `g` columns, the bias holds `g` values, and each block's columns
+                // `j0..j0 + lanes V` lie within `g` (a multiple of a vector), as do the
+                // stores into `z`.
+                unsafe {
+                    while g - j0 >= 8 * $lanes {
+                        store(sums::<8>(bias, &parts, j0), z, j0);
+                        j0 += 8 * $lanes;
+                    }
+                    if g - j0 >= 4 * $lanes {
+                        store(sums::<4>(bias, &parts, j0), z, j0);
+                        j0 += 4 * $lanes;
+                    }
+                    if g - j0 >= 2 * $lanes {
+                        store(sums::<2>(bias, &parts, j0), z, j0);
+                        j0 += 2 * $lanes;
+                    }
+                    if g - j0 >= $lanes {
+                        store(sums::<1>(bias, &parts, j0), z, j0);
+                    }
+                }
             }
-            if g - j0 >= 64 {
-                store(sums_avx512::<4>(bias, &parts, j0), z, j0);
-                j0 += 64;
-            }
-            if g - j0 >= 32 {
-                store(sums_avx512::<2>(bias, &parts, j0), z, j0);
-                j0 += 32;
-            }
-            if g - j0 >= 16 {
-                store(sums_avx512::<1>(bias, &parts, j0), z, j0);
-            }
+            default_gates::<Fused>(z, h, c, y);
         }
-    }
-    default_gates::<Fused>(z, h, c, y);
+    };
 }
+
+fused_step!(
+    fused_step_avx512,
+    "avx512f,avx2,fma",
+    sums_avx512,
+    store_avx512,
+    16
+);
+fused_step!(fused_step_avx2, "avx2,fma", sums_avx2, store_avx2, 8);
 
 impl Cell for LstmCell {
     fn units(&self) -> usize {

@@ -982,14 +982,14 @@ mod tests {
     /// and sigmoid) give the bits of the general path: the activations applied slice by
     /// slice (`Activation::apply`, the block kernels of this process's instruction set),
     /// then the gate arithmetic, written out here as the general path computes it.
-    /// The default-gate steps (one pass; on AVX-512 with `16 | gates` the fused kernels,
-    /// `lstm.rs` and `gru.rs` `fused_step_avx512`) against the general path written out,
-    /// bit for bit, on this process's instruction set (CI runs every `KILN_ISA`): unit
-    /// counts whose gates fill whole 16-lane blocks (32: one 128- or 96-gate block; 48:
-    /// blocks of 128 + 64 or 96 + 48) and one that does not (37).
+    /// The default-gate steps (one pass; where the vector width divides the gates, the
+    /// fused kernels, `lstm.rs` and `gru.rs` `fused_step_*`) against the general path
+    /// written out, bit for bit, on this process's instruction set (CI runs every
+    /// `KILN_ISA`): unit counts whose gates fill whole vectors in every block size of both
+    /// kernels (8, 16, 32, 48) and one that does not (37).
     #[test]
     fn default_gate_steps_give_the_general_paths_bits() {
-        for (f, u) in [(3, 37), (1, 32), (3, 48), (17, 16)] {
+        for (f, u) in [(3, 37), (1, 32), (3, 48), (17, 16), (2, 8)] {
             default_gate_step_matches(f, u);
         }
     }
