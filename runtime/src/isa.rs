@@ -18,10 +18,10 @@ pub enum Isa {
 
 impl Isa {
     /// Whether kiln's kernels on this instruction set fuse multiply-adds (one rounding, an
-    /// FMA instruction): the AVX2 and AVX-512 paths do, the portable one does not
-    /// (`crate::simd_math::MulAdd`).
+    /// FMA instruction): the AVX2 and AVX-512 paths do with `std`, the portable one does
+    /// not, nor any path without `std` (`crate::simd_math::VectorMulAdd`).
     pub fn fuses_multiply_add(self) -> bool {
-        self != Isa::Portable
+        self != Isa::Portable && cfg!(feature = "std")
     }
 
     /// The `KILN_ISA` spelling.

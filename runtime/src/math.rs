@@ -53,7 +53,7 @@ mod imp {
 pub use imp::*;
 
 /// `a * b + c` rounded once (a fused multiply-add): std's when available, else `libm`'s.
-#[inline]
+#[inline(always)]
 pub fn mul_add(a: f32, b: f32, c: f32) -> f32 {
     #[cfg(feature = "std")]
     return a.mul_add(b, c);

@@ -103,9 +103,19 @@ pub struct Fused;
 impl MulAdd for Fused {
     #[inline(always)]
     fn mul_add(a: f32, b: f32, c: f32) -> f32 {
-        a.mul_add(b, c)
+        crate::math::mul_add(a, b, c)
     }
 }
+
+/// The rounding of the AVX2 and AVX-512 kernels: [`Fused`] with `std`, whose `f32::mul_add`
+/// becomes one FMA instruction in code compiled with FMA; [`Unfused`] without `std`, where
+/// stable Rust's `core` has no fused multiply-add and `libm`'s is a slow software routine
+/// (a `no_std` build then computes the portable path's bits on every instruction set).
+#[cfg(feature = "std")]
+pub type VectorMulAdd = Fused;
+/// See the `std` definition.
+#[cfg(not(feature = "std"))]
+pub type VectorMulAdd = Unfused;
 
 /// `exp(y) = 2^n (1 + m)` for `y` in `[-SIGMOID_LIMIT, 0]` (or NaN), as `(m, 2^n)`, so
 /// that callers can combine the exact `2^n` with other terms before adding the rounded
@@ -266,13 +276,13 @@ fn mul_add_with<A: MulAdd>(a: &[f32], b: &mut [f32], c: &[f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
 fn mul_add_avx512(a: &[f32], b: &mut [f32], c: &[f32]) {
-    mul_add_with::<Fused>(a, b, c);
+    mul_add_with::<VectorMulAdd>(a, b, c);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn mul_add_avx2(a: &[f32], b: &mut [f32], c: &[f32]) {
-    mul_add_with::<Fused>(a, b, c);
+    mul_add_with::<VectorMulAdd>(a, b, c);
 }
 
 /// Values per call of a block kernel.
@@ -315,22 +325,22 @@ slice_kernel!(fn sigmoid_portable, sigmoid_block_portable = sigmoid_with::<Unfus
 slice_kernel!(
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    fn tanh_avx2, tanh_block_avx2 = tanh_with::<Fused>
+    fn tanh_avx2, tanh_block_avx2 = tanh_with::<VectorMulAdd>
 );
 slice_kernel!(
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    fn sigmoid_avx2, sigmoid_block_avx2 = sigmoid_with::<Fused>
+    fn sigmoid_avx2, sigmoid_block_avx2 = sigmoid_with::<VectorMulAdd>
 );
 slice_kernel!(
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,fma")]
-    fn tanh_avx512, tanh_block_avx512 = tanh_with::<Fused>
+    fn tanh_avx512, tanh_block_avx512 = tanh_with::<VectorMulAdd>
 );
 slice_kernel!(
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,fma")]
-    fn sigmoid_avx512, sigmoid_block_avx512 = sigmoid_with::<Fused>
+    fn sigmoid_avx512, sigmoid_block_avx512 = sigmoid_with::<VectorMulAdd>
 );
 
 #[cfg(test)]
@@ -559,8 +569,9 @@ mod tests {
         for isa in isas() {
             for len in 0..=100 {
                 let fused = isa.fuses_multiply_add();
-                let (tanh_f, sigmoid_f): (fn(f32) -> f32, fn(f32) -> f32) = if fused {
-                    (tanh_with::<Fused>, sigmoid_with::<Fused>)
+                type Element = fn(f32) -> f32;
+                let (tanh_f, sigmoid_f): (Element, Element) = if fused {
+                    (tanh_with::<VectorMulAdd>, sigmoid_with::<VectorMulAdd>)
                 } else {
                     (tanh, sigmoid)
                 };

@@ -10,7 +10,7 @@ use crate::activations::Activation;
 #[cfg(feature = "alloc")]
 use crate::initializers::{weight_rng, Initializer};
 use crate::param::Param;
-use crate::simd_math::{mul_add_in_place, sigmoid_with, tanh_with, Fused, MulAdd, Unfused};
+use crate::simd_math::{mul_add_in_place, sigmoid_with, tanh_with, MulAdd, Unfused, VectorMulAdd};
 #[cfg(feature = "alloc")]
 use alloc::vec;
 
@@ -183,7 +183,7 @@ impl Gru {
                 // (`crate::isa::dispatch`).
                 let y = &mut y[..u];
                 if crate::isa::isa().fuses_multiply_add() {
-                    default_gates::<Fused>(p, rec, h, y);
+                    default_gates::<VectorMulAdd>(p, rec, h, y);
                 } else {
                     default_gates::<Unfused>(p, rec, h, y);
                 }
@@ -289,7 +289,7 @@ macro_rules! fused_step {
                     }
                 }
             }
-            default_gates::<Fused>(p, rec, h, y);
+            default_gates::<VectorMulAdd>(p, rec, h, y);
         }
     };
 }

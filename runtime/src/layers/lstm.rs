@@ -8,7 +8,7 @@ use crate::activations::Activation;
 #[cfg(feature = "alloc")]
 use crate::initializers::{weight_rng, Initializer};
 use crate::param::Param;
-use crate::simd_math::{mul_add_in_place, sigmoid_with, tanh_with, Fused, MulAdd, Unfused};
+use crate::simd_math::{mul_add_in_place, sigmoid_with, tanh_with, MulAdd, Unfused, VectorMulAdd};
 #[cfg(feature = "alloc")]
 use alloc::vec;
 
@@ -176,7 +176,7 @@ impl Lstm {
                 // `crate::isa::dispatch`).
                 let y = &mut y[..u];
                 if crate::isa::isa().fuses_multiply_add() {
-                    default_gates::<Fused>(z, h, c, y);
+                    default_gates::<VectorMulAdd>(z, h, c, y);
                 } else {
                     default_gates::<Unfused>(z, h, c, y);
                 }
@@ -278,7 +278,7 @@ macro_rules! fused_step {
                     }
                 }
             }
-            default_gates::<Fused>(z, h, c, y);
+            default_gates::<VectorMulAdd>(z, h, c, y);
         }
     };
 }
