@@ -18,8 +18,8 @@
 //! (`run_stateful`): Keras's calls of the stateful model, sample `b` of each call
 //! continuing from state `b`. [`Reset`] on the array is Keras's `reset_states()`.
 //!
-//! Nothing here allocates: the state is a fixed-size array and `step` keeps its temporaries
-//! on the stack.
+//! Nothing here allocates: the state is a fixed-size value that also holds the step's
+//! temporaries (its scratch), so a step neither allocates nor clears stack memory.
 
 #[cfg(feature = "alloc")]
 use crate::error::{check_ids, first_non_finite, Error, ShapeDisplay};
