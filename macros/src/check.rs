@@ -361,12 +361,15 @@ fn check_stateful(checked: &[CheckedLayer], batch_size: Option<usize>) -> Result
         ));
     }
     let mut state_len = 0usize;
+    let (mut layer_scratch, mut width) = (0usize, if ids { 1 } else { input.last() });
     for other in checked {
         let step = other.code.step(&layers::Step {
             weights: quote::quote!(self),
             mask: None,
         });
         state_len = state_len.saturating_add(step.as_ref().map_or(0, |s| s.state_len));
+        layer_scratch = layer_scratch.max(step.as_ref().map_or(0, |s| s.scratch_len));
+        width = width.max(other.output.last());
         if step.is_none() {
             let refusal = other.code.step_refusal();
             // The refusal's own help is about variable-length inputs; this one is not.
@@ -388,11 +391,13 @@ fn check_stateful(checked: &[CheckedLayer], batch_size: Option<usize>) -> Result
         }
     }
     let batch = batch_size.unwrap_or(1);
-    if batch.saturating_mul(state_len) > MAX_ELEMENTS {
+    let (_, _, scratch) = layers::step_scratch(layer_scratch, width);
+    let per_state = state_len.saturating_add(scratch);
+    if batch.saturating_mul(per_state) > MAX_ELEMENTS {
         return Err(Error::new(
             span,
             format!(
-                "`stateful = True` of `{class}` with the model's batch size {batch} needs {batch} states of {state_len} values, more than the {MAX_ELEMENTS} kiln holds in one value (`new_states()` returns them together)\n  help: a smaller batch size in the model input"
+                "`stateful = True` of `{class}` with the model's batch size {batch} needs {batch} states of {state_len} values (and {scratch} values of the step's scratch each), more than the {MAX_ELEMENTS} kiln holds in one value (`new_states()` returns them together)\n  help: a smaller batch size in the model input"
             ),
         ));
     }

@@ -500,11 +500,9 @@ fn streaming(model: &Model) -> TokenStream {
         .unwrap_or(1)
         .max(features);
     // The step's scratch (`StreamState`'s): the largest layer scratch, then the two
-    // buffers, each rounded up to whole cache lines.
-    let lines = |n: usize| n.div_ceil(16).saturating_mul(16);
-    let layer_scratch = lines(codes.iter().map(|c| c.scratch_len).max().unwrap_or(0));
-    let width = lines(width);
-    let scratch_len = layer_scratch.saturating_add(width.saturating_mul(2));
+    // buffers.
+    let layer_scratch = codes.iter().map(|c| c.scratch_len).max().unwrap_or(0);
+    let (layer_scratch, width, scratch_len) = crate::layers::step_scratch(layer_scratch, width);
     let buf = |b: usize| if b == 0 { quote!(buf_a) } else { quote!(buf_b) };
     let mut current = 0usize;
     let mut offset = 0usize;

@@ -310,6 +310,21 @@ impl StepCode {
     }
 }
 
+/// The parts of a streaming step's scratch (`kiln::StreamState`'s `W` values) for layers
+/// whose one-timestep code needs at most `layer_scratch` values and that pass at most
+/// `width` values from one to the next: the layer scratch, then two buffers of the
+/// returned width, each rounded up to whole cache lines (16 values). Returns
+/// `(layer_scratch, buffer_width, total)`.
+pub fn step_scratch(layer_scratch: usize, width: usize) -> (usize, usize, usize) {
+    let lines = |n: usize| n.div_ceil(16).saturating_mul(16);
+    let (layer_scratch, width) = (lines(layer_scratch), lines(width));
+    (
+        layer_scratch,
+        width,
+        layer_scratch.saturating_add(width.saturating_mul(2)),
+    )
+}
+
 /// A checked layer: everything it needs is resolved, so code generation cannot fail.
 pub trait Layer {
     fn output_shape(&self) -> Shape;
