@@ -62,6 +62,26 @@ impl<T: ?Sized + Values + 'static> Param<T> {
     }
 }
 
+#[cfg(feature = "alloc")]
+impl<const R: usize, const C: usize> Param<SMatrix<f32, R, C>> {
+    /// A heap matrix of zeros at a 64-byte boundary, allocated zeroed in place (never on
+    /// the stack, and without a second copy of a large layer's weights).
+    pub fn zeroed() -> Self {
+        let layout = Aligned::<SMatrix<f32, R, C>>::layout(R * C);
+        let ptr = if layout.size() == 0 {
+            Aligned::<SMatrix<f32, R, C>>::allocate(0)
+        } else {
+            // SAFETY: the layout's size is not 0.
+            let ptr = unsafe { alloc::alloc::alloc_zeroed(layout) }.cast::<f32>();
+            NonNull::new(ptr).unwrap_or_else(|| alloc::alloc::handle_alloc_error(layout))
+        };
+        // SAFETY: room for `R * C` `f32`s, all zero bits (0.0), at a 64-byte boundary:
+        // `SMatrix`'s layout (`repr(C)` over `[[f32; R]; C]`), initialised.
+        let ptr = unsafe { NonNull::new_unchecked(ptr.as_ptr().cast::<SMatrix<f32, R, C>>()) };
+        Param(Storage::Heap(Aligned { ptr, layout }))
+    }
+}
+
 impl<T: ?Sized + 'static> Deref for Param<T> {
     type Target = T;
 
@@ -301,6 +321,8 @@ mod tests {
             assert!(aligned(copy.as_ptr()));
             assert_eq!(&*copy, &*p);
         }
+        let z: Param<SMatrix<f32, 4, 9>> = Param::zeroed();
+        assert!(aligned(z.as_ptr()) && z.as_slice().iter().all(|&v| v == 0.0));
         let mut m: Param<SMatrix<f32, 3, 5>> = Param::baked(matrix::<3, 5>(&[1.5; 15]));
         m.make_mut()[(2, 4)] = 0.0;
         assert!(aligned(m.as_ptr()), "a baked weight written lands aligned");

@@ -68,25 +68,22 @@ impl<const I: usize, const U: usize> Dense<I, U> {
         seed: u64,
         first_weight: usize,
     ) -> Self {
-        let mut kernel = crate::heap::zeroed::<SMatrix<f32, U, I>>();
+        let mut kernel = Param::<SMatrix<f32, U, I>>::zeroed();
         kernel_initializer.fill(
-            kernel.as_mut_slice(),
+            kernel.make_mut().as_mut_slice(),
             &Self::KERNEL_SHAPE,
             &mut weight_rng(seed, first_weight),
         );
         let bias = use_bias.then(|| {
-            let mut bias = crate::heap::zeroed::<SVector<f32, U>>();
+            let mut bias = Param::<SVector<f32, U>>::zeroed();
             bias_initializer.fill(
-                bias.as_mut_slice(),
+                bias.make_mut().as_mut_slice(),
                 &Self::BIAS_SHAPE,
                 &mut weight_rng(seed, first_weight + 1),
             );
-            Param::heap(&*bias)
+            bias
         });
-        Dense {
-            kernel: Param::heap(&*kernel),
-            bias,
-        }
+        Dense { kernel, bias }
     }
 
     /// A layer whose weights stay in static memory (a model's `pretrained()`): the kernel's
