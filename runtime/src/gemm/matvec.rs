@@ -141,10 +141,11 @@ pub fn vec_mat2(
 
 /// The kernels on a chosen instruction set (which the caller has checked the CPU has):
 /// sums start from `init` (at least `y.len()` values) or 0, add every part's rows in
-/// order, and the old `y` last when `accumulate`. Each part is checked. Inlined, so that a
-/// caller compiled for the same instruction set (a streaming step under
-/// `crate::isa::dispatch`) gets the kernel inline: a call and its spills cost a tenth of a
-/// recurrent step's product.
+/// order, and the old `y` last when `accumulate`. Each part is checked. Inlined, so the
+/// choice of kernel is a branch in the caller rather than one more call; the kernels
+/// themselves stay out of line. (A streaming step's own products go through the fused
+/// recurrent kernels instead, `crate::layers::lstm` and `gru`, which inline the register
+/// block, `sums_*`.)
 #[inline(always)]
 fn run(isa: Isa, init: Option<&[f32]>, parts: &[Rows], accumulate: bool, y: &mut [f32]) {
     if y.is_empty() {
