@@ -250,6 +250,10 @@ fn w1(c: &mut Criterion) {
     assert!(m.predict(&nan)[0].is_nan() && base.predict_keras_relu(&nan)[0].is_nan());
     let mut g = c.benchmark_group("W1 4-8-8-1");
     g.bench_function("kiln", |b| b.iter(|| m.predict(black_box(&x))));
+    g.bench_function("kiln, predict_into", |b| {
+        let (mut y, mut scratch) = (W1::new_output(), W1::new_scratch());
+        b.iter(|| m.predict_into(black_box(&x), &mut y, &mut scratch))
+    });
     g.bench_function("nalgebra", |b| b.iter(|| base.predict(black_box(&x))));
     g.bench_function("nalgebra, Keras relu", |b| {
         b.iter(|| base.predict_keras_relu(black_box(&x)))
@@ -264,6 +268,10 @@ fn w2(c: &mut Criterion) {
     assert_agree("W2", m.predict(&x).as_slice(), base.predict(&x).as_slice());
     let mut g = c.benchmark_group("W2 64-128-64-10");
     g.bench_function("kiln", |b| b.iter(|| m.predict(black_box(&x))));
+    g.bench_function("kiln, predict_into", |b| {
+        let (mut y, mut scratch) = (W2::new_output(), W2::new_scratch());
+        b.iter(|| m.predict_into(black_box(&x), &mut y, &mut scratch))
+    });
     g.bench_function("nalgebra", |b| b.iter(|| base.predict(black_box(&x))));
     g.bench_function("probe: stream the kernels", |b| {
         b.iter(|| stream_kernels(&m, black_box(&[(64, 128), (128, 64), (64, 10)]), true))
@@ -279,6 +287,10 @@ fn w3(c: &mut Criterion) {
     report_addresses(&m, &base, &x);
     let mut g = c.benchmark_group("W3 784-256-128-10");
     g.bench_function("kiln", |b| b.iter(|| m.predict(black_box(&x))));
+    g.bench_function("kiln, predict_into", |b| {
+        let (mut y, mut scratch) = (W3::new_output(), W3::new_scratch());
+        b.iter(|| m.predict_into(black_box(&x), &mut y, &mut scratch))
+    });
     g.bench_function("nalgebra", |b| b.iter(|| base.predict(black_box(&x))));
     let shapes = [(784, 256), (256, 128), (128, 10)];
     g.bench_function("probe: stream the kernels", |b| {

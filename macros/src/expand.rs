@@ -123,6 +123,9 @@ pub fn expand(model: &Model) -> TokenStream {
     let (into_body, into_stack) = (&slices.body, slices.stack_bytes);
     let [region_a, region_b] = slices.regions;
     let scratch_len = region_a + region_b;
+    let dispatch_sample = dispatched(quote!(self.__predict_sample(x)));
+    let dispatch_into = dispatched(quote!(self.__predict_into_body(x, y, scratch)));
+    let dispatch_batch = dispatched(quote!(self.__forward_batch_body(xs, pass)));
 
     quote! {
         #(#attrs)*
@@ -150,14 +153,9 @@ pub fn expand(model: &Model) -> TokenStream {
             type Scratch = [f32; #scratch_len];
             const PREDICT_INTO_STACK_BYTES: usize = #into_stack;
 
-            #[allow(unused_variables, clippy::let_unit_value)]
+            #[inline]
             fn predict_into(&self, x: &Self::Input, y: &mut Self::Output, scratch: &mut Self::Scratch) {
-                let pass = &mut ::kiln::__private::Pass::inference();
-                let _ = &pass;
-                let input: &[f32] = ::kiln::__private::Tensor::values(x);
-                let output: &mut [f32] = ::kiln::__private::Tensor::values_mut(y);
-                let (region_a, region_b) = scratch.split_at_mut(#region_a);
-                #into_body
+                #dispatch_into
             }
 
             ::kiln::__private::with_alloc! {
@@ -171,11 +169,7 @@ pub fn expand(model: &Model) -> TokenStream {
                     xs: &[f32],
                     pass: &mut ::kiln::__private::Pass,
                 ) -> (::kiln::__private::Vec<f32>, ::core::option::Option<::kiln::__private::Vec<bool>>) {
-                    let x: #input_batch_ty = ::kiln::__private::Tensor::from_values(xs);
-                    #batch_steps
-                    // The output's own storage, not a copy (a batch of conv outputs is MBs).
-                    let values: ::kiln::__private::Vec<f32> = x.data.into();
-                    (values, #batch_mask)
+                    #dispatch_batch
                 }
 
                 fn __weight_mut(&mut self, index: usize) -> &mut [f32] {
@@ -188,15 +182,7 @@ pub fn expand(model: &Model) -> TokenStream {
 
             #[inline]
             fn predict(&self, x: &Self::Input) -> Self::Output {
-                // Compiled once per instruction set, chosen once per process; a debug build
-                // inlines nothing, so it would only add frames.
-                #[cfg(not(debug_assertions))]
-                return ::kiln::__private::dispatch(
-                    #[inline(always)]
-                    move || self.__predict_sample(x),
-                );
-                #[cfg(debug_assertions)]
-                self.__predict_sample(x)
+                #dispatch_sample
             }
 
             fn __weight(&self, index: usize) -> &[f32] {
@@ -222,6 +208,37 @@ pub fn expand(model: &Model) -> TokenStream {
                 ::kiln::__private::Pass::release(&mut pass_value);
                 x
             }
+
+            /// `predict_into`'s body, inlined into each instruction set's copy.
+            #[doc(hidden)]
+            #[inline(always)]
+            #[allow(unused_variables, clippy::let_unit_value)]
+            fn __predict_into_body(&self, x: &<Self as ::kiln::Model>::Input, y: &mut <Self as ::kiln::Model>::Output, scratch: &mut <Self as ::kiln::Model>::Scratch) {
+                let pass = &mut ::kiln::__private::Pass::inference();
+                let _ = &pass;
+                let input: &[f32] = ::kiln::__private::Tensor::values(x);
+                let output: &mut [f32] = ::kiln::__private::Tensor::values_mut(y);
+                let (region_a, region_b) = scratch.split_at_mut(#region_a);
+                #into_body
+            }
+
+            ::kiln::__private::with_alloc! {
+                /// `__forward_batch`'s body (`predict_batch` on each thread's run of
+                /// samples), inlined into each instruction set's copy.
+                #[doc(hidden)]
+                #[inline(always)]
+                fn __forward_batch_body(
+                    &self,
+                    xs: &[f32],
+                    pass: &mut ::kiln::__private::Pass,
+                ) -> (::kiln::__private::Vec<f32>, ::core::option::Option<::kiln::__private::Vec<bool>>) {
+                    let x: #input_batch_ty = ::kiln::__private::Tensor::from_values(xs);
+                    #batch_steps
+                    // The output's own storage, not a copy (a batch of conv outputs is MBs).
+                    let values: ::kiln::__private::Vec<f32> = x.data.into();
+                    (values, #batch_mask)
+                }
+            }
         }
 
         #pretrained
@@ -234,6 +251,23 @@ pub fn expand(model: &Model) -> TokenStream {
 /// input plus output bytes, and 1.3 times in release), so the bound is 4 times the sum over
 /// layers, plus a fixed allowance for the kernels' own frames. `tests/deploy.rs` runs
 /// `predict` on a stack of this size in the debug build.
+/// `call`, a method holding a body marked `#[inline(always)]`, compiled once per instruction
+/// set and chosen once per process (`kiln::isa::dispatch`): the body's own loops (nalgebra's
+/// small products, bias adds, activations and their gradients) run on the CPU's widest
+/// vectors rather than the default build's SSE2. A debug build inlines nothing, so there
+/// it would only add frames.
+fn dispatched(call: TokenStream) -> TokenStream {
+    quote! {
+        #[cfg(not(debug_assertions))]
+        return ::kiln::__private::dispatch(
+            #[inline(always)]
+            move || #call,
+        );
+        #[cfg(debug_assertions)]
+        #call
+    }
+}
+
 fn predict_stack_bytes(model: &Model) -> usize {
     const KERNEL_FRAMES: usize = 64 * 1024;
     let bytes = |s: &crate::shape::Shape| s.len().saturating_mul(4);
@@ -412,6 +446,7 @@ fn trainable(model: &Model) -> TokenStream {
     let all_vars: Vec<Ident> = (0..=n).map(var).collect();
     let input_ty = model.input.tensor_type(Mode::Batch);
     let output_ty = model.output().tensor_type(Mode::Batch);
+    let dispatch_train = dispatched(quote!(self.__train_pass(xs, pass, head, grads)));
     quote! {
         ::kiln::__private::with_alloc! {
         impl ::kiln::Trainable for #name {
@@ -422,6 +457,23 @@ fn trainable(model: &Model) -> TokenStream {
 
             #[allow(unused_variables, unused_mut, clippy::let_unit_value, clippy::unused_unit)]
             fn __train_batch_with_mask(
+                &self,
+                xs: &[f32],
+                pass: &mut ::kiln::__private::Pass,
+                head: &mut dyn FnMut(&[f32], ::core::option::Option<&[bool]>, &mut [f32]) -> bool,
+                grads: &mut ::kiln::__private::Gradients,
+            ) {
+                #dispatch_train
+            }
+        }
+
+        impl #name {
+            /// `__train_batch_with_mask`'s body, inlined into each instruction set's copy
+            /// (`kiln::isa::dispatch`).
+            #[doc(hidden)]
+            #[inline(always)]
+            #[allow(unused_variables, unused_mut, clippy::let_unit_value, clippy::unused_unit)]
+            fn __train_pass(
                 &self,
                 xs: &[f32],
                 pass: &mut ::kiln::__private::Pass,

@@ -138,8 +138,10 @@ pub trait Model: Sized + Sync {
     /// of a tensor lives on the stack ([`Model::PREDICT_INTO_STACK_BYTES`] bounds what
     /// does), so models whose activations are megabytes run on a small thread stack, with
     /// or without a heap (a `static` scratch and output serve a `no_std` build). Computes
-    /// what [`Model::predict`] computes, up to rounding (Dense layers run on kiln's GEMM
-    /// kernels here, which sum in another order). (The `kiln` crate's docs show it.)
+    /// what [`Model::predict`] computes, up to rounding (a Dense layer on several positions
+    /// runs on kiln's GEMM kernels here, which sum in another order). Like `predict`, it
+    /// runs a copy compiled for the CPU's best instruction set. (The `kiln` crate's docs
+    /// show it.)
     fn predict_into(&self, x: &Self::Input, y: &mut Self::Output, scratch: &mut Self::Scratch);
 
     /// A zeroed output on the heap, for [`Model::predict_into`] (never on the stack).
