@@ -746,6 +746,38 @@ impl Activation {
         }
     }
 
+    /// [`Activation::apply`] of `src` written into `dst` (the same length), without copying
+    /// `src` first where the activation maps each value alone: a training pass keeps the
+    /// pre-activation as its cache and needs the activation beside it. The same bits as
+    /// copying, then `apply`.
+    #[inline(always)]
+    pub fn apply_from(&self, src: &[f32], dst: &mut [f32], last_axis: usize) {
+        match *self {
+            Activation::Relu {
+                negative_slope: 0.0,
+                max_value: None,
+                threshold: 0.0,
+            } => {
+                for (d, &s) in dst.iter_mut().zip(src) {
+                    *d = relu(s);
+                }
+            }
+            Activation::Linear
+            | Activation::Softmax
+            | Activation::LogSoftmax
+            | Activation::Sigmoid
+            | Activation::Tanh => {
+                dst.copy_from_slice(src);
+                self.apply(dst, last_axis);
+            }
+            ref other => {
+                for (d, &s) in dst.iter_mut().zip(src) {
+                    *d = other.scalar(s);
+                }
+            }
+        }
+    }
+
     /// Applies the activation in place to `data`, a row-major tensor whose last axis has
     /// `last_axis` values (softmax normalises over that axis; elementwise ones ignore it).
     #[inline(always)]

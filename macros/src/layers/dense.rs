@@ -232,12 +232,16 @@ impl Layer for Dense {
                 (y, ())
             });
         }
-        let apply = self.activation.apply(&quote!(y), self.units);
+        let act = &self.activation.tokens;
         // The pre-activation `z` is the cache: the activation's derivative needs it.
         quote!({
             #affine
-            let mut y = pass.pool.copy_of(&z);
-            #apply
+            let mut y = pass.pool.take_to_overwrite::<#units>(z.ncols());
+            #act.apply_from(
+                ::kiln::__private::Tensor::values(&z),
+                ::kiln::__private::Tensor::values_mut(&mut y),
+                #units,
+            );
             #activity
             (y, z)
         })
@@ -285,8 +289,12 @@ impl Layer for Dense {
             quote!(pass.pool.give(cache);)
         };
         let result = quote!({
-            let (grad_kernel, grad_bias) = grads.pair(#k, #use_bias);
-            #state.accumulate_gradients(x, &dz, grad_kernel, grad_bias);
+            let (grad_kernel, grad_bias, stale) = grads.pair_to_overwrite(#k, #use_bias);
+            if stale {
+                #state.write_gradients(x, &dz, grad_kernel, grad_bias);
+            } else {
+                #state.accumulate_gradients(x, &dz, grad_kernel, grad_bias);
+            }
             #give_cache
             #input_grad
         });

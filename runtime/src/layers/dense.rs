@@ -189,15 +189,33 @@ pub const DISPATCH_MIN: usize = 2048;
 /// kernel's cache-line-aligned reads win (BENCHMARKS.md, "Performance (issue 11)").
 pub const INLINE_SAMPLE_MAX: usize = 16384;
 
+/// The most outputs for which [`Dense::forward_slices`] (`predict_into`) sums one vector
+/// in the inlined product: its local array of `U` values (1 KiB) is what `predict_into`'s
+/// stack bound allows for a kernel's frame, and more outputs than registers hold go
+/// through memory either way.
+pub const INLINE_SLICE_UNITS_MAX: usize = 256;
+
 impl<const I: usize, const U: usize> Dense<I, U> {
     /// The layer on row-major slices holding whole `I`-vectors (`x`) and `U`-vectors (`y`,
     /// overwritten): `predict_into`'s form, and [`Dense::forward`]'s for all but small
     /// layers. One vector ([`affine_vector`]: `x · kernel` is rounded before the bias is
     /// added, as in nalgebra's product) or one product on kiln's GEMM kernels, both on the
-    /// CPU's best instruction set.
-    #[inline]
+    /// CPU's best instruction set; one vector of a layer of at most [`INLINE_SAMPLE_MAX`]
+    /// multiply-adds and [`INLINE_SLICE_UNITS_MAX`] outputs runs `small_affine` inlined, as
+    /// [`Dense::forward`] does (a call costs more than the arithmetic there: W1's
+    /// `predict_into` took 4.5× its `predict`).
+    #[inline(always)]
     pub fn forward_slices(&self, x: &[f32], y: &mut [f32]) {
         let n = x.len() / I.max(1);
+        if n == 1 && I * U <= INLINE_SAMPLE_MAX && U <= INLINE_SLICE_UNITS_MAX {
+            let (x, bias) = (&x[..I], self.bias.as_ref().map(|b| &b.data.0[0]));
+            // Summed in a local array the compiler keeps in registers (in `y` itself, a
+            // slice it cannot prove apart from `x`, every step went through memory: W2's
+            // `predict_into` took 3.4× as long).
+            let column = small_affine(&self.kernel.data.0, |j| x[j], bias);
+            y[..U].copy_from_slice(&column);
+            return;
+        }
         if n == 1 {
             let bias = self.bias.as_ref().map(|b| b.as_slice());
             affine_vector(&x[..I], self.kernel.as_slice(), bias, &mut y[..U]);
@@ -235,6 +253,30 @@ impl<const I: usize, const U: usize> Dense<I, U> {
         grad_kernel: &mut [f32],
         grad_bias: Option<&mut [f32]>,
     ) {
+        self.weight_gradients(x, dz, grad_kernel, grad_bias, true);
+    }
+
+    /// [`Dense::accumulate_gradients`] into buffers whose values are overwritten rather than
+    /// added to (kernel `= dz · xᵀ`, bias `= Σ dz`): no zeroing before, no read of the old
+    /// values in the product (`Gradients::pair_to_overwrite`).
+    pub fn write_gradients(
+        &self,
+        x: &Batch<I>,
+        dz: &Batch<U>,
+        grad_kernel: &mut [f32],
+        grad_bias: Option<&mut [f32]>,
+    ) {
+        self.weight_gradients(x, dz, grad_kernel, grad_bias, false);
+    }
+
+    fn weight_gradients(
+        &self,
+        x: &Batch<I>,
+        dz: &Batch<U>,
+        grad_kernel: &mut [f32],
+        grad_bias: Option<&mut [f32]>,
+        add: bool,
+    ) {
         let n = x.ncols();
         // dz (U x n) · xᵀ (n x I, x read through swapped strides), into the U x I gradient.
         gemm(
@@ -243,11 +285,16 @@ impl<const I: usize, const U: usize> Dense<I, U> {
             Strided::column_major(U, n),
             x.as_slice(),
             Strided::column_major(I, n).t(),
-            1.0,
+            if add { 1.0 } else { 0.0 },
             grad_kernel,
             Strided::column_major(U, I),
         );
         if let Some(grad_bias) = grad_bias {
+            let grad_bias = &mut grad_bias[..U];
+            if !add {
+                grad_bias.fill(0.0);
+            }
+            // Summed from zero in batch order either way: the same bits.
             for column in dz.as_slice().chunks_exact(U) {
                 for (g, d) in grad_bias.iter_mut().zip(column) {
                     *g += d;
@@ -460,6 +507,7 @@ mod tests {
         check::<37, 130>(false); // more outputs than one block of the one-vector kernel
         check::<300, 1>(true); // one output: a dot product
         check::<128, 136>(false); // one sample dispatched (above `INLINE_SAMPLE_MAX`)
+        check::<8, 300>(true); // slices of one sample dispatched (above `INLINE_SLICE_UNITS_MAX`)
     }
 
     /// Both ways of computing `kernel · dz` (dot products below a batch of 8, a transposed

@@ -45,42 +45,99 @@ pub use data::{batches, Batches, Dataset};
 /// layout. Allocated once per trainer and zeroed before each step. The slot of a
 /// non-trainable weight holds what the training pass computed for its update instead (the
 /// batch statistic of a [`WeightUpdate::MovingAverage`]).
+///
+/// Zeroing is lazy: [`Gradients::zero`] only marks the slots stale. A slot is zeroed when a
+/// layer first asks for it to add into ([`Gradients::slot`], [`Gradients::pair`]), not at
+/// all when the layer overwrites it ([`Gradients::pair_to_overwrite`]: a Dense layer's
+/// product writes its gradient instead of adding it to zeros), and at the end of the pass
+/// ([`Gradients::finish`]) when no layer touched it. Clearing every slot before each step
+/// cost 1.7 % of a digits epoch.
 #[derive(Debug, Clone)]
 pub struct Gradients {
     slots: Vec<Vec<f32>>,
+    /// Slots whose values are from an earlier step and count as zeros.
+    stale: Vec<bool>,
 }
 
 impl Gradients {
     /// Zeroed buffers shaped like `M`'s weights.
     pub fn for_model<M: Model>() -> Gradients {
+        let slots: Vec<Vec<f32>> = M::WEIGHT_SHAPES
+            .iter()
+            .map(|shape| vec![0.0; shape.iter().product()])
+            .collect();
         Gradients {
-            slots: M::WEIGHT_SHAPES
-                .iter()
-                .map(|shape| vec![0.0; shape.iter().product()])
-                .collect(),
+            stale: vec![false; slots.len()],
+            slots,
         }
     }
 
-    /// Sets every gradient to zero.
+    /// Sets every gradient to zero (lazily: see the type's docs).
     pub fn zero(&mut self) {
-        for slot in &mut self.slots {
+        self.stale.fill(true);
+    }
+
+    /// Zeroes the slots no layer touched since [`Gradients::zero`]: after a pass, before
+    /// anything reads the gradients.
+    pub fn finish(&mut self) {
+        for index in 0..self.slots.len() {
+            self.fresh(index);
+        }
+    }
+
+    /// Slot `index`, zeroed first if stale.
+    fn fresh(&mut self, index: usize) -> &mut [f32] {
+        let slot = &mut self.slots[index];
+        if core::mem::take(&mut self.stale[index]) {
             slot.fill(0.0);
         }
+        slot
     }
 
-    /// The gradient of weight `index`.
+    /// The gradient of weight `index` (zero if stale: read after [`Gradients::finish`]).
     pub fn get(&self, index: usize) -> &[f32] {
+        debug_assert!(!self.stale[index], "gradient {index} read before `finish`");
         &self.slots[index]
     }
 
     /// The gradient of weight `index`, to accumulate into.
     pub fn slot(&mut self, index: usize) -> &mut [f32] {
-        &mut self.slots[index]
+        self.fresh(index)
     }
 
     /// Weight `index`'s gradient and, when `with_next`, weight `index + 1`'s (a layer's
-    /// kernel and bias), both writable at once.
+    /// kernel and bias), both writable at once, to accumulate into.
     pub fn pair(&mut self, index: usize, with_next: bool) -> (&mut [f32], Option<&mut [f32]>) {
+        self.fresh(index);
+        if with_next {
+            self.fresh(index + 1);
+        }
+        self.pair_unzeroed(index, with_next)
+    }
+
+    /// [`Gradients::pair`] for a layer that writes every value of both slots when they are
+    /// stale instead of adding to zeros: also returns whether they are (then their values
+    /// are an earlier step's, to be overwritten). Either way the slots count as written.
+    pub fn pair_to_overwrite(
+        &mut self,
+        index: usize,
+        with_next: bool,
+    ) -> (&mut [f32], Option<&mut [f32]>, bool) {
+        let next_stale = with_next && self.stale[index + 1];
+        if self.stale[index] != next_stale && with_next {
+            // One written and one not (cannot happen for a layer's own pair): add to zeros.
+            let (first, next) = self.pair(index, with_next);
+            return (first, next, false);
+        }
+        let stale = core::mem::take(&mut self.stale[index]);
+        if with_next {
+            self.stale[index + 1] = false;
+        }
+        let (first, next) = self.pair_unzeroed(index, with_next);
+        (first, next, stale)
+    }
+
+    fn pair_unzeroed(&mut self, index: usize, with_next: bool) -> (&mut [f32], Option<&mut [f32]>) {
         let (first, rest) = self.slots[index..].split_at_mut(1);
         let next = if with_next {
             rest.first_mut().map(|v| v.as_mut_slice())
@@ -90,8 +147,10 @@ impl Gradients {
         (first[0].as_mut_slice(), next)
     }
 
-    /// Every gradient, writable (for clipping).
+    /// Every gradient, writable: to accumulate into several slots at once, and for
+    /// clipping (stale slots are zeroed first).
     pub fn all_mut(&mut self) -> &mut [Vec<f32>] {
+        self.finish();
         &mut self.slots
     }
 }
@@ -906,4 +965,47 @@ fn check_weights(w: &[f32], n: usize) -> Result<(), Error> {
 /// Classes of `M`'s output (its last axis), for losses and metrics over class scores.
 fn output_classes<M: Model>() -> usize {
     M::OUTPUT_SHAPE.last().copied().unwrap_or(1).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Gradients;
+    use alloc::vec;
+
+    /// Lazy zeroing reads as zeroing: a slot added to starts from zeros, one overwritten is
+    /// reported stale, one nobody touched is zero after `finish`.
+    #[test]
+    fn stale_slots_read_as_zeros() {
+        let mut grads = Gradients {
+            slots: vec![vec![1.0; 3], vec![2.0; 2], vec![3.0; 4], vec![4.0; 1]],
+            stale: vec![false; 4],
+        };
+        // Fresh slots are added to as they are.
+        let (_, _, stale) = grads.pair_to_overwrite(0, true);
+        assert!(!stale);
+        grads.zero();
+        let (kernel, bias, stale) = grads.pair_to_overwrite(0, true);
+        assert!(stale);
+        kernel.fill(5.0);
+        if let Some(bias) = bias {
+            bias.fill(6.0);
+        }
+        grads.slot(2)[1] += 7.0;
+        // Written once: a second layer adds.
+        assert!(!grads.pair_to_overwrite(0, true).2);
+        grads.finish();
+        assert_eq!(grads.get(0), &[5.0; 3]);
+        assert_eq!(grads.get(1), &[6.0; 2]);
+        assert_eq!(grads.get(2), &[0.0, 7.0, 0.0, 0.0]);
+        assert_eq!(grads.get(3), &[0.0]);
+        // A pair half written: added to zeros, not overwritten.
+        grads.zero();
+        grads.slot(1)[0] = 1.0;
+        let (kernel, _, stale) = grads.pair_to_overwrite(0, true);
+        assert!(!stale);
+        assert_eq!(kernel, &[0.0; 3]);
+        // Every slot through `all_mut` starts from zeros.
+        grads.zero();
+        assert!(grads.all_mut().iter().all(|s| s.iter().all(|v| *v == 0.0)));
+    }
 }

@@ -208,6 +208,7 @@ pub(super) fn run_pass<M: Trainable>(
     };
     state.grads.zero();
     model.__train_batch_with_mask(x, &mut pass, &mut head, &mut state.grads);
+    state.grads.finish();
     state.pool = core::mem::take(&mut pass.pool);
     state.loss = loss_value;
     state.activity_loss = pass.activity_loss;

@@ -50,6 +50,9 @@ mod learning_rate_scheduler;
 #[cfg(feature = "std")]
 mod model_checkpoint;
 mod monitor;
+// Without `std` only `repr` is used (History, CSV); the file-name formatting is
+// `ModelCheckpoint`'s, which needs `std`.
+#[cfg_attr(not(feature = "std"), allow(dead_code))]
 pub(crate) mod pyformat;
 mod reduce_lr_on_plateau;
 mod terminate_on_nan;
