@@ -23,6 +23,7 @@ mod probes;
 
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
+use kiln::gemm::affine_vector;
 use kiln::layers::{Dense, Weights};
 use kiln::{Initializer, Model};
 use nalgebra::{DMatrix, DVector, SMatrix, SVector};
@@ -408,38 +409,48 @@ fn report_addresses(m: &W3, base: &BaseMlp<784, 256, 128, 10>, x: &SVector<f32, 
     );
 }
 
-/// One `Dense(U)` on `I` inputs both ways `Dense::forward` can run it: nalgebra's static
-/// product inlined (what it does below `DISPATCH_MIN` multiply-adds) and `forward_slices`
-/// (kiln's run-time-dispatched one-vector kernel, what it does from there on).
+/// One `Dense(U)` on `I` inputs, one sample, both ways `Dense::forward` can run it inside
+/// the generated `predict` (which runs in `kiln::isa::dispatch`, compiled for the CPU's
+/// best instruction set): the static product inlined (what it does up to
+/// `INLINE_SAMPLE_MAX` multiply-adds, and for columns of a batch below `DISPATCH_MIN`) and
+/// kiln's one-vector kernel `affine_vector` (above). Both arms run inside `dispatch`, as
+/// `predict` does, so the comparison is the one `forward`'s thresholds decide.
 fn threshold_case<const I: usize, const U: usize>(g: &mut BenchmarkGroup<WallTime>) {
     let mut d = Dense::<I, U>::new(true, Initializer::Zeros, Initializer::Zeros, 0, 0);
     d.weight_mut(0).copy_from_slice(&values(I * U, 5));
     d.weight_mut(1).copy_from_slice(&values(U, 6));
     let x = SVector::<f32, I>::from_column_slice(&values(I, 7));
     let inline = |x: &SVector<f32, I>| {
-        let kernel: &SMatrix<f32, U, I> = &d.kernel;
-        let mut y = kernel * x;
-        if let Some(bias) = &d.bias {
-            y += &**bias;
-        }
-        y
+        kiln::isa::dispatch(
+            #[inline(always)]
+            || {
+                let kernel: &SMatrix<f32, U, I> = &d.kernel;
+                let mut y = kernel * x;
+                if let Some(bias) = &d.bias {
+                    y += &**bias;
+                }
+                y
+            },
+        )
     };
-    let dispatched = |x: &SVector<f32, I>| {
-        let mut y = SVector::<f32, U>::zeros();
-        d.forward_slices(x.as_slice(), y.as_mut_slice());
-        y
+    let kernel = |x: &SVector<f32, I>| {
+        kiln::isa::dispatch(
+            #[inline(always)]
+            || {
+                let mut y = SVector::<f32, U>::zeros();
+                let bias = d.bias.as_ref().map(|b| b.as_slice());
+                affine_vector(x.as_slice(), d.weight(0), bias, y.as_mut_slice());
+                y
+            },
+        )
     };
-    assert_agree(
-        "threshold",
-        inline(&x).as_slice(),
-        dispatched(&x).as_slice(),
-    );
+    assert_agree("threshold", inline(&x).as_slice(), kernel(&x).as_slice());
     let size = format!("{I}x{U} ({} MACs)", I * U);
-    g.bench_function(format!("{size}: nalgebra inline"), |b| {
+    g.bench_function(format!("{size}: inlined"), |b| {
         b.iter(|| inline(black_box(&x)))
     });
-    g.bench_function(format!("{size}: dispatched"), |b| {
-        b.iter(|| dispatched(black_box(&x)))
+    g.bench_function(format!("{size}: one-vector kernel"), |b| {
+        b.iter(|| kernel(black_box(&x)))
     });
 }
 
@@ -455,6 +466,8 @@ fn threshold(c: &mut Criterion) {
     threshold_case::<64, 64>(&mut g);
     threshold_case::<64, 128>(&mut g);
     threshold_case::<128, 128>(&mut g);
+    threshold_case::<128, 256>(&mut g);
+    threshold_case::<256, 256>(&mut g);
     g.finish();
 }
 
