@@ -802,6 +802,37 @@ impl Activation {
 mod tests {
     use super::*;
 
+    /// `apply_from` writes what copying and `apply` give, bit for bit, for every activation
+    /// (and a parameterised relu), on rows with infinities and NaN.
+    #[test]
+    fn apply_from_gives_the_bits_of_copy_then_apply() {
+        let src: Vec<f32> = (0..36)
+            .map(|i| match i {
+                7 => f32::INFINITY,
+                13 => f32::NEG_INFINITY,
+                22 => f32::NAN,
+                _ => (i as f32 - 17.0) * 0.37,
+            })
+            .collect();
+        let mut activations: Vec<Activation> = Activation::NAMES
+            .iter()
+            .filter_map(|name| Activation::from_name(name))
+            .collect();
+        activations.push(Activation::Relu {
+            negative_slope: 0.1,
+            max_value: Some(2.0),
+            threshold: 0.5,
+        });
+        for activation in activations {
+            let mut want = src.clone();
+            activation.apply(&mut want, 6);
+            let mut got = vec![f32::NAN; src.len()];
+            activation.apply_from(&src, &mut got, 6);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "{activation:?}");
+        }
+    }
+
     #[test]
     fn every_name_resolves() {
         for name in Activation::NAMES {

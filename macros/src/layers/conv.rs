@@ -1132,8 +1132,12 @@ impl Layer for Conv {
         let (finish, cache) = if linear {
             (quote!(let y = z;), quote!(()))
         } else {
-            let apply = self.activation.apply(&quote!(y), rows);
-            (quote!(let mut y = pass.pool.copy_of(&z); #apply), quote!(z))
+            let act = &self.activation.tokens;
+            let finish = quote! {
+                let mut y = pass.pool.take_to_overwrite::<#rows>(z.ncols());
+                #act.apply_from(#values(&z), #values_mut(&mut y), #rows);
+            };
+            (finish, quote!(z))
         };
         let cache = match self.pointwise {
             Some(_) => quote!((middle, #cache)),
