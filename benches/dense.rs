@@ -358,7 +358,7 @@ fn w3_work() -> usize {
 fn batches(c: &mut Criterion) {
     let m: W3 = model(3);
     let mut g = c.benchmark_group("W3 batches, threads");
-    for n in [2, 8, 16, 32, 48, 64, 128] {
+    for n in [2, 8, 16, 20, 24, 28, 32, 48, 64, 128] {
         let xs = values(n * 784, 12);
         let split = kiln::threads::threads_for(n, w3_work(), kiln::threads::max_threads());
         g.bench_function(format!("batch {n}: 1 thread"), |b| {

@@ -35,7 +35,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 /// The multiply-adds each thread beyond the calling one must get before `predict_batch`
 /// wakes it (measured: `benches/dense.rs`, group `W3 batches, threads`; BENCHMARKS.md,
 /// "Performance (issue 11)").
-pub const MIN_WORK_PER_THREAD: usize = 5_000_000;
+pub const MIN_WORK_PER_THREAD: usize = 3_500_000;
 
 /// The most threads the default ([`std::thread::available_parallelism`]) gives; more cores
 /// than this need `KILN_THREADS` or [`set_max_threads`].
