@@ -246,11 +246,6 @@ pub fn expand(model: &Model) -> TokenStream {
     }
 }
 
-/// An upper bound on `predict`'s stack. Debug builds keep every layer's input and output in
-/// the frame and move them through temporaries (measured: up to about 2.8 times each layer's
-/// input plus output bytes, and 1.3 times in release), so the bound is 4 times the sum over
-/// layers, plus a fixed allowance for the kernels' own frames. `tests/deploy.rs` runs
-/// `predict` on a stack of this size in the debug build.
 /// `call`, a method holding a body marked `#[inline(always)]`, compiled once per instruction
 /// set and chosen once per process (`kiln::isa::dispatch`): the body's own loops (nalgebra's
 /// small products, bias adds, activations and their gradients) run on the CPU's widest
@@ -268,6 +263,11 @@ fn dispatched(call: TokenStream) -> TokenStream {
     }
 }
 
+/// An upper bound on `predict`'s stack. Debug builds keep every layer's input and output in
+/// the frame and move them through temporaries (measured: up to about 2.8 times each layer's
+/// input plus output bytes, and 1.3 times in release), so the bound is 4 times the sum over
+/// layers, plus a fixed allowance for the kernels' own frames. `tests/deploy.rs` runs
+/// `predict` on a stack of this size in the debug build.
 fn predict_stack_bytes(model: &Model) -> usize {
     const KERNEL_FRAMES: usize = 64 * 1024;
     let bytes = |s: &crate::shape::Shape| s.len().saturating_mul(4);
