@@ -281,6 +281,69 @@ fn fit_epoch(c: &mut Criterion) {
     group.finish();
 }
 
+/// Would Adam's update hide under the GEMMs if the two were interleaved? One step's products
+/// (`probes::DigitsStep`) and Adam over the model's 17,226 weights (`probes::adam_avx2`),
+/// one after the other, and interleaved: the products cut into blocks of 12 output columns,
+/// an equal share of Adam's weights updated after each block (BENCHMARKS.md, "Fourth
+/// session of 2026-12-06").
+#[cfg(target_arch = "x86_64")]
+fn adam_beside_gemms(c: &mut Criterion) {
+    const WEIGHTS: usize = 64 * 128 + 128 + 128 * 64 + 64 + 64 * 10 + 10;
+    const BLOCK: usize = 12;
+    if !std::is_x86_feature_detected!("avx2") {
+        return;
+    }
+    let mut step = probes::DigitsStep::new();
+    // No zero gradient: Adam's `v` of a weight whose gradient stays zero decays by 0.999 a
+    // step, and after the ~10^5 calls of a criterion run it is subnormal, where the square
+    // root and the division take about twice as long (9.3 against 5.0 µs here).
+    let fill = |seed: usize| -> Vec<f32> {
+        (0..WEIGHTS)
+            .map(|i| (((i * 37 + seed * 11) % 101) as f32 - 50.5) / 500.0)
+            .collect()
+    };
+    let (g, mut p) = (fill(2), fill(1));
+    let (mut m, mut v) = (vec![0.0f32; WEIGHTS], vec![0.01f32; WEIGHTS]);
+    let mut count = 0usize;
+    step.products(BLOCK, &mut || count += 1);
+    let chunk = WEIGHTS.div_ceil(count).next_multiple_of(8);
+    let mut group = c.benchmark_group("training step: Adam beside the GEMMs");
+    // SAFETY (every `adam_avx2` call): the CPU has AVX2, checked above.
+    group.bench_function("GEMMs", |b| {
+        b.iter(|| step.products(usize::MAX, &mut || {}))
+    });
+    group.bench_function(format!("GEMMs in blocks of {BLOCK} columns"), |b| {
+        b.iter(|| step.products(BLOCK, &mut || {}))
+    });
+    group.bench_function("Adam", |b| {
+        b.iter(|| unsafe { probes::adam_avx2(&mut p, &g, &mut m, &mut v) })
+    });
+    group.bench_function("GEMMs, then Adam", |b| {
+        b.iter(|| {
+            step.products(usize::MAX, &mut || {});
+            unsafe { probes::adam_avx2(&mut p, &g, &mut m, &mut v) }
+        })
+    });
+    group.bench_function(
+        format!("interleaved ({count} blocks, {chunk} weights each)"),
+        |b| {
+            b.iter(|| {
+                let mut at = 0;
+                step.products(BLOCK, &mut || {
+                    let end = (at + chunk).min(WEIGHTS);
+                    let (p, m, v) = (&mut p[at..end], &mut m[at..end], &mut v[at..end]);
+                    unsafe { probes::adam_avx2(p, &g[at..end], m, v) };
+                    at = end;
+                });
+            })
+        },
+    );
+    group.finish();
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn adam_beside_gemms(_: &mut Criterion) {}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -291,6 +354,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = fit;
     config = config();
-    targets = fit_epoch
+    targets = fit_epoch, adam_beside_gemms
 }
 criterion_main!(fit);

@@ -251,3 +251,135 @@ unsafe fn stream_avx2(w: &[f32], rows: usize, cols: usize) -> f32 {
     }
     sum
 }
+
+/// Adam's update on eight lanes, the operations of kiln's `AdamStep::run_avx2` (Keras's
+/// defaults, a fixed step): for [`DigitsStep`], which asks whether it hides under GEMMs.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+pub fn adam_avx2(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+    let n = p.len().min(g.len()).min(m.len()).min(v.len());
+    let (b1, b2) = (_mm256_set1_ps(0.1), _mm256_set1_ps(0.001));
+    let (alpha, eps) = (_mm256_set1_ps(0.001), _mm256_set1_ps(1e-7));
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: `i + 8 <= n`, within each slice.
+        unsafe {
+            let gi = _mm256_loadu_ps(g.as_ptr().add(i));
+            let mut mi = _mm256_loadu_ps(m.as_ptr().add(i));
+            let mut vi = _mm256_loadu_ps(v.as_ptr().add(i));
+            mi = _mm256_add_ps(mi, _mm256_mul_ps(_mm256_sub_ps(gi, mi), b1));
+            let g2 = _mm256_mul_ps(gi, gi);
+            vi = _mm256_add_ps(vi, _mm256_mul_ps(_mm256_sub_ps(g2, vi), b2));
+            let root = _mm256_add_ps(_mm256_sqrt_ps(vi), eps);
+            let step = _mm256_div_ps(_mm256_mul_ps(mi, alpha), root);
+            _mm256_storeu_ps(m.as_mut_ptr().add(i), mi);
+            _mm256_storeu_ps(v.as_mut_ptr().add(i), vi);
+            let w = _mm256_loadu_ps(p.as_ptr().add(i));
+            _mm256_storeu_ps(p.as_mut_ptr().add(i), _mm256_sub_ps(w, step));
+        }
+        i += 8;
+    }
+}
+
+/// One digits training step's eight products (batch 32; forward, weight gradients, the
+/// input gradients of layers 2 and 3 through a transposed kernel) on `kiln::gemm`, each cut
+/// into blocks of `block` output columns with `between` run after every block: the
+/// interleaving probe of `benches/fit.rs` (Adam's chunks between the blocks).
+pub struct DigitsStep {
+    kernels: [Vec<f32>; 3],
+    transposed: [Vec<f32>; 3],
+    x: Vec<f32>,
+    z: [Vec<f32>; 3],
+    dz: [Vec<f32>; 3],
+    dx: [Vec<f32>; 3],
+    grads: [Vec<f32>; 3],
+}
+
+impl DigitsStep {
+    /// (inputs, units) of the three Dense layers.
+    const DIMS: [(usize, usize); 3] = [(64, 128), (128, 64), (64, 10)];
+    const BATCH: usize = 32;
+
+    pub fn new() -> DigitsStep {
+        let fill = |len: usize, seed: usize| -> Vec<f32> {
+            (0..len)
+                .map(|i| (((i * 37 + seed * 11) % 101) as f32 - 50.0) / 500.0)
+                .collect()
+        };
+        let n = Self::BATCH;
+        DigitsStep {
+            kernels: Self::DIMS.map(|(i, u)| fill(i * u, u)),
+            transposed: Self::DIMS.map(|(i, u)| vec![0.0; i * u]),
+            x: fill(64 * n, 3),
+            z: Self::DIMS.map(|(_, u)| fill(u * n, 5)),
+            dz: Self::DIMS.map(|(_, u)| fill(u * n, 7)),
+            dx: Self::DIMS.map(|(i, _)| vec![0.0; i * n]),
+            grads: Self::DIMS.map(|(i, u)| vec![0.0; i * u]),
+        }
+    }
+
+    /// The step's products, `block` columns of each output at a time.
+    pub fn products(&mut self, block: usize, between: &mut dyn FnMut()) {
+        use kiln::gemm::{transpose, Strided};
+        let n = Self::BATCH;
+        for l in 0..3 {
+            let (i, u) = Self::DIMS[l];
+            let (before, rest) = self.z.split_at_mut(l);
+            let input = if l == 0 { &self.x } else { &before[l - 1] };
+            let b = Strided::column_major(i, n);
+            blocks(&self.kernels[l], u, input, b, &mut rest[0], block, between);
+        }
+        for l in (0..3).rev() {
+            let (i, u) = Self::DIMS[l];
+            let input = if l == 0 { &self.x } else { &self.z[l - 1] };
+            let b = Strided::column_major(i, n).t();
+            blocks(&self.dz[l], u, input, b, &mut self.grads[l], block, between);
+            if l > 0 {
+                transpose(&self.kernels[l], u, i, &mut self.transposed[l]);
+                let b = Strided::column_major(u, n);
+                blocks(
+                    &self.transposed[l],
+                    i,
+                    &self.dz[l],
+                    b,
+                    &mut self.dx[l],
+                    block,
+                    between,
+                );
+            }
+        }
+    }
+}
+
+/// `c = a · b` (`a`: `m` rows, columns contiguous; `b` read through `sb`), `block` columns
+/// of `c` per `kiln::gemm::gemm` call, `between` after each.
+fn blocks(
+    a: &[f32],
+    m: usize,
+    b: &[f32],
+    sb: kiln::gemm::Strided,
+    c: &mut [f32],
+    block: usize,
+    between: &mut dyn FnMut(),
+) {
+    use kiln::gemm::{gemm, Strided};
+    let mut j = 0;
+    while j < sb.cols {
+        let w = block.min(sb.cols - j);
+        let sb_block = Strided { cols: w, ..sb };
+        let c_block = &mut c[j * m..(j + w) * m];
+        let sa = Strided::column_major(m, sb.rows);
+        gemm(
+            1.0,
+            a,
+            sa,
+            &b[j * sb.col_stride..],
+            sb_block,
+            0.0,
+            c_block,
+            Strided::column_major(m, w),
+        );
+        between();
+        j += w;
+    }
+}
