@@ -101,9 +101,10 @@ pub fn isa() -> Isa {
 /// a copy of this function built with AVX-512 or AVX2 + FMA enabled, so the code it inlines
 /// (nalgebra's small static products, the activation loops) is vectorised for the CPU
 /// rather than for the build's baseline (SSE2 in a default x86-64 build). The generated
-/// `predict` runs through it: one check of a cached value per call, the instruction set
-/// chosen once per process. Builds whose target already has AVX-512 (`-C
-/// target-cpu=native` on such a CPU) call `f` directly.
+/// `predict`, `predict_into`, batch forward, training pass and streaming step run through
+/// it: one check of a cached value per call, the instruction set chosen once per process.
+/// Builds whose target already has AVX-512 (`-C target-cpu=native` on such a CPU) call `f`
+/// directly.
 ///
 /// Same bits in every copy: without fast-math flags, the compiler may vectorise but not
 /// reorder or fuse floating-point operations, so `f` computes each value by the same
