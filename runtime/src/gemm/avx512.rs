@@ -332,33 +332,47 @@ fn reduce16(x: &[__m512; 16]) -> __m512 {
 
 /// `dst = srcᵀ` for column-major `src` (`rows x cols`, column stride `rows`) into
 /// column-major `dst` (`cols x rows`, column stride `cols`): 16 x 16 blocks through the
-/// registers (three rounds of lane shuffles), the edges one value at a time.
+/// registers (three rounds of lane shuffles). The edge blocks too, with masked loads and
+/// stores: a Dense kernel of 10 units is all edge, and one value at a time it took longer
+/// than the 64 x 128 kernel beside it.
 ///
 /// # Safety
 /// The CPU supports AVX-512F; `src` holds `rows · cols` values and `dst` as many.
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
-    let (full_rows, full_cols) = (rows - rows % 16, cols - cols % 16);
     let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
-    // SAFETY: (whole body) every block lies inside both matrices (`full_*` bounds).
-    unsafe {
-        for c0 in (0..full_cols).step_by(16) {
-            for r0 in (0..full_rows).step_by(16) {
-                // v[c] = src[r0..r0 + 16, c0 + c]
-                let v: [__m512; 16] =
-                    core::array::from_fn(|c| _mm512_loadu_ps(s.add(r0 + (c0 + c) * rows)));
+    let lanes = |n: usize| -> __mmask16 { (((1u32 << n) - 1) & 0xFFFF) as __mmask16 };
+    for c0 in (0..cols).step_by(16) {
+        let (width, store_mask) = ((cols - c0).min(16), lanes((cols - c0).min(16)));
+        for r0 in (0..rows).step_by(16) {
+            let height = (rows - r0).min(16);
+            // SAFETY: lanes past `height` rows and columns past `width` are masked or
+            // not read, so every access lies inside both matrices.
+            unsafe {
+                // v[c] = src[r0..r0 + height, c0 + c], zeros past the edges.
+                let v: [__m512; 16] = if width == 16 && height == 16 {
+                    core::array::from_fn(|c| _mm512_loadu_ps(s.add(r0 + (c0 + c) * rows)))
+                } else {
+                    let load_mask = lanes(height);
+                    core::array::from_fn(|c| {
+                        if c < width {
+                            _mm512_maskz_loadu_ps(load_mask, s.add(r0 + (c0 + c) * rows))
+                        } else {
+                            _mm512_setzero_ps()
+                        }
+                    })
+                };
                 let w = transpose16(v);
                 // w[r] = src[r0 + r, c0..c0 + 16] = dst[c0..c0 + 16, r0 + r]
-                for (r, row) in w.iter().enumerate() {
-                    _mm512_storeu_ps(d.add(c0 + (r0 + r) * cols), *row);
+                for (r, row) in w.iter().enumerate().take(height) {
+                    let at = d.add(c0 + (r0 + r) * cols);
+                    if width == 16 {
+                        _mm512_storeu_ps(at, *row);
+                    } else {
+                        _mm512_mask_storeu_ps(at, store_mask, *row);
+                    }
                 }
             }
-        }
-    }
-    for c in 0..cols {
-        let start = if c < full_cols { full_rows } else { 0 };
-        for r in start..rows {
-            dst[c + r * cols] = src[r + c * rows];
         }
     }
 }

@@ -533,10 +533,21 @@ mod tests {
             (10, 64),
             (17, 33),
             (3, 40),
+            (33, 17),
+            (15, 15),
+            (16, 17),
+            (31, 1),
+            (1, 31),
         ] {
             let src = values.vec(rows * cols);
-            let mut dst = vec![f32::NAN; rows * cols];
-            transpose(&src, rows, cols, &mut dst);
+            // Guard values past the end: the edge blocks' masked stores stay inside.
+            let mut buffer = vec![f32::NAN; rows * cols + 32];
+            transpose(&src, rows, cols, &mut buffer[..rows * cols]);
+            let (dst, guard) = buffer.split_at(rows * cols);
+            assert!(
+                guard.iter().all(|v| v.is_nan()),
+                "{rows}x{cols}: wrote past the end"
+            );
             for r in 0..rows {
                 for c in 0..cols {
                     assert_eq!(
