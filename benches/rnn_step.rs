@@ -632,9 +632,33 @@ fn config() -> Criterion {
         .sample_size(50)
 }
 
+/// The kiln LSTM row's model with Keras's initial weights (zero biases but the forget
+/// gate's, `unit_forget_bias`), fed 0.5 and fed 1e-39: a subnormal input keeps every value
+/// of the state subnormal, which the CPU handles more slowly (Keras on JAX would flush them
+/// to zero; kiln computes them as IEEE says). The cost a real-time user pays when a signal
+/// decays into that range; BENCHMARKS.md, "Fourth session of 2026-12-06".
+fn subnormal_state(c: &mut Criterion) {
+    let model = KilnLstm::new(0);
+    let mut g = c.benchmark_group("LSTM(1 -> 32) + Dense(1) step, subnormal state");
+    for (label, x) in [("input 0.5", 0.5f32), ("input 1e-39", 1e-39)] {
+        let mut state = model.new_state();
+        let x = SVector::<f32, 1>::new(x);
+        for _ in 0..10_000 {
+            model.step(&mut state, &x);
+        }
+        let subnormal = state.values().iter().filter(|v| v.is_subnormal()).count();
+        eprintln!(
+            "subnormal state, {label}: {subnormal} of {} state values subnormal",
+            state.values().len()
+        );
+        g.bench_function(label, |b| b.iter(|| model.step(&mut state, black_box(&x))));
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = config();
-    targets = lstm, gru, activations
+    targets = lstm, gru, activations, subnormal_state
 }
 criterion_main!(benches);
