@@ -339,6 +339,25 @@ fn adam_beside_gemms(c: &mut Criterion) {
         },
     );
     group.finish();
+
+    // The finest grain: Adam fused into layer 1's weight-gradient kernel.
+    if !std::is_x86_feature_detected!("avx512f") {
+        return;
+    }
+    let mut state = probes::FusedState::new();
+    let mut group =
+        c.benchmark_group("weight gradient 128x64 (batch 32): Adam fused into the tiles");
+    // SAFETY (each call): the CPU has AVX-512F, checked above.
+    for (label, adam, fused) in [
+        ("product", false, false),
+        ("product, then Adam", true, false),
+        ("Adam fused", true, true),
+    ] {
+        group.bench_function(label, |b| {
+            b.iter(|| unsafe { probes::weight_gradient_and_adam(&mut state, adam, fused) })
+        });
+    }
+    group.finish();
 }
 
 #[cfg(not(target_arch = "x86_64"))]

@@ -383,3 +383,118 @@ fn blocks(
         j += w;
     }
 }
+
+/// Layer 1's weight gradient of the digits step, `G = dz · xᵀ` (128 × 64, depth 32), in
+/// 64 × 4 register tiles on AVX-512, with Adam over `G`'s 8,192 weights: after the product
+/// (`fused = false`), or fused (`fused = true`: the previous tile's 16 Adam vectors spread
+/// over this tile's k-loop, one every other k-step, so the divider's work sits among the
+/// multiply-adds). Same arithmetic either way. The question it answers: how much of Adam
+/// can hide under the product at the finest grain a fused kernel would have.
+///
+/// # Safety
+/// The CPU supports AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub unsafe fn weight_gradient_and_adam(state: &mut FusedState, adam: bool, fused: bool) {
+    const U: usize = FusedState::UNITS;
+    const I: usize = FusedState::INPUTS;
+    let FusedState { dz, x, g, p, m, v } = state;
+    let (dzp, xp, gp) = (dz.as_ptr(), x.as_ptr(), g.as_mut_ptr());
+    let (pp, mp, vp) = (p.as_mut_ptr(), m.as_mut_ptr(), v.as_mut_ptr());
+    // Vector q (0..16) of the tile at (r0, c0): column c0 + q / 4, rows r0 + 16 (q % 4).
+    let at = |r0: usize, c0: usize, q: usize| (c0 + q / 4) * U + r0 + 16 * (q % 4);
+    let update = |o: usize| {
+        // SAFETY: `o` is a vector's offset inside the four buffers of `U · I` values.
+        unsafe { adam_avx512(pp.add(o), gp.add(o), mp.add(o), vp.add(o)) }
+    };
+    let mut previous = None;
+    for r0 in (0..U).step_by(64) {
+        for c0 in (0..I).step_by(4) {
+            let mut acc = [_mm512_setzero_ps(); 16];
+            for k in 0..FusedState::BATCH {
+                // SAFETY: rows r0..r0 + 64 of column k of dz, and x[c0 + j, k], are inside.
+                unsafe {
+                    let col = dzp.add(k * U + r0);
+                    let a = [0, 16, 32, 48].map(|r| _mm512_loadu_ps(col.add(r)));
+                    for j in 0..4 {
+                        let b = _mm512_set1_ps(*xp.add(k * I + c0 + j));
+                        for q in 0..4 {
+                            acc[j * 4 + q] = _mm512_fmadd_ps(a[q], b, acc[j * 4 + q]);
+                        }
+                    }
+                }
+                if let (true, true, Some((pr, pc))) = (adam && fused, k % 2 == 1, previous) {
+                    update(at(pr, pc, k / 2));
+                }
+            }
+            for (q, sum) in acc.iter().enumerate() {
+                // SAFETY: the tile's vectors lie inside G.
+                unsafe { _mm512_storeu_ps(gp.add(at(r0, c0, q)), *sum) };
+            }
+            previous = Some((r0, c0));
+        }
+    }
+    match (adam, fused, previous) {
+        (true, true, Some((pr, pc))) => (0..16).for_each(|q| update(at(pr, pc, q))),
+        (true, false, _) => (0..U * I).step_by(16).for_each(update),
+        _ => {}
+    }
+}
+
+/// Adam on sixteen lanes at `p`, `g`, `m`, `v` (the operations of [`adam_avx2`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn adam_avx512(p: *mut f32, g: *const f32, m: *mut f32, v: *mut f32) {
+    let (b1, b2) = (_mm512_set1_ps(0.1), _mm512_set1_ps(0.001));
+    let (alpha, eps) = (_mm512_set1_ps(0.001), _mm512_set1_ps(1e-7));
+    // SAFETY: the caller passes sixteen values at each pointer.
+    unsafe {
+        let gi = _mm512_loadu_ps(g);
+        let mut mi = _mm512_loadu_ps(m);
+        let mut vi = _mm512_loadu_ps(v);
+        mi = _mm512_add_ps(mi, _mm512_mul_ps(_mm512_sub_ps(gi, mi), b1));
+        let g2 = _mm512_mul_ps(gi, gi);
+        vi = _mm512_add_ps(vi, _mm512_mul_ps(_mm512_sub_ps(g2, vi), b2));
+        let root = _mm512_add_ps(_mm512_sqrt_ps(vi), eps);
+        let step = _mm512_div_ps(_mm512_mul_ps(mi, alpha), root);
+        _mm512_storeu_ps(m, mi);
+        _mm512_storeu_ps(v, vi);
+        _mm512_storeu_ps(p, _mm512_sub_ps(_mm512_loadu_ps(p), step));
+    }
+}
+
+/// The buffers of [`weight_gradient_and_adam`]: `dz` (128 × 32), `x` (64 × 32), the
+/// gradient and Adam's weights, `m` and `v` (128 × 64 each), column-major.
+pub struct FusedState {
+    dz: Vec<f32>,
+    x: Vec<f32>,
+    g: Vec<f32>,
+    p: Vec<f32>,
+    m: Vec<f32>,
+    v: Vec<f32>,
+}
+
+impl FusedState {
+    const UNITS: usize = 128;
+    const INPUTS: usize = 64;
+    const BATCH: usize = 32;
+
+    pub fn new() -> FusedState {
+        // No zero gradient (see `benches/fit.rs`, `adam_beside_gemms`).
+        let fill = |len: usize, seed: usize| -> Vec<f32> {
+            (0..len)
+                .map(|i| (((i * 37 + seed * 11) % 101) as f32 - 50.5) / 500.0)
+                .collect()
+        };
+        let weights = Self::UNITS * Self::INPUTS;
+        FusedState {
+            dz: fill(Self::UNITS * Self::BATCH, 1),
+            x: fill(Self::INPUTS * Self::BATCH, 2),
+            g: vec![0.0; weights],
+            p: fill(weights, 3),
+            m: vec![0.0; weights],
+            v: vec![0.01; weights],
+        }
+    }
+}
