@@ -7,6 +7,11 @@
 //! multiply-adds of the epoch's FLOP count (the multiply-adds of its GEMMs), so the kiln row
 //! over the probe row is the epoch's distance from one core's arithmetic peak.
 //!
+//! Then two probes of where the epoch's floor lies (Adam's correctly rounded square roots and
+//! divisions against the GEMMs' multiply-adds): one step's products and Adam one after the
+//! other and interleaved between blocks of the products, and Adam fused into a
+//! weight-gradient kernel's tiles.
+//!
 //! Run with `cargo bench --bench fit` (default build) and `RUSTFLAGS="-C target-cpu=native"
 //! cargo bench --bench fit`; results are in BENCHMARKS.md.
 
