@@ -299,15 +299,7 @@ fn adam_beside_gemms(c: &mut Criterion) {
         return;
     }
     let mut step = probes::DigitsStep::new();
-    // No zero gradient: Adam's `v` of a weight whose gradient stays zero decays by 0.999 a
-    // step, and after the ~10^5 calls of a criterion run it is subnormal, where the square
-    // root and the division take about twice as long (9.3 against 5.0 µs here).
-    let fill = |seed: usize| -> Vec<f32> {
-        (0..WEIGHTS)
-            .map(|i| (((i * 37 + seed * 11) % 101) as f32 - 50.5) / 500.0)
-            .collect()
-    };
-    let (g, mut p) = (fill(2), fill(1));
+    let (g, mut p) = (probes::values(WEIGHTS, 2), probes::values(WEIGHTS, 1));
     let (mut m, mut v) = (vec![0.0f32; WEIGHTS], vec![0.01f32; WEIGHTS]);
     let mut count = 0usize;
     step.products(BLOCK, &mut || count += 1);
